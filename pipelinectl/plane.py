@@ -1,0 +1,216 @@
+"""The ControlPlane protocol: the verbs every driver implements, and what it can do.
+
+A driver is built from a `Connection` (the resolved context) by a factory that
+a plugin registers. Commands call these verbs and nothing else; a verb outside
+`capabilities` raises `UnsupportedError.verb(driver, verb)` (exit code 7).
+Mutating verbs take `dry_run` (ask the plane, change nothing) and, where a
+lost update is possible, `expected_version` (If-Match).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .model import (
+        BatchJob,
+        BulkResult,
+        DLQFilter,
+        DLQItem,
+        Pipeline,
+        ReplayJob,
+        ReplayRequest,
+        Saga,
+        SagaFilter,
+        Stage,
+    )
+
+
+class Capability(str, Enum):
+    """One verb (or verb option) a driver may support; shown by `plugin list`."""
+
+    STATUS = "status"
+    PAUSE = "pause"
+    PAUSE_UNTIL = "pause-until"
+    RESUME = "resume"
+    DRAIN = "drain"
+    SCALE = "scale"
+    REPLAY = "replay"
+    REPLAY_BY_TIME = "replay-by-time"
+    REPLAY_JOBS = "replay-jobs"
+    DLQ_LIST = "dlq-list"
+    DLQ_SHOW = "dlq-show"
+    DLQ_REDRIVE = "dlq-redrive"
+    DLQ_PURGE = "dlq-purge"
+    SAGA_LIST = "saga-list"
+    SAGA_SHOW = "saga-show"
+    SAGA_FORCE_FAIL = "saga-force-fail"
+    SAGA_TERMINATE = "saga-terminate"
+    SAGA_RETRY = "saga-retry"
+    SAGA_FORCE_COMPLETE = "saga-force-complete"
+    SAGA_QUERY = "saga-query"
+    SAGA_BATCH = "saga-batch"
+
+
+@dataclass
+class Connection:
+    """A context resolved for one run: where the plane is and how to reach it.
+
+    `token` is a callable so a credential is read (env, file, exec) only when a
+    request needs it, and never stored on an object that might be printed.
+    """
+
+    context: str
+    driver: str
+    url: str
+    pipeline: str | None = None
+    namespace: str | None = None
+    token: Callable[[], str | None] = field(default=lambda: None, repr=False)
+    ca_file: str | None = None
+    insecure_skip_tls_verify: bool = False
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    settings: dict[str, Any] = field(default_factory=dict)  # driver-specific, from the context
+    timeout: float = 30.0  # overall deadline for one verb, retries included
+    trace: Callable[[str], None] | None = None  # -v: one line per request/response, secrets redacted
+
+
+@runtime_checkable
+class ControlPlane(Protocol):
+    """What a command can ask of a control plane. Pipelines and stages are named."""
+
+    driver: str
+    capabilities: frozenset[Capability]
+
+    # -- status -----------------------------------------------------------
+    def status(self, pipeline: str | None = None) -> list[Pipeline]: ...
+    def get_stage(self, pipeline: str, stage: str) -> Stage: ...
+
+    # -- stage control ----------------------------------------------------
+    def pause(self, pipeline: str, stage: str, *, until: datetime | None = None,
+              dry_run: bool = False, expected_version: int | None = None) -> Stage: ...
+    def resume(self, pipeline: str, stage: str, *, dry_run: bool = False,
+               expected_version: int | None = None) -> Stage: ...
+    def drain(self, pipeline: str, stage: str, *, dry_run: bool = False,
+              expected_version: int | None = None) -> Stage: ...
+    def scale(self, pipeline: str, stage: str, parallelism: int, *, dry_run: bool = False,
+              expected_version: int | None = None) -> Stage: ...
+
+    # -- replay -----------------------------------------------------------
+    def replay(self, request: ReplayRequest) -> ReplayJob: ...
+    def replay_list(self, pipeline: str) -> list[ReplayJob]: ...
+    def replay_show(self, pipeline: str, job_id: str) -> ReplayJob: ...
+    def replay_cancel(self, pipeline: str, job_id: str) -> ReplayJob: ...
+
+    # -- dead letters -----------------------------------------------------
+    def dlq_list(self, selection: DLQFilter, *, page_size: int = 500) -> Iterator[DLQItem]:
+        """Yield matching items page by page; never holds the whole DLQ."""
+        ...
+    def dlq_count(self, selection: DLQFilter) -> int: ...
+    def dlq_show(self, pipeline: str, item_id: str) -> DLQItem: ...
+    def dlq_redrive(self, selection: DLQFilter, *, dry_run: bool = False) -> BulkResult:
+        """Put items back into their stage; each leaves the DLQ only once accepted."""
+        ...
+    def dlq_purge(self, selection: DLQFilter, *, dry_run: bool = False) -> BulkResult: ...
+
+    # -- sagas ------------------------------------------------------------
+    def saga_list(self, selection: SagaFilter, *, page_size: int = 200) -> Iterator[Saga]: ...
+    def saga_show(self, pipeline: str, saga_id: str) -> Saga: ...
+    def saga_force_fail(self, pipeline: str, saga_id: str, reason: str, *,
+                        terminate: bool = False, dry_run: bool = False) -> Saga: ...
+    def saga_retry(self, pipeline: str, saga_id: str, reason: str | None = None, *,
+                   dry_run: bool = False, options: dict[str, Any] | None = None) -> Saga: ...
+    def saga_force_complete(self, pipeline: str, saga_id: str, reason: str, *,
+                            dry_run: bool = False) -> Saga: ...
+    def saga_batch(self, action: str, selection: SagaFilter, reason: str, *,
+                   dry_run: bool = False) -> BatchJob: ...
+    def saga_batch_show(self, pipeline: str, job_id: str) -> BatchJob: ...
+
+    def close(self) -> None: ...
+
+
+class UnsupportedVerbs:
+    """Mixin: every verb raises 'unsupported'; a driver overrides what it can do."""
+
+    driver: str = "?"
+    capabilities: frozenset[Capability] = frozenset()
+
+    def _unsupported(self, verb: str) -> Any:
+        from .errors import UnsupportedError
+
+        raise UnsupportedError.verb(self.driver, verb)
+
+    def status(self, pipeline=None):  # type: ignore[no-untyped-def]
+        return self._unsupported("status")
+
+    def get_stage(self, pipeline, stage):  # type: ignore[no-untyped-def]
+        return self._unsupported("status")
+
+    def pause(self, pipeline, stage, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("pause")
+
+    def resume(self, pipeline, stage, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("resume")
+
+    def drain(self, pipeline, stage, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("drain")
+
+    def scale(self, pipeline, stage, parallelism, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("scale")
+
+    def replay(self, request):  # type: ignore[no-untyped-def]
+        return self._unsupported("replay")
+
+    def replay_list(self, pipeline):  # type: ignore[no-untyped-def]
+        return self._unsupported("replay list")
+
+    def replay_show(self, pipeline, job_id):  # type: ignore[no-untyped-def]
+        return self._unsupported("replay show")
+
+    def replay_cancel(self, pipeline, job_id):  # type: ignore[no-untyped-def]
+        return self._unsupported("replay cancel")
+
+    def dlq_list(self, selection, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("dlq list")
+
+    def dlq_count(self, selection):  # type: ignore[no-untyped-def]
+        return self._unsupported("dlq list")
+
+    def dlq_show(self, pipeline, item_id):  # type: ignore[no-untyped-def]
+        return self._unsupported("dlq inspect")
+
+    def dlq_redrive(self, selection, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("dlq redrive")
+
+    def dlq_purge(self, selection, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("dlq purge")
+
+    def saga_list(self, selection, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("saga list")
+
+    def saga_show(self, pipeline, saga_id):  # type: ignore[no-untyped-def]
+        return self._unsupported("saga inspect")
+
+    def saga_force_fail(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("saga force-fail")
+
+    def saga_retry(self, pipeline, saga_id, reason=None, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("saga retry")
+
+    def saga_force_complete(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("saga force-complete")
+
+    def saga_batch(self, action, selection, reason, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported(f"saga {action} --query")
+
+    def saga_batch_show(self, pipeline, job_id):  # type: ignore[no-untyped-def]
+        return self._unsupported("saga batch")
+
+    def close(self) -> None:
+        pass
+
+
+DriverFactory = Callable[[Connection], ControlPlane]
