@@ -106,3 +106,23 @@ def make_driver(connection: Connection) -> ControlPlane:
             f"driver plugin '{entry.name}' ({entry.distribution}) failed to load: {type(exc).__name__}: {exc}"
         ) from exc
     return factory(connection)
+
+
+def find_external(name: str) -> str | None:
+    """Path of an executable `pipelinectl-NAME` on PATH (git/kubectl style plugins)."""
+    import shutil
+
+    if not name or "/" in name or name.startswith("-"):
+        return None
+    return shutil.which(f"pipelinectl-{name}")
+
+
+def run_external(name: str, args: list[str], env: dict[str, str]) -> int:
+    """Run `pipelinectl-NAME ARGS...` with the context's non-secret settings in its environment."""
+    import os
+    import subprocess
+
+    path = find_external(name)
+    if path is None:
+        raise UsageError(f"unknown command '{name}'")
+    return subprocess.call([path, *args], env={**os.environ, **env})

@@ -1,0 +1,35 @@
+"""Entry point. Fast paths (`--version`, top-level help) run before any heavy import."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["--version"], ["-V"]):
+        from . import __version__
+
+        sys.stdout.write(f"pipelinectl {__version__}\n")
+        return 0
+
+    from .cli.options import OptionError, split_global_options
+
+    try:
+        options, rest = split_global_options(args)
+    except OptionError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    if not rest or rest in (["--help"], ["-h"], ["help"]):
+        from .cli.help import top_level_help
+
+        sys.stdout.write(top_level_help())
+        return 0
+
+    from .cli.app import run
+
+    return run(options, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Builds the command tree for one invocation and turns every outcome into an exit code.
+
+Only the invoked command's module is imported (the table in commands.py names
+the rest). Plugin command groups come from entry points; an unknown command
+falls back to an executable `pipelinectl-NAME` on PATH, as git and kubectl do.
+This is the one place where exceptions become exit codes (httpie's habit).
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from typing import Any
+
+import typer
+
+from ..errors import ExitCode, PipelinectlError
+from . import session as session_module
+from .commands import COMMANDS
+from .options import GlobalOptions
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _import_target(target: str) -> Any:
+    import importlib
+
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def mount(root: typer.Typer, name: str, obj: Any, *, help: str | None = None, hidden: bool = False) -> None:
+    """Mount a group (typer.Typer) or a single command (function) under `name`."""
+    if isinstance(obj, typer.Typer):
+        single = obj.registered_commands
+        if len(single) == 1 and not obj.registered_groups and obj.registered_callback is None:
+            info = single[0]
+            root.command(name, help=info.help or help, hidden=hidden, context_settings=CONTEXT_SETTINGS,
+                         epilog=info.epilog)(info.callback)
+        else:
+            root.add_typer(obj, name=name, help=help, hidden=hidden)
+    else:
+        root.command(name, help=help if obj.__doc__ is None else None, hidden=hidden,
+                     context_settings=CONTEXT_SETTINGS)(obj)
+
+
+def _root_callback() -> None:
+    """Operate data and event pipelines from one command tree."""
+
+
+def build_root(name: str | None) -> typer.Typer:
+    """A root app holding only the command being run (all of them when name is None)."""
+    root = typer.Typer(
+        name="pipelinectl",
+        add_completion=False,
+        no_args_is_help=True,
+        context_settings=CONTEXT_SETTINGS,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+    )
+    root.callback()(_root_callback)  # keeps the root a group even with one command mounted
+    names = list(COMMANDS) if name is None else [name]
+    for command in names:
+        spec = COMMANDS[command]
+        mount(root, command, _import_target(spec.target), help=spec.summary, hidden=spec.alias_of is not None)
+    if name is None:
+        from ..plugins import command_entries
+
+        for plugin_name, entry in command_entries().items():
+            if plugin_name not in COMMANDS:
+                try:
+                    mount(root, plugin_name, entry.load(), help=entry.summary)
+                except Exception as exc:  # a broken plugin is named, never fatal
+                    sys.stderr.write(f"warning: plugin command '{plugin_name}' failed to load: {exc}\n")
+    return root
+
+
+def _suggest(name: str) -> str:
+    from ..plugins import command_entries
+
+    known = list(COMMANDS) + list(command_entries())
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _resolve(name: str) -> typer.Typer | int:
+    """The root app for `name`, or an exit code when an external plugin ran instead."""
+    if name in COMMANDS:
+        return build_root(name)
+    from ..plugins import command_entries, find_external
+
+    entry = command_entries().get(name)
+    if entry is not None:
+        root = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT_SETTINGS)
+        mount(root, name, entry.load(), help=entry.summary)
+        return root
+    if find_external(name) is not None:
+        return -1
+    raise _UnknownCommand(name)
+
+
+class _UnknownCommand(Exception):
+    pass
+
+
+def run(options: GlobalOptions, argv: list[str]) -> int:
+    """Run one command; every failure becomes one line on stderr and a documented code."""
+    session_module.start(options)
+    name = argv[0]
+    try:
+        if name.startswith("-"):
+            return _fail(f"unknown option '{name}' before the command; see 'pipelinectl --help'", ExitCode.USAGE)
+        root = _resolve(name)
+        if root == -1:
+            from ..plugins import run_external
+
+            return run_external(name, argv[1:], session_module.current().external_env())
+        command = typer.main.get_command(root)  # type: ignore[arg-type]
+        command.main(args=argv, prog_name="pipelinectl", standalone_mode=False)
+        return int(ExitCode.OK)
+    except _UnknownCommand:
+        return _fail(f"unknown command '{name}'; {_suggest(name)}see 'pipelinectl --help'", ExitCode.USAGE)
+    except PipelinectlError as exc:
+        if options.verbose:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        return _fail(exc.one_line(), exc.exit_code)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        return _fail("aborted; nothing was changed", ExitCode.ABORTED)
+    except typer.TyperException as exc:  # click's usage errors, in typer's own copy of click
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group run without a subcommand
+            sys.stdout.write(exc.format_message() + "\n")
+            return int(ExitCode.OK)
+        where = ctx.command_path if ctx is not None else "pipelinectl"
+        return _fail(f"{exc.format_message()} (see '{where} --help')", ExitCode.USAGE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return int(ExitCode.OK)
+    except Exception as exc:  # a bug: one line, traceback only with -v
+        if options.verbose:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        from ..redact import redact
+
+        return _fail(
+            f"internal error: {type(exc).__name__}: {redact(str(exc))} (rerun with -v for a traceback)",
+            ExitCode.INTERNAL,
+        )
+    finally:
+        session_module.finish()
+
+
+def _fail(message: str, code: ExitCode) -> int:
+    session = session_module.peek()
+    if session is not None:
+        message = session.redact(message)
+    sys.stderr.write(f"error: {message}\n")
+    return int(code)

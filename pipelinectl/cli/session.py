@@ -1,0 +1,215 @@
+"""The Session: global options + config + context, resolved lazily for one invocation.
+
+Commands ask it for the driver (`session.plane`), the pipeline to act on,
+to render results, to confirm destructive actions and to audit mutations.
+Nothing here is resolved until a command needs it, so `--help` and commands
+that never touch a control plane stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AbortedError, UsageError
+from .options import GlobalOptions
+
+if TYPE_CHECKING:
+    from ..config import Config, Context
+    from ..output import Renderer
+    from ..plane import Connection, ControlPlane
+
+_current: Session | None = None
+
+
+class Session:
+    def __init__(self, options: GlobalOptions) -> None:
+        self.options = options
+
+    # -- configuration ------------------------------------------------------
+    @cached_property
+    def config(self) -> Config:
+        from ..config import load_config, warn
+
+        config = load_config(self.options.config)
+        for message in config.warnings:
+            warn(message)
+        return config
+
+    @property
+    def context_name(self) -> str:
+        name = self.options.context or self.config.current_context
+        if not name:
+            raise UsageError(
+                "no context selected",
+                hint="run 'pipelinectl demo' to start a local control plane, or "
+                "'pipelinectl config set-context NAME --url URL' then 'pipelinectl config use-context NAME'",
+            )
+        return name
+
+    @cached_property
+    def context(self) -> Context:
+        return self.config.get(self.context_name)
+
+    @cached_property
+    def connection(self) -> Connection:
+        from ..config import read_token, warn
+        from ..plane import Connection
+
+        ctx = self.context
+        if not ctx.url:
+            raise UsageError(f"context '{ctx.name}' has no url; set one with 'pipelinectl config set-context {ctx.name} --url URL'")
+        if ctx.insecure_skip_tls_verify and ctx.url.startswith("https"):
+            warn(f"context '{ctx.name}': TLS certificate verification is OFF (insecure-skip-tls-verify)")
+        token_cache: list[str | None] = []
+
+        def token() -> str | None:
+            if not token_cache:
+                token_cache.append(read_token(ctx, timeout=min(self.options.timeout, 30.0)))
+            return token_cache[0]
+
+        return Connection(
+            context=ctx.name,
+            driver=ctx.driver,
+            url=ctx.url,
+            pipeline=ctx.pipeline,
+            namespace=ctx.namespace,
+            token=token,
+            ca_file=ctx.ca_file,
+            insecure_skip_tls_verify=ctx.insecure_skip_tls_verify,
+            headers=dict(ctx.headers),
+            settings=dict(ctx.settings),
+            timeout=self.options.timeout,
+            trace=self.trace if self.options.verbose else None,
+        )
+
+    @cached_property
+    def plane(self) -> ControlPlane:
+        from ..plugins import make_driver
+
+        return make_driver(self.connection)
+
+    def pipeline(self, explicit: str | None = None) -> str:
+        """The pipeline to act on: -p, else the context's, else the plane's only one."""
+        if explicit:
+            return explicit
+        if self.context.pipeline:
+            return self.context.pipeline
+        pipelines = self.plane.status()
+        if len(pipelines) == 1:
+            return pipelines[0].name
+        names = ", ".join(p.name for p in pipelines) or "none"
+        raise UsageError("this control plane has several pipelines; choose one with -p/--pipeline",
+                         hint=f"pipelines: {names}")
+
+    # -- output -------------------------------------------------------------
+    @cached_property
+    def renderer(self) -> Renderer:
+        from ..output import Renderer
+
+        return Renderer(self.options.output, color=self.color)
+
+    @property
+    def color(self) -> bool:
+        return not self.options.no_color and sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+
+    @property
+    def interactive(self) -> bool:
+        return sys.stdin.isatty() and sys.stdout.isatty()
+
+    def emit(self, obj: Any) -> None:
+        self.renderer.emit(obj)
+
+    def info(self, message: str) -> None:
+        """A human note on stderr; silent in machine output modes."""
+        if not self.options.machine:
+            sys.stderr.write(self.redact(message) + "\n")
+
+    def trace(self, line: str) -> None:
+        sys.stderr.write(self.redact(line) + "\n")
+
+    def redact(self, text: str) -> str:
+        from ..redact import redact
+
+        return redact(text)
+
+    # -- safety -------------------------------------------------------------
+    def confirm(self, action: str, *, yes: bool) -> None:
+        """Ask before a destructive action; off a TTY (or in machine output) require --yes.
+
+        The prompt names the context, so nobody writes to production thinking it is staging.
+        """
+        if yes:
+            return
+        where = f"context '{self.options.context or self.config.current_context}'"
+        if self.options.machine:
+            raise UsageError(f"refusing to {action} on {where} without --yes in -o {self.options.output} mode")
+        if not self.interactive:
+            raise UsageError(f"refusing to {action} on {where} without --yes (no terminal to ask on)")
+        sys.stderr.write(f"About to {action} on {where}.\n")
+        sys.stderr.write("Proceed? [y/N]: ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+        if not answer:
+            raise AbortedError("no answer on standard input (end of file); nothing was changed")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise AbortedError("not confirmed; nothing was changed")
+
+    def audit(self, verb: str, target: str, arguments: dict[str, Any], result: str,
+              request_id: str | None = None) -> None:
+        from ..audit import append
+
+        append(
+            context=self.options.context or self.config.current_context,
+            verb=verb,
+            target=target,
+            arguments=arguments,
+            result=result,
+            request_id=request_id,
+        )
+
+    def external_env(self) -> dict[str, str]:
+        """Non-secret settings handed to a `pipelinectl-NAME` executable."""
+        env = {"PIPELINECTL_OUTPUT": self.options.output}
+        try:
+            ctx = self.context
+        except Exception:  # no context: the external plugin may not need one
+            return env
+        env.update({"PIPELINECTL_CONTEXT": ctx.name, "PIPELINECTL_DRIVER": ctx.driver, "PIPELINECTL_URL": ctx.url})
+        if ctx.pipeline:
+            env["PIPELINECTL_PIPELINE"] = ctx.pipeline
+        if ctx.namespace:
+            env["PIPELINECTL_NAMESPACE"] = ctx.namespace
+        return env
+
+    def close(self) -> None:
+        if "plane" in self.__dict__:
+            self.plane.close()
+
+
+def start(options: GlobalOptions) -> Session:
+    global _current
+    _current = Session(options)
+    return _current
+
+
+def current() -> Session:
+    """The session of this invocation (commands call this; tests may start their own)."""
+    if _current is None:
+        return start(GlobalOptions())
+    return _current
+
+
+def peek() -> Session | None:
+    return _current
+
+
+def finish() -> None:
+    global _current
+    if _current is not None:
+        try:
+            _current.close()
+        finally:
+            _current = None

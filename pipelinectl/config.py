@@ -1,0 +1,253 @@
+"""Contexts (kubeconfig style), XDG paths and credential resolution.
+
+The config file is YAML::
+
+    current-context: demo
+    contexts:
+      demo:
+        driver: http
+        url: http://127.0.0.1:8765
+        pipeline: orders
+        token-env: PIPELINECTL_TOKEN      # or token-file / token-exec
+        ca-file: /etc/ssl/plane-ca.pem
+        insecure-skip-tls-verify: false
+        headers: {X-Team: payments}
+        settings: {}                      # driver-specific
+
+Tokens are never stored in the file itself: a context names where to read one
+(an environment variable, a file, or a command whose stdout is the token),
+and it is read only when a request needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import NotFoundError, UsageError
+
+DRIVER_DEFAULT = "http"
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value) if value and os.path.isabs(value) else Path.home() / fallback
+
+
+def config_path(explicit: str | None = None) -> Path:
+    """--config, then PIPELINECTL_CONFIG, then $XDG_CONFIG_HOME/pipelinectl/config.yaml."""
+    chosen = explicit or os.environ.get("PIPELINECTL_CONFIG")
+    if chosen:
+        return Path(chosen).expanduser()
+    return _xdg("XDG_CONFIG_HOME", ".config") / "pipelinectl" / "config.yaml"
+
+
+def state_dir() -> Path:
+    """$XDG_STATE_HOME/pipelinectl: audit log, demo server pid and logs."""
+    return _xdg("XDG_STATE_HOME", ".local/state") / "pipelinectl"
+
+
+def cache_dir() -> Path:
+    return _xdg("XDG_CACHE_HOME", ".cache") / "pipelinectl"
+
+
+# YAML key <-> attribute; kebab-case in the file, like the CLI flags.
+_KEYS = {
+    "driver": "driver",
+    "url": "url",
+    "pipeline": "pipeline",
+    "namespace": "namespace",
+    "token-env": "token_env",
+    "token-file": "token_file",
+    "token-exec": "token_exec",
+    "ca-file": "ca_file",
+    "insecure-skip-tls-verify": "insecure_skip_tls_verify",
+    "headers": "headers",
+    "settings": "settings",
+}
+
+
+@dataclass
+class Context:
+    name: str
+    driver: str = DRIVER_DEFAULT
+    url: str = ""
+    pipeline: str | None = None
+    namespace: str | None = None
+    token_env: str | None = None
+    token_file: str | None = None
+    token_exec: str | None = None
+    ca_file: str | None = None
+    insecure_skip_tls_verify: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, attr in _KEYS.items():
+            value = getattr(self, attr)
+            if value not in (None, "", {}, False):
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_yaml_dict(cls, name: str, data: Any, source: Path) -> Context:
+        if not isinstance(data, dict):
+            raise UsageError(f"{source}: context '{name}' must be a mapping")
+        unknown = sorted(set(data) - set(_KEYS))
+        if unknown:
+            raise UsageError(f"{source}: context '{name}' has unknown key(s): {', '.join(map(str, unknown))}")
+        values = {_KEYS[k]: v for k, v in data.items()}
+        for attr in ("headers", "settings"):
+            if attr in values and not isinstance(values[attr], dict):
+                raise UsageError(f"{source}: context '{name}': '{attr}' must be a mapping")
+        if "insecure_skip_tls_verify" in values and not isinstance(values["insecure_skip_tls_verify"], bool):
+            raise UsageError(f"{source}: context '{name}': 'insecure-skip-tls-verify' must be true or false")
+        for attr in ("driver", "url", "pipeline", "namespace", "token_env", "token_file", "token_exec", "ca_file"):
+            if attr in values and values[attr] is not None and not isinstance(values[attr], str):
+                raise UsageError(f"{source}: context '{name}': '{attr.replace('_', '-')}' must be a string")
+        return cls(name=name, **values)
+
+    def credential_source(self) -> str | None:
+        """Where the token comes from, for display: never the token itself."""
+        if self.token_env:
+            return f"env:{self.token_env}"
+        if self.token_file:
+            return f"file:{self.token_file}"
+        if self.token_exec:
+            return "exec:[REDACTED]"
+        return None
+
+
+@dataclass
+class Config:
+    path: Path
+    current_context: str | None = None
+    contexts: dict[str, Context] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def get(self, name: str) -> Context:
+        try:
+            return self.contexts[name]
+        except KeyError:
+            known = ", ".join(sorted(self.contexts)) or "none"
+            raise NotFoundError(
+                f"context '{name}' not found in {self.path}",
+                hint=f"known contexts: {known}; create one with 'pipelinectl config set-context'",
+            ) from None
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        return {
+            "current-context": self.current_context,
+            "contexts": {name: ctx.to_yaml_dict() for name, ctx in sorted(self.contexts.items())},
+        }
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the config; a missing file is an empty config, a malformed one a usage error."""
+    import yaml
+
+    resolved = path if isinstance(path, Path) else config_path(path)
+    config = Config(path=resolved)
+    if not resolved.exists():
+        return config
+    try:
+        mode = resolved.stat().st_mode
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            config.warnings.append(
+                f"config file {resolved} is readable by other users; run 'chmod 600 {resolved}'"
+            )
+        data = yaml.safe_load(resolved.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UsageError(f"config file {resolved} is not valid YAML{where}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {resolved}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {resolved} is not UTF-8 text") from None
+    if data is None:
+        return config
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {resolved} must be a mapping with 'contexts' and 'current-context'")
+    unknown = sorted(set(map(str, data)) - {"current-context", "contexts"})
+    if unknown:
+        raise UsageError(f"config file {resolved} has unknown key(s): {', '.join(unknown)}")
+    contexts = data.get("contexts") or {}
+    if not isinstance(contexts, dict):
+        raise UsageError(f"config file {resolved}: 'contexts' must be a mapping of name to context")
+    for name, body in contexts.items():
+        config.contexts[str(name)] = Context.from_yaml_dict(str(name), body, resolved)
+    current = data.get("current-context")
+    if current is not None and not isinstance(current, str):
+        raise UsageError(f"config file {resolved}: 'current-context' must be a string")
+    config.current_context = current
+    return config
+
+
+def save_config(config: Config, path: str | Path | None = None) -> Path:
+    """Write atomically with mode 0600 (the file may name credential sources)."""
+    import yaml
+
+    target = Path(path) if path else config.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(config.to_yaml_dict(), fh, sort_keys=False)
+    os.replace(tmp, target)
+    return target
+
+
+def read_token(context: Context, timeout: float = 10.0) -> str | None:
+    """Resolve the context's credential now. Errors name the source, never the secret."""
+    from .redact import register_secret
+
+    token: str | None = None
+    if context.token_env:
+        token = os.environ.get(context.token_env)
+        if not token:
+            raise UsageError(
+                f"context '{context.name}' reads its token from ${context.token_env}, which is not set"
+            )
+    elif context.token_file:
+        path = Path(context.token_file).expanduser()
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"context '{context.name}': cannot read token file {path}: {exc.strerror}") from None
+        if not token:
+            raise UsageError(f"context '{context.name}': token file {path} is empty")
+    elif context.token_exec:
+        token = _exec_token(context, timeout)
+    register_secret(token)
+    return token
+
+
+def _exec_token(context: Context, timeout: float) -> str:
+    import shlex
+    import subprocess
+
+    assert context.token_exec is not None
+    try:
+        done = subprocess.run(
+            shlex.split(context.token_exec), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"context '{context.name}': token-exec command could not run: {type(exc).__name__}") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"context '{context.name}': token-exec command timed out after {timeout:g}s") from None
+    if done.returncode != 0:
+        raise UsageError(f"context '{context.name}': token-exec command exited with {done.returncode}")
+    token = done.stdout.strip()
+    if not token:
+        raise UsageError(f"context '{context.name}': token-exec command printed no token")
+    return token
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
