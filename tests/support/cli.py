@@ -6,7 +6,7 @@ or audit log. `CliEnv.run()` pipes stdin/stdout/stderr (no TTY: the non-
 interactive paths); `CliEnv.run_pty()` runs on a pseudo-terminal (the TTY
 prompt paths) and answers prompts as they appear.
 
-    from tests.support.cli import CliEnv, cli  # `cli` is a fixture
+    from tests.support.cli import cli_fixture  # noqa: F401  (the `cli` fixture)
 
     def test_x(cli):
         cli.set_context("demo", url, token="...")
@@ -220,7 +220,10 @@ def run_pty(argv: list[str], *, env: dict[str, str], answers: list[tuple[str, st
     return Result(rc, seen.replace("\r\n", "\n"), "", tuple(argv[1:]), time.perf_counter() - started)
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> CliEnv:
-    """An isolated CliEnv under the test's tmp_path."""
+@pytest.fixture(name="cli")
+def cli_fixture(tmp_path: Path) -> CliEnv:
+    """`cli`: an isolated CliEnv under the test's tmp_path.
+
+    Import it as `from tests.support.cli import cli_fixture  # noqa: F401`.
+    """
     return CliEnv(tmp_path)
