@@ -10,16 +10,28 @@ Two entry-point groups:
 Discovery reads distribution metadata only; a plugin's module is imported when
 its driver is used or its command runs. A plugin that fails to import is
 reported (``plugin list``, a warning naming it) and never breaks other commands.
+
+Executables named ``pipelinectl-NAME`` on PATH run as ``pipelinectl NAME ...``
+(git and kubectl style) with the current context's non-secret settings in
+their environment (``PIPELINECTL_CONTEXT``, ``_DRIVER``, ``_URL``, ...).
+
+``PIPELINECTL_LOAD_PLUGINS`` limits discovery to the listed plugin or
+distribution names (comma-separated; empty: none), as llm's LLM_LOAD_PLUGINS
+does: tests keep installed plugins out with it, and an operator can rule a
+broken plugin out without uninstalling it. ``register()``/``unregister()`` add
+entries in-process (tests, embedding).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+from .model import Resource
 
 if TYPE_CHECKING:
     from .plane import Connection, ControlPlane
@@ -51,36 +63,96 @@ class PluginEntry:
         return obj
 
 
-@lru_cache(maxsize=None)
+@dataclass(kw_only=True)
+class PluginInfo(Resource):
+    """One row of `plugin list`: what is installed, what it can do, and why it failed to load."""
+
+    kind: str = "Plugin"
+    name: str
+    type: str  # driver | command | external
+    target: str  # module:attr, or the executable's path
+    distribution: str = ""
+    version: str = ""
+    summary: str = ""
+    builtin: bool = False
+    capabilities: list[str] | None = None  # drivers: the verbs they support
+    error: str | None = None
+
+
+LOAD_PLUGINS_ENV = "PIPELINECTL_LOAD_PLUGINS"
+EXTERNAL_PREFIX = "pipelinectl-"
+# Environment names an external plugin must never receive from us (a token, a secret).
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "API_KEY", "APIKEY", "CREDENTIAL", "AUTHORIZATION")
+
+_registered: dict[tuple[str, str], PluginEntry] = {}  # (kind, name) -> entry, in-process
+_load_errors: dict[tuple[str, str], str] = {}  # (kind, name) -> why discovery or loading failed
+
+
+def _allowed(entry_name: str, distribution: str) -> bool:
+    listed = os.environ.get(LOAD_PLUGINS_ENV)
+    if listed is None:
+        return True
+    names = {n.strip() for n in listed.split(",") if n.strip()}
+    return entry_name in names or distribution in names
+
+
+@cache
 def _entries(group: str) -> tuple[PluginEntry, ...]:
     from importlib.metadata import entry_points
 
     kind = "driver" if group == DRIVER_GROUP else "command"
     found = []
     for ep in entry_points(group=group):
-        dist = ep.dist
-        found.append(
-            PluginEntry(
-                name=ep.name,
-                kind=kind,
-                target=ep.value,
-                distribution=dist.name if dist else "?",
-                version=dist.version if dist else "",
-                summary=(dist.metadata.get("Summary") or "") if dist else "",
+        try:
+            dist = ep.dist
+            distribution = dist.name if dist else "?"
+            if not _allowed(ep.name, distribution):
+                continue
+            found.append(
+                PluginEntry(
+                    name=ep.name,
+                    kind=kind,
+                    target=ep.value,
+                    distribution=distribution,
+                    version=dist.version if dist else "",
+                    summary=(dist.metadata.get("Summary") or "") if dist else "",
+                )
             )
-        )
+        except Exception as exc:  # malformed metadata: report it, keep the others
+            _load_errors[(kind, getattr(ep, "name", "?"))] = f"{type(exc).__name__}: {exc}"
     return tuple(sorted(found, key=lambda e: e.name))
+
+
+def clear_cache() -> None:
+    """Forget what discovery found (after installing a plugin in-process, or in tests)."""
+    _entries.cache_clear()
+    _load_errors.clear()
+
+
+def register(entry: PluginEntry) -> PluginEntry:
+    """Add a driver or command group in-process; it wins over an installed one of the same name."""
+    if entry.kind not in ("driver", "command"):
+        raise ValueError(f"plugin kind must be 'driver' or 'command', not {entry.kind!r}")
+    _registered[(entry.kind, entry.name)] = entry
+    return entry
+
+
+def unregister(name: str, kind: str = "driver") -> None:
+    _registered.pop((kind, name), None)
 
 
 def driver_entries() -> dict[str, PluginEntry]:
     entries = {name: PluginEntry(name, "driver", target) for name, target in BUILTIN_DRIVERS.items()}
     for entry in _entries(DRIVER_GROUP):
         entries.setdefault(entry.name, entry)
+    entries.update({name: e for (kind, name), e in _registered.items() if kind == "driver"})
     return entries
 
 
 def command_entries() -> dict[str, PluginEntry]:
-    return {entry.name: entry for entry in _entries(COMMAND_GROUP)}
+    entries = {entry.name: entry for entry in _entries(COMMAND_GROUP)}
+    entries.update({name: e for (kind, name), e in _registered.items() if kind == "command"})
+    return entries
 
 
 def driver_names() -> list[str]:
@@ -108,21 +180,123 @@ def make_driver(connection: Connection) -> ControlPlane:
     return factory(connection)
 
 
+# -- plugin list ----------------------------------------------------------------
+
+
+def _capabilities(factory: Any) -> list[str] | None:
+    """The verbs a driver declares (its `capabilities`), or None when it does not say."""
+    caps = getattr(factory, "capabilities", None)
+    if caps is None:
+        return None
+    return sorted(getattr(c, "value", str(c)) for c in caps)
+
+
+def list_plugins(*, include_builtin: bool = True, include_external: bool = True) -> list[Any]:
+    """Every driver, command group and external executable, loaded to report what it can do.
+
+    Loading is what this listing is for; a plugin that fails to load is listed with
+    its error instead of raising.
+    """
+    infos: list[Any] = []
+    for entry in driver_entries().values():
+        builtin = entry.name in BUILTIN_DRIVERS and entry.target == BUILTIN_DRIVERS[entry.name]
+        if builtin and not include_builtin:
+            continue
+        info = PluginInfo(name=entry.name, type="driver", target=entry.target,
+                          distribution=entry.distribution, version=_version_of(entry, builtin),
+                          summary=entry.summary, builtin=builtin)
+        try:
+            info.capabilities = _capabilities(entry.load())
+        except Exception as exc:
+            info.error = f"{type(exc).__name__}: {exc}"
+        infos.append(info)
+    for entry in command_entries().values():
+        info = PluginInfo(name=entry.name, type="command", target=entry.target,
+                          distribution=entry.distribution, version=entry.version, summary=entry.summary)
+        try:
+            entry.load()
+        except Exception as exc:
+            info.error = f"{type(exc).__name__}: {exc}"
+        infos.append(info)
+    for (kind, name), why in sorted(_load_errors.items()):
+        infos.append(PluginInfo(name=name, type=kind, target="?", distribution="?", error=why))
+    if include_external:
+        for name, path in sorted(external_commands().items()):
+            infos.append(PluginInfo(name=name, type="external", target=path, distribution="PATH"))
+    return infos
+
+
+def _version_of(entry: PluginEntry, builtin: bool) -> str:
+    if entry.version or not builtin:
+        return entry.version
+    from . import __version__
+
+    return __version__
+
+
+# -- external executables ---------------------------------------------------------
+
+
 def find_external(name: str) -> str | None:
     """Path of an executable `pipelinectl-NAME` on PATH (git/kubectl style plugins)."""
     import shutil
 
-    if not name or "/" in name or name.startswith("-"):
+    if not name or "/" in name or os.sep in name or name.startswith("-"):
         return None
-    return shutil.which(f"pipelinectl-{name}")
+    return shutil.which(EXTERNAL_PREFIX + name)
 
 
-def run_external(name: str, args: list[str], env: dict[str, str]) -> int:
-    """Run `pipelinectl-NAME ARGS...` with the context's non-secret settings in its environment."""
-    import os
+def external_commands() -> dict[str, str]:
+    """name -> path of every `pipelinectl-NAME` executable on PATH (the first one wins, as in a shell)."""
+    found: dict[str, str] = {}
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        try:
+            names = os.listdir(folder or ".")
+        except OSError:
+            continue
+        for filename in sorted(names):
+            if not filename.startswith(EXTERNAL_PREFIX) or filename == EXTERNAL_PREFIX:
+                continue
+            path = os.path.join(folder or ".", filename)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                found.setdefault(filename[len(EXTERNAL_PREFIX):], path)
+    return found
+
+
+def external_env(connection_env: dict[str, str]) -> dict[str, str]:
+    """The environment for an external plugin: ours plus the context's settings, never a secret."""
+    env = dict(os.environ)
+    for key, value in connection_env.items():
+        if any(word in key.upper() for word in _SECRET_WORDS):
+            continue  # a token never leaves through the environment
+        env[key] = value
+    return env
+
+
+def run_external(name: str, args: list[str], connection_env: dict[str, str]) -> int:
+    """Run `pipelinectl-NAME ARGS...` with the context's non-secret settings in its environment.
+
+    Its exit code is ours; Ctrl-C reaches it (same process group) and ends us with 130.
+    """
     import subprocess
 
     path = find_external(name)
     if path is None:
-        raise UsageError(f"unknown command '{name}'")
-    return subprocess.call([path, *args], env={**os.environ, **env})
+        raise UsageError(f"unknown command '{name}'", hint="see 'pipelinectl --help' and 'pipelinectl plugin list'")
+    import signal
+
+    env = external_env(connection_env)
+    env["PIPELINECTL_PLUGIN"] = name
+    try:
+        child = subprocess.Popen([path, *args], env=env)
+    except OSError as exc:
+        from .errors import InternalError
+
+        raise InternalError(f"external plugin '{path}' could not run: {exc.strerror or exc}") from None
+    # The child shares our terminal: Ctrl-C is its to handle; we wait for its verdict.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code = child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 128 - code if code < 0 else code  # killed by signal N -> 128+N, as shells report

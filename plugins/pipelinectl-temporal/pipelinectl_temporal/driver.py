@@ -1,0 +1,485 @@
+"""The Temporal driver: pipelinectl's saga verbs on a Temporal namespace.
+
+pipeline == namespace. A saga is a workflow execution (its id is the workflow
+id; the latest run is meant). Context settings (`config set-context ... --set`):
+  task_queues        task queues `status` reports on (default: those of recent workflows)
+  workflow_types     workflow types `status` counts (default: all)
+  stuck_attempts     failed attempts in a row that make a running saga "stuck" (default 3)
+  compensation_words activity-name words marking a compensation (default undo, compensate, ...)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from pipelinectl.errors import (
+    ConflictError,
+    NotFoundError,
+    UnsupportedError,
+    UsageError,
+)
+from pipelinectl.model import (
+    SAGA_STATUSES,
+    BatchJob,
+    Pipeline,
+    Saga,
+    SagaFilter,
+    Stage,
+    parse_time,
+)
+from pipelinectl.plane import Capability, Connection, UnsupportedVerbs
+
+from . import mapping
+from .client import TemporalHTTP, seg
+
+DRIVER = "temporal"
+IDENTITY = "pipelinectl"
+# First server version whose HTTP API has workflow-scoped activity pause/unpause/reset
+# (`/workflows/{id}/activities/{activity}/pause`), verified against 1.32.0. Older
+# servers (1.27+) take `{execution, id}` at `/activities/pause`.
+WORKFLOW_SCOPED_ACTIVITY_API = (1, 32)
+BATCH_ACTIONS = {
+    "force-fail": "cancellationOperation",
+    "cancel": "cancellationOperation",
+    "terminate": "terminationOperation",
+    "retry": "resetOperation",
+    "reset": "resetOperation",
+}
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+class TemporalControlPlane(UnsupportedVerbs):
+    """Sagas on Temporal through its HTTP API (no gRPC, no SDK)."""
+
+    driver = DRIVER
+    capabilities = frozenset({
+        Capability.STATUS,
+        Capability.PAUSE,
+        Capability.RESUME,
+        Capability.SAGA_LIST,
+        Capability.SAGA_SHOW,
+        Capability.SAGA_FORCE_FAIL,
+        Capability.SAGA_TERMINATE,
+        Capability.SAGA_RETRY,
+        Capability.SAGA_QUERY,
+        Capability.SAGA_BATCH,
+    })
+
+    def __init__(self, connection: Connection, transport: Any = None) -> None:
+        self.connection = connection
+        self.http = TemporalHTTP(connection, transport=transport)
+        settings = connection.settings or {}
+        self.task_queues = _as_list(settings.get("task_queues") or settings.get("task_queue"))
+        self.workflow_types = _as_list(settings.get("workflow_types") or settings.get("workflow_type"))
+        self.stuck_attempts = int(settings.get("stuck_attempts") or mapping.DEFAULT_STUCK_ATTEMPTS)
+        words = _as_list(settings.get("compensation_words"))
+        self.compensation_words = tuple(w.lower() for w in words) or mapping.DEFAULT_COMPENSATION_WORDS
+
+    # -- helpers ----------------------------------------------------------
+    def _ns(self, pipeline: str | None) -> str:
+        ns = pipeline or self.connection.namespace or self.connection.pipeline
+        if not ns:
+            raise UsageError("no Temporal namespace: set the context's namespace or pass -p NAMESPACE")
+        return ns
+
+    def _wf(self, ns: str, saga_id: str, suffix: str = "") -> str:
+        if not saga_id:
+            raise UsageError("a saga id (the workflow id) is required")
+        return f"/api/v1/namespaces/{seg(ns)}/workflows/{seg(saga_id)}{suffix}"
+
+    def _describe(self, ns: str, saga_id: str) -> dict[str, Any]:
+        try:
+            return self.http.request("GET", self._wf(ns, saga_id))
+        except NotFoundError as exc:
+            raise NotFoundError(f"saga '{saga_id}' not found in namespace '{ns}'",
+                                hint=exc.message) from None
+
+    def _history(self, ns: str, saga_id: str, run_id: str | None) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"maximumPageSize": 1000}
+            if run_id:
+                params["execution.runId"] = run_id
+            if token:
+                params["nextPageToken"] = token
+            page = self.http.request("GET", self._wf(ns, saga_id, "/history"), params=params)
+            events.extend((page.get("history") or {}).get("events") or [])
+            token = page.get("nextPageToken")
+            if not token:
+                return events
+
+    def _require_running(self, saga: Saga, verb: str) -> None:
+        if saga.details.get("temporal_status") != "Running":
+            raise ConflictError(
+                f"saga '{saga.id}' is already closed ({saga.details.get('temporal_status')}); nothing to {verb}")
+
+    def close(self) -> None:
+        self.http.close()
+
+    def server_version(self) -> str | None:
+        """Shown by `pipelinectl version`."""
+        return f"Temporal {self.http.system_info().get('serverVersion', '?')}"
+
+    # -- sagas: read ------------------------------------------------------
+    def saga_list(self, selection: SagaFilter, *, page_size: int = 200) -> Iterator[Saga]:
+        ns = self._ns(selection.pipeline)
+        if selection.status and selection.status not in SAGA_STATUSES:
+            raise UsageError(f"unknown saga status '{selection.status}'",
+                             hint="one of " + ", ".join(SAGA_STATUSES))
+        query = mapping.build_query(selection.status, selection.definition, selection.query)
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"pageSize": page_size}
+            if query:
+                params["query"] = query
+            if token:
+                params["nextPageToken"] = token
+            page = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflows", params=params)
+            for info in page.get("executions") or []:
+                saga = mapping.saga_from_info(info, ns)
+                if selection.status in ("stuck", "compensating"):
+                    if saga.status != selection.status:
+                        saga = self.saga_show(ns, saga.id)
+                    if saga.status != selection.status:
+                        continue
+                yield saga
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    def saga_count(self, selection: SagaFilter) -> int:
+        """How many workflows match (CountWorkflowExecutions); stuck/compensating count running ones."""
+        ns = self._ns(selection.pipeline)
+        query = mapping.build_query(selection.status, selection.definition, selection.query)
+        params = {"query": query} if query else None
+        page = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflow-count", params=params)
+        return int(page.get("count") or 0)
+
+    def saga_show(self, pipeline: str, saga_id: str) -> Saga:
+        ns = self._ns(pipeline)
+        describe = self._describe(ns, saga_id)
+        run_id = ((describe.get("workflowExecutionInfo") or {}).get("execution") or {}).get("runId")
+        events = self._history(ns, saga_id, run_id)
+        return mapping.saga_from_history(describe, events, ns, compensation_words=self.compensation_words,
+                                         stuck_attempts=self.stuck_attempts)
+
+    # -- sagas: write -----------------------------------------------------
+    def saga_force_fail(self, pipeline: str, saga_id: str, reason: str, *,
+                        terminate: bool = False, dry_run: bool = False) -> Saga:
+        """Cancel (the workflow's own compensations run) or, with terminate, end it at once."""
+        ns = self._ns(pipeline)
+        saga = mapping.saga_from_info(self._describe(ns, saga_id).get("workflowExecutionInfo") or {}, ns)
+        self._require_running(saga, "terminate" if terminate else "cancel")
+        if dry_run:
+            saga.details["dry_run"] = "terminate" if terminate else "cancel"
+            return saga
+        execution = {"workflowId": saga_id, "runId": saga.details.get("run_id")}
+        if terminate:
+            self.http.request("POST", self._wf(ns, saga_id, "/terminate"), body={
+                "namespace": ns, "workflowExecution": execution, "reason": reason, "identity": IDENTITY})
+        else:
+            self.http.request("POST", self._wf(ns, saga_id, "/cancel"), retry=True, body={
+                "namespace": ns, "workflowExecution": execution, "reason": reason, "identity": IDENTITY,
+                "requestId": str(uuid.uuid4())})
+        return self.saga_show(ns, saga_id)
+
+    def saga_retry(self, pipeline: str, saga_id: str, reason: str | None = None, *,
+                   dry_run: bool = False, options: dict[str, Any] | None = None) -> Saga:
+        """Retry a stuck activity (reset/unpause it) or reset the workflow.
+
+        options: event_id (reset to that WorkflowTaskCompleted event), reset_type
+        ("last" workflow task, "first", or "failed-step": just before the first failed
+        step), activity_id (only this pending activity).
+        """
+        ns = self._ns(pipeline)
+        options = dict(options or {})
+        reason = reason or "retried with pipelinectl"
+        saga = self.saga_show(ns, saga_id)
+        running = saga.details.get("temporal_status") == "Running"
+        wants_reset = bool(options.get("event_id") or options.get("reset_type"))
+        if running and not wants_reset:
+            targets = [p for p in saga.details.get("pending_activities", [])
+                       if p.get("paused") or p.get("last_failure") or p.get("attempt", 1) > 1]
+            if options.get("activity_id"):
+                targets = [p for p in targets if str(p["activity_id"]) == str(options["activity_id"])]
+            if not targets:
+                raise ConflictError(
+                    f"saga '{saga_id}' is running with no failing or paused activity; nothing to retry",
+                    hint="pass an event id to reset the workflow to it")
+            if dry_run:
+                saga.details["dry_run"] = {"retry_activities": [p["activity_id"] for p in targets]}
+                return saga
+            for p in targets:
+                self._activity_op(ns, saga_id, saga.details.get("run_id"), str(p["activity_id"]),
+                                  "reset", reason)
+            return self.saga_show(ns, saga_id)
+        event_id = self._reset_event(saga, options)
+        if dry_run:
+            saga.details["dry_run"] = {"reset_to_event": event_id}
+            return saga
+        answer = self.http.request("POST", self._wf(ns, saga_id, "/reset"), retry=True, body={
+            "namespace": ns,
+            "workflowExecution": {"workflowId": saga_id, "runId": saga.details.get("run_id")},
+            "reason": reason,
+            "workflowTaskFinishEventId": str(event_id),
+            "requestId": str(uuid.uuid4()),
+            "identity": IDENTITY,
+        })
+        fresh = self.saga_show(ns, saga_id)
+        fresh.details["reset_from_run"] = saga.details.get("run_id")
+        fresh.details["reset_to_event"] = event_id
+        if answer.get("runId"):
+            fresh.details["run_id"] = answer["runId"]
+        return fresh
+
+    def _reset_event(self, saga: Saga, options: dict[str, Any]) -> int:
+        points = saga.details.get("reset_points", {})
+        if options.get("event_id"):
+            try:
+                return int(options["event_id"])
+            except (TypeError, ValueError):
+                raise UsageError(f"event id must be a number, got '{options['event_id']}'") from None
+        kind = str(options.get("reset_type") or "last").lower()
+        if kind in ("last", "last-workflow-task"):
+            key = "last_workflow_task"
+        elif kind in ("failed-step", "failed_step", "failure"):
+            key = "before_failed_step"
+        elif kind in ("first", "first-workflow-task"):
+            completed = [e.seq for e in saga.events if e.type == "WorkflowTaskCompleted"]
+            if completed:
+                return completed[0]
+            key = "first_workflow_task"
+        else:
+            raise UsageError(f"unknown reset type '{kind}'", hint="one of: last, first, failed-step")
+        if key not in points:
+            raise ConflictError(f"saga '{saga.id}' has no {key.replace('_', ' ')} to reset to")
+        return int(points[key])
+
+    def _activity_op(self, ns: str, saga_id: str, run_id: str | None, activity_id: str,
+                     op: str, reason: str) -> None:
+        """Pause, unpause or reset one activity, on the endpoint this server version has."""
+        version = self.http.server_version()
+        if version and version < (1, 27):
+            raise UnsupportedError.verb(DRIVER, f"activity {op}",
+                                        f"Temporal server {'.'.join(map(str, version))} has no activity {op}")
+        body: dict[str, Any] = {"namespace": ns, "identity": IDENTITY}
+        if version >= WORKFLOW_SCOPED_ACTIVITY_API:
+            path = self._wf(ns, saga_id, f"/activities/{seg(activity_id)}/{op}")
+            body.update({"workflowId": saga_id, "activityId": activity_id})
+            if run_id:
+                body["runId"] = run_id
+        else:
+            path = f"/api/v1/namespaces/{seg(ns)}/activities/{op}"
+            body.update({"execution": {"workflowId": saga_id}, "id": activity_id})
+        if op == "reset":  # attempts back to 1, run now, and unpaused if it was paused
+            body.update({"resetHeartbeat": True, "keepPaused": False})
+        elif op == "pause" or version >= WORKFLOW_SCOPED_ACTIVITY_API:
+            body["reason"] = reason  # the older unpause request has no reason field
+        try:
+            self.http.request("POST", path, body=body)
+        except UnsupportedError as exc:
+            raise UnsupportedError.verb(DRIVER, f"activity {op}", exc.message) from None
+
+    def saga_force_complete(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
+        raise UnsupportedError.verb(
+            DRIVER, "saga force-complete",
+            "Temporal cannot complete a workflow from outside; use force-fail, terminate or retry")
+
+    # -- sagas: batch -----------------------------------------------------
+    def saga_batch(self, action: str, selection: SagaFilter, reason: str, *,
+                   dry_run: bool = False) -> BatchJob:
+        """Start a server-side batch over every workflow the query selects."""
+        ns = self._ns(selection.pipeline)
+        operation = BATCH_ACTIONS.get(action)
+        if operation is None:
+            raise UsageError(f"unknown batch action '{action}'", hint="one of " + ", ".join(BATCH_ACTIONS))
+        if selection.status in ("stuck", "compensating"):
+            raise UsageError(f"--status {selection.status} cannot select a Temporal batch",
+                             hint="select with a visibility query instead")
+        query = mapping.build_query(selection.status, selection.definition, selection.query)
+        if not query:
+            raise UsageError("a batch needs a query or a filter; refusing to act on every workflow")
+        total = self.saga_count(selection)
+        if dry_run:
+            return BatchJob(id="", action=action, query=query, state="planned", total=total)
+        job_id = f"pipelinectl-{uuid.uuid4()}"
+        op_body: dict[str, Any] = {"identity": IDENTITY}
+        if operation == "resetOperation":
+            op_body["options"] = {"lastWorkflowTask": {}}
+        self.http.request("POST", f"/api/v1/namespaces/{seg(ns)}/batch-operations/{seg(job_id)}", retry=True,
+                          body={"namespace": ns, "jobId": job_id, "reason": reason,
+                                "visibilityQuery": query, operation: op_body})
+        job = self._batch_show(ns, job_id, attempts=10)
+        job.action = action
+        if not job.total:
+            job.total = total
+        return job
+
+    def _batch_show(self, ns: str, job_id: str, attempts: int = 1) -> BatchJob:
+        for attempt in range(attempts):
+            try:
+                data = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/batch-operations/{seg(job_id)}")
+                break
+            except NotFoundError:
+                if attempt == attempts - 1:
+                    raise NotFoundError(f"batch job '{job_id}' not found in namespace '{ns}'") from None
+                time.sleep(0.2)
+        state = (data.get("state") or "").removeprefix("BATCH_OPERATION_STATE_").lower()
+        op = (data.get("operationType") or "").removeprefix("BATCH_OPERATION_TYPE_").lower()
+        return BatchJob(
+            id=data.get("jobId", job_id),
+            action={"cancel": "force-fail", "terminate": "terminate", "reset": "retry"}.get(op, op),
+            query=data.get("query", ""),
+            state={"running": "running", "completed": "completed", "failed": "failed"}.get(state, state),
+            total=int(data.get("totalOperationCount") or 0),
+            completed=int(data.get("completeOperationCount") or 0),
+            failed=int(data.get("failureOperationCount") or 0),
+            started_at=parse_time(data.get("startTime")),
+            finished_at=parse_time(data.get("closeTime")),
+        )
+
+    def saga_batch_show(self, pipeline: str, job_id: str) -> BatchJob:
+        return self._batch_show(self._ns(pipeline), job_id)
+
+    # -- pause / resume: a workflow's activities (stage == workflow id) ---
+    def pause(self, pipeline: str, stage: str, *, until: datetime | None = None, dry_run: bool = False,
+              expected_version: int | None = None) -> Stage:
+        """Pause every pending activity of workflow `stage` (Temporal pauses activities, not queues)."""
+        if until is not None:
+            raise UnsupportedError.verb(DRIVER, "pause --until", "Temporal has no timed activity pause")
+        return self._pause_activities(pipeline, stage, "pause", dry_run)
+
+    def resume(self, pipeline: str, stage: str, *, dry_run: bool = False,
+               expected_version: int | None = None) -> Stage:
+        return self._pause_activities(pipeline, stage, "unpause", dry_run)
+
+    def _pause_activities(self, pipeline: str, workflow_id: str, op: str, dry_run: bool) -> Stage:
+        ns = self._ns(pipeline)
+        describe = self._describe(ns, workflow_id)
+        saga = mapping.saga_from_info(describe.get("workflowExecutionInfo") or {}, ns)
+        self._require_running(saga, op)
+        pending = describe.get("pendingActivities") or []
+        targets = [p for p in pending if bool(p.get("paused")) == (op == "unpause")]
+        if not dry_run:
+            for p in targets:
+                self._activity_op(ns, workflow_id, saga.details.get("run_id"), str(p.get("activityId")),
+                                  op, f"{op} with pipelinectl")
+            describe = self._describe(ns, workflow_id)
+            pending = describe.get("pendingActivities") or []
+        paused = [p for p in pending if p.get("paused")]
+        return Stage(
+            pipeline=ns,
+            name=workflow_id,
+            state="paused" if pending and len(paused) == len(pending) else "running",
+            in_flight=len(pending),
+            details={"kind": "workflow", "activities": [
+                {"activity_id": p.get("activityId"), "type": (p.get("activityType") or {}).get("name"),
+                 "paused": bool(p.get("paused"))} for p in pending],
+                "changed": [p.get("activityId") for p in targets], "dry_run": dry_run},
+        )
+
+    # -- status -----------------------------------------------------------
+    def status(self, pipeline: str | None = None) -> list[Pipeline]:
+        """Counts by status, one stage per task queue (pollers, running workflows), oldest running."""
+        ns = self._ns(pipeline)
+        base = f"/api/v1/namespaces/{seg(ns)}"
+        scope = ""
+        if self.workflow_types:
+            scope = "WorkflowType IN (" + ", ".join(mapping.quote_value(t) for t in self.workflow_types) + ")"
+        by_status: dict[str, int] = {}
+        grouped = self.http.request("GET", f"{base}/workflow-count", params={
+            "query": (scope + " " if scope else "") + "GROUP BY ExecutionStatus"})
+        import base64
+        import json
+
+        for group in grouped.get("groups") or []:
+            values = group.get("groupValues") or [{}]
+            raw = values[0].get("data", "")
+            try:
+                name = json.loads(base64.b64decode(raw)) if raw else "?"
+            except ValueError:
+                name = str(raw)
+            saga_status = mapping.SAGA_STATUS.get(name, name.lower())
+            by_status[saga_status] = by_status.get(saga_status, 0) + int(group.get("count") or 0)
+        running_q = "ExecutionStatus = 'Running'" + (f" AND {scope}" if scope else "")
+        now = datetime.now(UTC)
+        oldest = []
+        queues = list(self.task_queues)
+        for info in self._oldest_running(base, running_q, 5):
+            started = parse_time(info.get("startTime"))
+            oldest.append({"id": (info.get("execution") or {}).get("workflowId"),
+                           "type": (info.get("type") or {}).get("name"),
+                           "started_at": info.get("startTime"),
+                           "age_seconds": round((now - started).total_seconds()) if started else None})
+            if not self.task_queues and info.get("taskQueue") and info["taskQueue"] not in queues:
+                queues.append(info["taskQueue"])
+        stages = [self._queue_stage(ns, q, scope) for q in queues]
+        return [Pipeline(
+            name=ns,
+            driver=DRIVER,
+            stages=stages,
+            sagas_in_flight=by_status.get("running", 0),
+            sagas_by_status=by_status,
+            details={"server_version": self.http.system_info().get("serverVersion"),
+                     "oldest_running": oldest,
+                     "workflow_types": self.workflow_types or None},
+        )]
+
+    def _oldest_running(self, base: str, query: str, limit: int) -> list[dict[str, Any]]:
+        """ORDER BY where visibility supports it (Elasticsearch); else scan (SQL visibility, capped)."""
+        try:
+            page = self.http.request("GET", f"{base}/workflows",
+                                     params={"query": query + " ORDER BY StartTime ASC", "pageSize": limit})
+            return list(page.get("executions") or [])
+        except UsageError:
+            pass
+        seen: list[dict[str, Any]] = []
+        token: str | None = None
+        while len(seen) < 5000:
+            params: dict[str, Any] = {"query": query, "pageSize": 1000}
+            if token:
+                params["nextPageToken"] = token
+            page = self.http.request("GET", f"{base}/workflows", params=params)
+            seen.extend(page.get("executions") or [])
+            token = page.get("nextPageToken")
+            if not token:
+                break
+        return sorted(seen, key=lambda i: i.get("startTime") or "")[:limit]
+
+    def _queue_stage(self, ns: str, queue: str, scope: str) -> Stage:
+        pollers: list[dict[str, Any]] = []
+        backlog = 0
+        try:
+            for kind in ("TASK_QUEUE_TYPE_WORKFLOW", "TASK_QUEUE_TYPE_ACTIVITY"):
+                data = self.http.request(
+                    "GET", f"/api/v1/namespaces/{seg(ns)}/task-queues/{seg(queue)}",
+                    params={"taskQueueType": kind, "reportStats": "true"})
+                for p in data.get("pollers") or []:
+                    pollers.append({"identity": p.get("identity"), "type": kind.rsplit("_", 1)[-1].lower(),
+                                    "last_access": p.get("lastAccessTime")})
+                stats = data.get("stats") or {}
+                backlog += int(stats.get("approximateBacklogCount") or 0)
+        except NotFoundError:
+            pass
+        q = f"TaskQueue = {mapping.quote_value(queue)} AND ExecutionStatus = 'Running'"
+        if scope:
+            q += f" AND {scope}"
+        running = int(self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflow-count",
+                                        params={"query": q}).get("count") or 0)
+        workers = sorted({p["identity"] for p in pollers if p.get("identity")})
+        return Stage(pipeline=ns, name=queue, state="running", parallelism=len(workers),
+                     in_flight=running, queue_depth=backlog,
+                     details={"kind": "task_queue", "workers": workers, "pollers": pollers,
+                              "no_workers": not workers})

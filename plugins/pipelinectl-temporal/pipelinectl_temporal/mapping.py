@@ -1,0 +1,345 @@
+"""Temporal JSON -> pipelinectl's model. Pure functions, no I/O, unit-tested.
+
+Status mapping (documented in the plugin README):
+  Running                        -> running (stuck: an activity is paused, or has failed
+                                    `stuck_attempts` times in a row; compensating: cancel
+                                    was requested or a compensation activity is scheduled)
+  Completed, ContinuedAsNew      -> completed
+  Failed, TimedOut, Terminated   -> failed
+  Canceled                       -> compensated (cancellation is how a saga is asked to
+                                    undo its work; its cancellation handler ran)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from pipelinectl.model import Saga, SagaEvent, SagaStep, parse_time
+
+TEMPORAL_STATUS = {
+    "WORKFLOW_EXECUTION_STATUS_RUNNING": "Running",
+    "WORKFLOW_EXECUTION_STATUS_COMPLETED": "Completed",
+    "WORKFLOW_EXECUTION_STATUS_FAILED": "Failed",
+    "WORKFLOW_EXECUTION_STATUS_CANCELED": "Canceled",
+    "WORKFLOW_EXECUTION_STATUS_TERMINATED": "Terminated",
+    "WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW": "ContinuedAsNew",
+    "WORKFLOW_EXECUTION_STATUS_TIMED_OUT": "TimedOut",
+}
+SAGA_STATUS = {
+    "Running": "running",
+    "Completed": "completed",
+    "ContinuedAsNew": "completed",
+    "Failed": "failed",
+    "TimedOut": "failed",
+    "Terminated": "failed",
+    "Canceled": "compensated",
+}
+# saga status -> the visibility clause that selects it (stuck/compensating need a describe too)
+STATUS_QUERY = {
+    "running": "ExecutionStatus = 'Running'",
+    "stuck": "ExecutionStatus = 'Running'",
+    "compensating": "ExecutionStatus = 'Running'",
+    "completed": "ExecutionStatus IN ('Completed', 'ContinuedAsNew')",
+    "failed": "ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated')",
+    "compensated": "ExecutionStatus = 'Canceled'",
+}
+DEFAULT_COMPENSATION_WORDS = ("undo", "compensate", "compensation", "revert", "rollback", "refund", "release")
+DEFAULT_STUCK_ATTEMPTS = 3
+
+
+def temporal_status(raw: str | None) -> str:
+    return TEMPORAL_STATUS.get(raw or "", (raw or "Unknown").removeprefix("WORKFLOW_EXECUTION_STATUS_").title())
+
+
+def quote_value(value: str) -> str:
+    """A string literal for a visibility query."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def build_query(status: str | None, definition: str | None, raw: str | None) -> str:
+    """AND together the typed filters and the operator's own visibility query."""
+    clauses = []
+    if status:
+        clauses.append(STATUS_QUERY[status])
+    if definition:
+        clauses.append(f"WorkflowType = {quote_value(definition)}")
+    order = ""
+    if raw and raw.strip():
+        text = raw.strip()
+        match = re.search(r"\border\s+by\b", text, re.IGNORECASE)
+        if match:
+            text, order = text[: match.start()].strip(), " " + text[match.start():].strip()
+        if text:
+            clauses.append(f"({text})" if clauses else text)
+    return " AND ".join(clauses) + order
+
+
+def event_name(raw: str) -> str:
+    """EVENT_TYPE_ACTIVITY_TASK_SCHEDULED -> ActivityTaskScheduled (the CLI's spelling)."""
+    return "".join(w.title() for w in raw.removeprefix("EVENT_TYPE_").split("_"))
+
+
+def failure_message(failure: dict[str, Any] | None) -> str | None:
+    """A failure and its causes on one line: 'Activity task failed: ship declined'."""
+    parts: list[str] = []
+    while isinstance(failure, dict):
+        msg = (failure.get("message") or "").strip()
+        if msg and msg not in parts:
+            parts.append(msg.splitlines()[0])
+        failure = failure.get("cause")
+    return ": ".join(parts) or None
+
+
+def compensated_step(activity_type: str, words: tuple[str, ...]) -> str | None:
+    """'undo_charge' / 'ChargeCompensation' -> 'charge'; None if not a compensation."""
+    tokens = [t for t in re.split(r"[_\-\s.]+|(?<=[a-z0-9])(?=[A-Z])", activity_type) if t]
+    lowered = [t.lower() for t in tokens]
+    if len(tokens) < 2:
+        return None
+    if lowered[0] in words:
+        return "_".join(lowered[1:])
+    if lowered[-1] in words:
+        return "_".join(lowered[:-1])
+    return None
+
+
+def _norm(name: str) -> str:
+    return "_".join(t.lower() for t in re.split(r"[_\-\s.]+|(?<=[a-z0-9])(?=[A-Z])", name) if t)
+
+
+def saga_from_info(info: dict[str, Any], namespace: str) -> Saga:
+    """A list-view saga from a WorkflowExecutionInfo (no steps, no events)."""
+    status = temporal_status(info.get("status"))
+    execution = info.get("execution") or {}
+    paused = "TemporalPauseInfo" in ((info.get("searchAttributes") or {}).get("indexedFields") or {})
+    saga_status = SAGA_STATUS.get(status, "running")
+    if status == "Running" and paused:
+        saga_status = "stuck"
+    details: dict[str, Any] = {
+        "temporal_status": status,
+        "run_id": execution.get("runId"),
+        "task_queue": info.get("taskQueue"),
+    }
+    if paused:
+        details["paused"] = True
+    if info.get("historyLength"):
+        details["history_length"] = int(info["historyLength"])
+    if info.get("parentExecution"):
+        details["parent_workflow_id"] = info["parentExecution"].get("workflowId")
+    return Saga(
+        id=execution.get("workflowId", ""),
+        pipeline=namespace,
+        definition=(info.get("type") or {}).get("name", ""),
+        status=saga_status,
+        started_at=parse_time(info.get("startTime")),
+        updated_at=parse_time(info.get("closeTime") or info.get("executionTime") or info.get("startTime")),
+        closed_at=parse_time(info.get("closeTime")),
+        details=details,
+    )
+
+
+_FINAL_ACTIVITY = {
+    "EVENT_TYPE_ACTIVITY_TASK_COMPLETED": "completed",
+    "EVENT_TYPE_ACTIVITY_TASK_FAILED": "failed",
+    "EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT": "timed_out",
+    "EVENT_TYPE_ACTIVITY_TASK_CANCELED": "cancelled",
+}
+_COMPENSATION_STATUS = {"completed": "compensated", "failed": "compensation_failed",
+                        "timed_out": "compensation_failed", "running": "compensating",
+                        "pending": "compensating", "cancelled": "cancelled"}
+_QUIET_EVENTS = {
+    "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
+    "EVENT_TYPE_WORKFLOW_TASK_STARTED",
+    "EVENT_TYPE_WORKFLOW_TASK_COMPLETED",
+}
+
+
+def _attrs(event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in event.items():
+        if key.endswith("EventAttributes") and isinstance(value, dict):
+            return value
+    return {}
+
+
+def _event_message(kind: str, attrs: dict[str, Any]) -> str | None:
+    if "failure" in attrs:
+        return failure_message(attrs.get("failure"))
+    if attrs.get("reason"):
+        return str(attrs["reason"])
+    if attrs.get("cause") and isinstance(attrs["cause"], str):
+        return attrs["cause"]
+    if kind == "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED":
+        return f"signal {attrs.get('signalName')}"
+    if kind == "EVENT_TYPE_TIMER_STARTED":
+        return f"timer {attrs.get('timerId')} for {attrs.get('startToFireTimeout')}"
+    if kind == "EVENT_TYPE_ACTIVITY_TASK_STARTED" and attrs.get("attempt"):
+        return f"attempt {attrs['attempt']}"
+    return None
+
+
+def saga_from_history(
+    describe: dict[str, Any],
+    events: list[dict[str, Any]],
+    namespace: str,
+    *,
+    compensation_words: tuple[str, ...] = DEFAULT_COMPENSATION_WORDS,
+    stuck_attempts: int = DEFAULT_STUCK_ATTEMPTS,
+) -> Saga:
+    """The inspect view: state, pending activities, and a step timeline from history.
+
+    Each ActivityTaskScheduled event opens a step; its Started/Completed/Failed/
+    TimedOut/Canceled events join it through `scheduledEventId`. A step still
+    open is matched to the pending activity with the same activity id.
+    """
+    info = describe.get("workflowExecutionInfo") or {}
+    saga = saga_from_info(info, namespace)
+    status = saga.details["temporal_status"]
+    pending = {p.get("activityId"): p for p in describe.get("pendingActivities") or []}
+
+    steps: dict[str, SagaStep] = {}  # scheduled event id -> step
+    saga_events: list[SagaEvent] = []
+    last_wft_completed: int | None = None
+    wft_before: dict[str, int | None] = {}  # scheduled event id -> last WFT completed before it
+    cancel_requested = False
+    close_failure: str | None = None
+
+    for event in events:
+        kind = event.get("eventType", "")
+        event_id = int(event.get("eventId", 0))
+        when = parse_time(event.get("eventTime"))
+        attrs = _attrs(event)
+        step_name: str | None = None
+        if kind == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED":
+            last_wft_completed = event_id
+        elif kind == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED":
+            step_name = (attrs.get("activityType") or {}).get("name", "?")
+            steps[str(event_id)] = SagaStep(
+                name=step_name,
+                status="pending",
+                details={"activity_id": attrs.get("activityId"), "scheduled_event_id": event_id,
+                         "scheduled_at": event.get("eventTime"),
+                         "task_queue": (attrs.get("taskQueue") or {}).get("name")},
+            )
+            wft_before[str(event_id)] = last_wft_completed
+        elif kind.startswith("EVENT_TYPE_ACTIVITY_TASK_"):
+            step = steps.get(str(attrs.get("scheduledEventId")))
+            if step is not None:
+                step_name = step.name
+                if kind == "EVENT_TYPE_ACTIVITY_TASK_STARTED":
+                    step.status = "running"
+                    step.started_at = when
+                    step.attempts = int(attrs.get("attempt") or 1)
+                elif kind in _FINAL_ACTIVITY:
+                    step.status = _FINAL_ACTIVITY[kind]
+                    step.finished_at = when
+                    if "failure" in attrs:
+                        step.error = failure_message(attrs["failure"])
+                        if attrs.get("retryState"):
+                            step.details["retry_state"] = attrs["retryState"].removeprefix("RETRY_STATE_")
+        elif kind == "EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED":
+            cancel_requested = True
+        elif kind in ("EVENT_TYPE_WORKFLOW_EXECUTION_FAILED", "EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT"):
+            close_failure = failure_message(attrs.get("failure")) or event_name(kind)
+        elif kind == "EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED":
+            close_failure = "terminated" + (f": {attrs['reason']}" if attrs.get("reason") else "")
+        if kind in _QUIET_EVENTS or not kind:
+            continue
+        saga_events.append(SagaEvent(seq=event_id, time=when or datetime.min, type=event_name(kind),
+                                     step=step_name, message=_event_message(kind, attrs)))
+
+    # Open steps: fill in from the pending activity (attempt, last failure, next retry).
+    for step in steps.values():
+        if step.status not in ("pending", "running"):
+            continue
+        p = pending.get(step.details.get("activity_id"))
+        if not p:
+            continue
+        state = (p.get("state") or "").removeprefix("PENDING_ACTIVITY_STATE_")
+        step.status = "running" if state == "STARTED" else "pending"
+        step.attempts = int(p.get("attempt") or step.attempts or 1)
+        step.details["state"] = state.lower()
+        if p.get("paused"):
+            step.details["paused"] = True
+        if p.get("lastFailure"):
+            step.error = failure_message(p["lastFailure"])
+        next_retry = p.get("nextAttemptScheduleTime") or (p.get("scheduledTime") if step.attempts > 1 else None)
+        if next_retry and state != "PAUSED":
+            step.details["next_retry"] = next_retry
+        if p.get("lastHeartbeatTime"):
+            step.details["last_heartbeat"] = p["lastHeartbeatTime"]
+
+    # Compensations: 'undo_charge' compensates the last 'charge' step before it.
+    ordered = list(steps.values())
+    compensating = False
+    for index, step in enumerate(ordered):
+        target = compensated_step(step.name, compensation_words)
+        if target is None:
+            continue
+        comp_status = _COMPENSATION_STATUS.get(step.status, step.status)
+        step.status = comp_status
+        if comp_status == "compensating":
+            compensating = True
+        for earlier in reversed(ordered[:index]):
+            if _norm(earlier.name) == target and compensated_step(earlier.name, compensation_words) is None:
+                earlier.compensation = comp_status
+                step.details["compensates"] = earlier.name
+                break
+
+    forward = [s for s in ordered if "compensates" not in s.details
+               and compensated_step(s.name, compensation_words) is None]
+    saga.steps = ordered
+    saga.events = saga_events
+    saga.completed_steps = [s.name for s in forward if s.status == "completed"]
+    open_steps = [s for s in ordered if s.status in ("pending", "running", "compensating")]
+    saga.current_step = open_steps[-1].name if open_steps else None
+
+    errors = [s.error for s in ordered if s.error]
+    saga.last_error = close_failure or (errors[-1] if errors else None)
+    if events:
+        saga.updated_at = parse_time(events[-1].get("eventTime")) or saga.updated_at
+
+    if status == "Running":
+        stuck = any(p.get("paused") for p in pending.values()) or any(
+            int(p.get("attempt") or 1) >= stuck_attempts and p.get("lastFailure") for p in pending.values()
+        )
+        if stuck:
+            saga.status = "stuck"
+        elif cancel_requested or compensating:
+            saga.status = "compensating"
+        else:
+            saga.status = "running"
+    saga.details["cancel_requested"] = cancel_requested
+    saga.details["pending_activities"] = [
+        {
+            "activity_id": p.get("activityId"),
+            "type": (p.get("activityType") or {}).get("name"),
+            "state": (p.get("state") or "").removeprefix("PENDING_ACTIVITY_STATE_").lower(),
+            "attempt": int(p.get("attempt") or 1),
+            "last_failure": failure_message(p.get("lastFailure")),
+            "next_retry": p.get("nextAttemptScheduleTime") or p.get("scheduledTime"),
+            "paused": bool(p.get("paused")),
+        }
+        for p in pending.values()
+    ]
+    saga.details["reset_points"] = _reset_points(ordered, wft_before, last_wft_completed)
+    config = describe.get("executionConfig") or {}
+    if (config.get("taskQueue") or {}).get("name"):
+        saga.details["task_queue"] = config["taskQueue"]["name"]
+    return saga
+
+
+def _reset_points(steps: list[SagaStep], wft_before: dict[str, int | None],
+                  last_wft: int | None) -> dict[str, int]:
+    """Event ids an operator can reset to: last workflow task, and just before the first failed step."""
+    points: dict[str, int] = {}
+    if last_wft is not None:
+        points["last_workflow_task"] = last_wft
+    for step in steps:
+        if step.status in ("failed", "timed_out") or (step.status in ("pending", "running") and step.error):
+            before = wft_before.get(str(step.details.get("scheduled_event_id")))
+            if before is not None:
+                points["before_failed_step"] = before
+            break
+    return points

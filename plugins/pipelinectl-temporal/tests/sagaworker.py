@@ -1,0 +1,126 @@
+"""A real Temporal worker running an order saga, for the plugin's integration tests.
+
+reserve -> charge -> ship; on failure or cancellation the completed steps are
+compensated in reverse (undo_ship, undo_charge, undo_reserve). Every activity
+appends one JSON line to the effects file, so tests can check what really ran.
+
+Per order (the workflow input):
+  fail_at:  a step that fails for good (non-retryable): the saga compensates and fails.
+  stuck_at: a step that keeps failing (retried forever) until the file
+            `<effects dir>/fixed-<order>` exists: the saga is stuck until then.
+  hold:     seconds `ship` sleeps (heartbeating), to catch a saga mid-flight.
+
+Run: python sagaworker.py --address HOST:PORT --namespace NS --task-queue Q --effects FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+EFFECTS = Path(os.environ.get("SAGA_EFFECTS", "effects.jsonl"))
+
+
+def _record(op: str, order: dict) -> None:
+    with EFFECTS.open("a") as fh:
+        fh.write(json.dumps({"op": op, "order": order["id"], "attempt": activity.info().attempt}) + "\n")
+
+
+def _step(name: str, order: dict) -> None:
+    if order.get("stuck_at") == name and not (EFFECTS.parent / f"fixed-{order['id']}").exists():
+        _record(f"{name}-error", order)
+        raise ApplicationError(f"{name} backend unavailable for order {order['id']}")
+    if order.get("fail_at") == name:
+        _record(f"{name}-error", order)
+        raise ApplicationError(f"{name} declined for order {order['id']}", non_retryable=True)
+    _record(name, order)
+
+
+@activity.defn
+async def reserve(order: dict) -> None:
+    _step("reserve", order)
+
+
+@activity.defn
+async def charge(order: dict) -> None:
+    _step("charge", order)
+
+
+@activity.defn
+async def ship(order: dict) -> None:
+    hold = float(order.get("hold", 0))
+    while hold > 0:
+        activity.heartbeat()
+        await asyncio.sleep(0.2)
+        hold -= 0.2
+    _step("ship", order)
+
+
+@activity.defn
+async def undo_reserve(order: dict) -> None:
+    _record("undo_reserve", order)
+
+
+@activity.defn
+async def undo_charge(order: dict) -> None:
+    _record("undo_charge", order)
+
+
+@activity.defn
+async def undo_ship(order: dict) -> None:
+    _record("undo_ship", order)
+
+
+STEPS = [(reserve, undo_reserve), (charge, undo_charge), (ship, undo_ship)]
+RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=1.0,
+                    maximum_interval=timedelta(seconds=1))
+
+
+@workflow.defn(name="OrderSaga")
+class OrderSaga:
+    @workflow.run
+    async def run(self, order: dict) -> str:
+        done = []
+        try:
+            for step, undo in STEPS:
+                await workflow.execute_activity(
+                    step, order, start_to_close_timeout=timedelta(seconds=30),
+                    heartbeat_timeout=timedelta(seconds=5), retry_policy=RETRY)
+                done.append(undo)
+            return "shipped"
+        except BaseException:
+            # Compensate in reverse, whether a step failed or the saga was cancelled.
+            for undo in reversed(done):
+                await workflow.execute_activity(undo, order, start_to_close_timeout=timedelta(seconds=30),
+                                                retry_policy=RETRY)
+            raise
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--task-queue", default="orders")
+    parser.add_argument("--effects", required=True)
+    args = parser.parse_args()
+    global EFFECTS
+    EFFECTS = Path(args.effects)
+    client = await Client.connect(args.address, namespace=args.namespace)
+    worker = Worker(client, task_queue=args.task_queue, workflows=[OrderSaga],
+                    activities=[reserve, charge, ship, undo_reserve, undo_charge, undo_ship])
+    print("worker ready", flush=True)
+    await worker.run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
