@@ -1,0 +1,536 @@
+"""The `http` driver: the ControlPlane protocol over the control-plane API v1 (docs/api.md).
+
+Why it looks the way it does:
+
+- One request path (`_call`) owns the deadline, retries, auth, tracing and the
+  mapping of API errors to `PipelinectlError` kinds, so every verb behaves alike.
+- Reads retry transient failures (connect errors, resets, 429/502/503/504)
+  with exponential backoff and full jitter, honouring `Retry-After`, until the
+  connection's deadline (`--timeout`). Writes carry one `Idempotency-Key` per
+  verb call, the same on every retry; that key is what makes retrying them safe.
+- Lists (`dlq_list`, `saga_list`) are generators that follow `page_token`, so a
+  large DLQ streams instead of being held in memory.
+- The bearer token is read from `connection.token()` at the first request and
+  never appears in a trace line or an error (see redact.py).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from pipelinectl.errors import (
+    ConflictError,
+    DeadlineExceededError,
+    InternalError,
+    NotFoundError,
+    PermissionDeniedError,
+    PipelinectlError,
+    StaleVersionError,
+    ThrottledError,
+    UnauthenticatedError,
+    UnavailableError,
+    UnsupportedError,
+    UsageError,
+    from_canonical,
+)
+from pipelinectl.model import (
+    BulkResult,
+    DLQFilter,
+    DLQItem,
+    Pipeline,
+    ReplayJob,
+    ReplayRequest,
+    Saga,
+    SagaFilter,
+    Stage,
+    format_time,
+)
+from pipelinectl.plane import Capability, Connection
+from pipelinectl.redact import REDACTED, redact
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_STATUS_ERRORS: dict[int, type[PipelinectlError]] = {
+    400: UsageError,
+    401: UnauthenticatedError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    412: StaleVersionError,
+    429: ThrottledError,
+    501: UnsupportedError,
+    502: UnavailableError,
+    503: UnavailableError,
+    504: DeadlineExceededError,
+}
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+
+
+def _seg(value: str) -> str:
+    """One path segment, safely quoted (names may contain anything)."""
+    return quote(str(value), safe="")
+
+
+class HttpControlPlane:
+    """ControlPlane over HTTP. Build with a Connection; `transport`/`sleep` are for tests."""
+
+    driver = "http"
+    capabilities = frozenset(Capability) - {
+        Capability.SAGA_QUERY,
+        Capability.SAGA_BATCH,
+        Capability.SAGA_TERMINATE,
+    }
+
+    # Retry shape: full jitter over base * 2**attempt, capped; at most `max_attempts` tries.
+    backoff_base = 0.2
+    backoff_cap = 5.0
+    max_attempts = 6
+
+    def __init__(self, connection: Connection, *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.connection = connection
+        parts = urlsplit(connection.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UsageError(
+                f"context '{connection.context}': url '{connection.url}' is not an http(s) URL",
+                hint="e.g. http://127.0.0.1:8765 or https://plane.example.com",
+            )
+        self.base_url = connection.url.rstrip("/")
+        self._sleep = sleep
+        self._clock = clock
+        settings = connection.settings or {}
+        if "retries" in settings:  # `config set-context NAME --set retries=N`
+            try:
+                self.max_attempts = 1 + max(0, int(settings["retries"]))
+            except (TypeError, ValueError):
+                raise UsageError(f"context '{connection.context}': setting 'retries' must be a number") from None
+        self.last_request_id: str | None = None  # of the last answered request: for the audit log
+        self.last_replayed = False  # the server answered from its idempotency store
+        self._client = httpx.Client(
+            verify=self._verify(),
+            transport=transport,
+            headers={"User-Agent": self._user_agent(), **(connection.headers or {})},
+            follow_redirects=False,
+            trust_env=True,
+        )
+
+    # -- setup --------------------------------------------------------------
+    def _verify(self) -> Any:
+        conn = self.connection
+        if conn.insecure_skip_tls_verify:
+            return False
+        if conn.ca_file:
+            import os
+            import ssl
+
+            path = os.path.expanduser(conn.ca_file)
+            try:
+                return ssl.create_default_context(cafile=path)
+            except (OSError, ssl.SSLError) as exc:
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                raise UsageError(f"context '{conn.context}': cannot load ca-file {path}: {reason}") from None
+        return True
+
+    @staticmethod
+    def _user_agent() -> str:
+        from pipelinectl import __version__
+
+        return f"pipelinectl/{__version__}"
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- the one request path -----------------------------------------------
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              body: dict[str, Any] | None = None, if_match: int | None = None,
+              idempotency_key: str | None = None) -> Any:
+        """Send one verb's request, retrying what is safe to retry; return the decoded JSON."""
+        conn = self.connection
+        url = self.base_url + path
+        write = method not in ("GET", "HEAD")
+        headers: dict[str, str] = {"Accept": "application/json", "X-Request-Id": uuid.uuid4().hex}
+        token = conn.token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if write:
+            headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+        if if_match is not None:
+            headers["If-Match"] = f'"{if_match}"'
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        started = self._clock()
+        deadline = started + conn.timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise self._deadline_error(method, url, attempt - 1, started)
+            self._trace(f"> {method} {self._show_url(url, query)} {self._show_headers(headers)}")
+            sent = self._clock()
+            try:
+                response = self._client.request(
+                    method, url, params=query or None, json=body, headers=headers,
+                    timeout=httpx.Timeout(remaining, connect=min(remaining, 10.0)),
+                )
+            except httpx.TimeoutException as exc:
+                self._trace(f"< {method} {url} timed out after {self._ms(sent)} ({type(exc).__name__})")
+                if self._clock() >= deadline:
+                    raise self._deadline_error(method, url, attempt, started) from None
+                failure: PipelinectlError = self._unreachable(exc, attempt, started)
+                retry_after = None
+            except httpx.TransportError as exc:
+                self._trace(f"< {method} {url} failed after {self._ms(sent)}: {self._reason(exc)}")
+                failure = self._unreachable(exc, attempt, started)
+                if not self._transient(exc):
+                    raise failure from None
+                retry_after = None
+            else:
+                request_id = response.headers.get("X-Request-Id") or headers["X-Request-Id"]
+                self._trace(
+                    f"< {response.status_code} {response.reason_phrase} {method} {url} "
+                    f"{self._ms(sent)} request-id={request_id}"
+                    + (" (idempotent replay)" if response.headers.get("Idempotent-Replayed") else "")
+                )
+                if response.status_code < 400:
+                    self.last_request_id = request_id
+                    self.last_replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
+                    return self._decode(response, method, url)
+                failure = self._api_error(response, request_id)
+                if response.status_code not in RETRY_STATUSES:
+                    self.last_request_id = request_id
+                    raise failure
+                retry_after = self._retry_after(response)
+            # A transient failure: retry when attempts and the deadline allow.
+            if attempt >= self.max_attempts:
+                raise self._gave_up(failure, attempt, started)
+            delay = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            if self._clock() + delay >= deadline:
+                raise self._gave_up(failure, attempt, started, waiting=retry_after)
+            self._trace(f"! retrying in {delay:.2f}s (attempt {attempt + 1}/{self.max_attempts}): {failure.message}")
+            self._sleep(delay)
+
+    # -- error shaping ------------------------------------------------------
+    def _where(self) -> str:
+        return f"control plane at {self.base_url} (context {self.connection.context})"
+
+    @staticmethod
+    def _reason(exc: Exception) -> str:
+        """A short, secret-free reason for a transport failure."""
+        text = str(exc) or type(exc).__name__
+        lowered = text.lower()
+        if "certificate" in lowered or "ssl" in lowered or "tls" in lowered:
+            return "TLS handshake failed: " + text.split("]")[-1].strip(" ()")[:160]
+        if "refused" in lowered or "errno 111" in lowered:
+            return "connection refused"
+        if "name or service" in lowered or "nodename" in lowered or "name resolution" in lowered or "errno -2" in lowered:
+            return "host name not found"
+        if "reset" in lowered:
+            return "connection reset"
+        return redact(text)[:160]
+
+    @staticmethod
+    def _transient(exc: httpx.TransportError) -> bool:
+        """Worth retrying: refused, reset, closed mid-answer. Not: TLS, bad URL, DNS."""
+        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)):
+            return False
+        lowered = str(exc).lower()
+        if "certificate" in lowered or "ssl" in lowered or "name or service" in lowered or "name resolution" in lowered:
+            return False
+        return isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError))
+
+    def _unreachable(self, exc: Exception, attempt: int, started: float) -> PipelinectlError:
+        reason = self._reason(exc)
+        if reason.startswith("TLS"):
+            hint = ("check the server certificate, or set the CA with "
+                    f"'pipelinectl config set-context {self.connection.context} --ca-file FILE'")
+            return UnavailableError(f"cannot reach {self._where()}: {reason}", hint=hint)
+        return UnavailableError(
+            f"cannot reach {self._where()}: {reason}",
+            hint="is the control plane running? check the url with 'pipelinectl config view'",
+        )
+
+    def _deadline_error(self, method: str, url: str, attempts: int, started: float) -> PipelinectlError:
+        return DeadlineExceededError(
+            f"{method} {url} did not complete within the {self.connection.timeout:g}s deadline "
+            f"({attempts} attempt{'s' if attempts != 1 else ''}, context {self.connection.context})",
+            hint="raise --timeout, or check the control plane's health",
+        )
+
+    def _gave_up(self, failure: PipelinectlError, attempts: int, started: float,
+                 waiting: float | None = None) -> PipelinectlError:
+        spent = self._clock() - started
+        extra = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''} in {spent:.1f}s"
+        if waiting is not None:
+            extra += f"; the plane asked to retry after {waiting:g}s, past the {self.connection.timeout:g}s deadline"
+        failure.message = f"{failure.message} ({extra})"
+        return failure
+
+    def _api_error(self, response: httpx.Response, request_id: str) -> PipelinectlError:
+        """The API's error body -> the error kind; a body that is not ours -> by HTTP status."""
+        data: Any = None
+        try:
+            data = response.json()
+        except ValueError:
+            pass
+        if isinstance(data, dict) and isinstance(data.get("code"), str) and isinstance(data.get("message"), str):
+            cause = data.get("cause")
+            err = from_canonical(
+                data["code"], redact(data["message"]), detail=data.get("detail"), request_id=request_id,
+                hint=redact(str(cause)) if cause else None,
+            )
+        else:
+            cls = _STATUS_ERRORS.get(response.status_code)
+            if cls is None:
+                cls = UnavailableError if response.status_code >= 500 else InternalError
+            err = cls(f"HTTP {response.status_code} {response.reason_phrase} from {self._where()}",
+                      request_id=request_id)
+        if isinstance(err, UnauthenticatedError) and not err.hint:
+            err.hint = (f"check the token source of context '{self.connection.context}' "
+                        "with 'pipelinectl config view'")
+        elif isinstance(err, PermissionDeniedError) and not err.hint:
+            err.hint = "this token's role may not do this; ask for an operator or admin token"
+        elif isinstance(err, StaleVersionError) and not err.hint:
+            err.hint = "someone changed it since you read it; check 'pipelinectl status' and retry"
+        return err
+
+    @staticmethod
+    def _retry_after(response: httpx.Response) -> float | None:
+        value = response.headers.get("Retry-After")
+        if not value:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+    def _decode(self, response: httpx.Response, method: str, url: str) -> Any:
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("content-type", "unknown content type")
+            raise InternalError(
+                f"{method} {url} answered HTTP {response.status_code} with {kind}, not JSON",
+                hint="is the url pointing at a pipelinectl control plane?",
+            ) from None
+
+    # -- tracing ------------------------------------------------------------
+    def _trace(self, line: str) -> None:
+        if self.connection.trace is not None:
+            self.connection.trace(redact(line))
+
+    @staticmethod
+    def _show_headers(headers: dict[str, str]) -> str:
+        shown = []
+        for key, value in headers.items():
+            if key.lower() in _SECRET_HEADERS:
+                scheme = value.split(" ", 1)[0] + " " if " " in value else ""
+                value = scheme + REDACTED
+            shown.append(f"{key}: {value}")
+        return "{" + ", ".join(shown) + "}"
+
+    @staticmethod
+    def _show_url(url: str, query: dict[str, Any]) -> str:
+        if not query:
+            return url
+        return url + "?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+    def _ms(self, since: float) -> str:
+        return f"{(self._clock() - since) * 1000:.0f}ms"
+
+    # -- shape helpers ------------------------------------------------------
+    @staticmethod
+    def _load(cls: type[Any], data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise InternalError(f"the control plane answered {type(data).__name__} where a {cls.__name__} was expected")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InternalError(f"the control plane's {cls.__name__} could not be read: {exc}") from None
+
+    def _items(self, data: Any, cls: type[Any]) -> list[Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+            raise InternalError(f"the control plane answered something other than a {cls.__name__}List")
+        return [self._load(cls, item) for item in data["items"]]
+
+    @staticmethod
+    def _body(**fields: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in fields.items():
+            if value is None or (value is False and key == "dry_run"):
+                continue
+            out[key] = format_time(value) if isinstance(value, datetime) else value
+        return out
+
+    def _stage_path(self, pipeline: str, stage: str) -> str:
+        return f"/v1/pipelines/{_seg(pipeline)}/stages/{_seg(stage)}"
+
+    # -- status -------------------------------------------------------------
+    def server_version(self) -> str | None:
+        """The plane's version from GET /v1/healthz (for `pipelinectl version`)."""
+        data = self._call("GET", "/v1/healthz")
+        return data.get("version") if isinstance(data, dict) else None
+
+    def healthz(self) -> dict[str, Any]:
+        data = self._call("GET", "/v1/healthz")
+        return data if isinstance(data, dict) else {}
+
+    def status(self, pipeline: str | None = None) -> list[Pipeline]:
+        if pipeline:
+            return [self._load(Pipeline, self._call("GET", f"/v1/pipelines/{_seg(pipeline)}"))]
+        return self._items(self._call("GET", "/v1/pipelines"), Pipeline)
+
+    def get_stage(self, pipeline: str, stage: str) -> Stage:
+        return self._load(Stage, self._call("GET", self._stage_path(pipeline, stage)))
+
+    # -- stage control ------------------------------------------------------
+    def _stage_verb(self, verb: str, pipeline: str, stage: str, body: dict[str, Any],
+                    expected_version: int | None) -> Stage:
+        data = self._call("POST", f"{self._stage_path(pipeline, stage)}/{verb}", body=body,
+                          if_match=expected_version)
+        return self._load(Stage, data)
+
+    def pause(self, pipeline: str, stage: str, *, until: datetime | None = None, dry_run: bool = False,
+              expected_version: int | None = None) -> Stage:
+        return self._stage_verb("pause", pipeline, stage, self._body(until=until, dry_run=dry_run), expected_version)
+
+    def resume(self, pipeline: str, stage: str, *, dry_run: bool = False,
+               expected_version: int | None = None) -> Stage:
+        return self._stage_verb("resume", pipeline, stage, self._body(dry_run=dry_run), expected_version)
+
+    def drain(self, pipeline: str, stage: str, *, dry_run: bool = False,
+              expected_version: int | None = None) -> Stage:
+        return self._stage_verb("drain", pipeline, stage, self._body(dry_run=dry_run), expected_version)
+
+    def scale(self, pipeline: str, stage: str, parallelism: int, *, dry_run: bool = False,
+              expected_version: int | None = None) -> Stage:
+        return self._stage_verb("scale", pipeline, stage, self._body(parallelism=parallelism, dry_run=dry_run),
+                                expected_version)
+
+    # -- replay -------------------------------------------------------------
+    def replay(self, request: ReplayRequest) -> ReplayJob:
+        body = self._body(stage=request.stage, from_offset=request.from_offset, to_offset=request.to_offset,
+                          from_time=request.from_time, to_time=request.to_time, dry_run=request.dry_run)
+        return self._load(ReplayJob, self._call("POST", f"/v1/pipelines/{_seg(request.pipeline)}/replays", body=body))
+
+    def replay_list(self, pipeline: str) -> list[ReplayJob]:
+        return self._items(self._call("GET", f"/v1/pipelines/{_seg(pipeline)}/replays"), ReplayJob)
+
+    def replay_show(self, pipeline: str, job_id: str) -> ReplayJob:
+        return self._load(ReplayJob, self._call("GET", f"/v1/pipelines/{_seg(pipeline)}/replays/{_seg(job_id)}"))
+
+    def replay_cancel(self, pipeline: str, job_id: str) -> ReplayJob:
+        path = f"/v1/pipelines/{_seg(pipeline)}/replays/{_seg(job_id)}/cancel"
+        return self._load(ReplayJob, self._call("POST", path, body={}))
+
+    # -- dead letters -------------------------------------------------------
+    @staticmethod
+    def _dlq_params(selection: DLQFilter) -> dict[str, Any]:
+        return {
+            "stage": selection.stage,
+            "error_kind": selection.error_kind,
+            "since": format_time(selection.since),
+            "until": format_time(selection.until),
+        }
+
+    def _pages(self, path: str, params: dict[str, Any], page_size: int, cls: type[Any]) -> Iterator[Any]:
+        """Follow next_page_token; one page in memory at a time."""
+        token: str | None = None
+        size = max(1, min(1000, int(page_size)))
+        while True:
+            data = self._call("GET", path, params={**params, "page_size": size, "page_token": token})
+            yield from self._items(data, cls)
+            token = data.get("next_page_token")
+            if not token:
+                return
+
+    def dlq_list(self, selection: DLQFilter, *, page_size: int = 500) -> Iterator[DLQItem]:
+        if selection.ids:  # the API lists by filter; explicit ids are fetched one by one
+            return (self.dlq_show(selection.pipeline, item_id) for item_id in selection.ids)
+        return self._pages(f"/v1/pipelines/{_seg(selection.pipeline)}/dlq", self._dlq_params(selection),
+                           page_size, DLQItem)
+
+    def dlq_count(self, selection: DLQFilter) -> int:
+        if selection.ids:
+            return len(selection.ids)
+        data = self._call("GET", f"/v1/pipelines/{_seg(selection.pipeline)}/dlq",
+                          params={**self._dlq_params(selection), "page_size": 1})
+        if isinstance(data, dict) and isinstance(data.get("total"), int):
+            return data["total"]
+        return sum(1 for _ in self.dlq_list(selection))
+
+    def dlq_show(self, pipeline: str, item_id: str) -> DLQItem:
+        return self._load(DLQItem, self._call("GET", f"/v1/pipelines/{_seg(pipeline)}/dlq/{_seg(item_id)}"))
+
+    def _dlq_bulk(self, action: str, selection: DLQFilter, dry_run: bool) -> BulkResult:
+        if selection.is_empty():
+            raise UsageError(f"dlq {action}: select items by ID, with --all, or with a filter")
+        body = self._body(ids=list(selection.ids) or None, all=selection.all or None, stage=selection.stage,
+                          error_kind=selection.error_kind, since=selection.since, until=selection.until,
+                          dry_run=dry_run)
+        data = self._call("POST", f"/v1/pipelines/{_seg(selection.pipeline)}/dlq/{action}", body=body)
+        return self._load(BulkResult, data)
+
+    def dlq_redrive(self, selection: DLQFilter, *, dry_run: bool = False) -> BulkResult:
+        return self._dlq_bulk("redrive", selection, dry_run)
+
+    def dlq_purge(self, selection: DLQFilter, *, dry_run: bool = False) -> BulkResult:
+        return self._dlq_bulk("purge", selection, dry_run)
+
+    # -- sagas --------------------------------------------------------------
+    def saga_list(self, selection: SagaFilter, *, page_size: int = 200) -> Iterator[Saga]:
+        if selection.query:
+            raise UnsupportedError.verb(self.driver, "saga list --query",
+                                        "filter with --status and --definition instead")
+        params = {"status": selection.status, "definition": selection.definition}
+        return self._pages(f"/v1/pipelines/{_seg(selection.pipeline)}/sagas", params, page_size, Saga)
+
+    def saga_show(self, pipeline: str, saga_id: str) -> Saga:
+        return self._load(Saga, self._call("GET", f"/v1/pipelines/{_seg(pipeline)}/sagas/{_seg(saga_id)}"))
+
+    def _saga_verb(self, verb: str, pipeline: str, saga_id: str, body: dict[str, Any]) -> Saga:
+        path = f"/v1/pipelines/{_seg(pipeline)}/sagas/{_seg(saga_id)}/{verb}"
+        return self._load(Saga, self._call("POST", path, body=body))
+
+    def saga_force_fail(self, pipeline: str, saga_id: str, reason: str, *, terminate: bool = False,
+                        dry_run: bool = False) -> Saga:
+        if terminate:
+            raise UnsupportedError.verb(self.driver, "saga force-fail --terminate",
+                                        "the reference control plane has no terminate")
+        return self._saga_verb("force-fail", pipeline, saga_id, self._body(reason=reason, dry_run=dry_run))
+
+    def saga_retry(self, pipeline: str, saga_id: str, reason: str | None = None, *, dry_run: bool = False,
+                   options: dict[str, Any] | None = None) -> Saga:
+        if options:
+            raise UnsupportedError.verb(self.driver, "saga retry with engine options",
+                                        f"unknown option(s): {', '.join(sorted(options))}")
+        return self._saga_verb("retry", pipeline, saga_id, self._body(reason=reason, dry_run=dry_run))
+
+    def saga_force_complete(self, pipeline: str, saga_id: str, reason: str, *, dry_run: bool = False) -> Saga:
+        return self._saga_verb("force-complete", pipeline, saga_id, self._body(reason=reason, dry_run=dry_run))
+
+    def saga_batch(self, action: str, selection: SagaFilter, reason: str, *, dry_run: bool = False) -> Any:
+        raise UnsupportedError.verb(self.driver, f"saga {action} --query",
+                                    "select sagas one by one with 'saga list' instead")
+
+    def saga_batch_show(self, pipeline: str, job_id: str) -> Any:
+        raise UnsupportedError.verb(self.driver, "saga batch")
