@@ -1,0 +1,499 @@
+"""The HTTP control-plane API (v1) over the runtime: FastAPI routes, auth, errors, idempotency.
+
+Response bodies are the `to_dict()` of pipelinectl.model's dataclasses (the
+same shape `-o json` prints); those dataclasses are also the documented
+response models. Every error, expected or not, leaves through `error_response`
+with the body `{code, message, detail, cause}` and an `X-Request-Id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import Body, FastAPI, Header, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pipelinectl import __version__
+from pipelinectl import model as m
+from pipelinectl.errors import PipelinectlError, UsageError
+
+from .auth import Authenticator
+from .runtime import Runtime
+from .store import dumps, now
+
+log = logging.getLogger("pipelinectl.server")
+
+IDEMPOTENCY_TTL = 24 * 3600
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+STATUS_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                405: "INVALID_ARGUMENT", 409: "FAILED_PRECONDITION", 412: "ABORTED", 413: "INVALID_ARGUMENT",
+                415: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE"}
+
+
+# --- documented shapes -------------------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    """The body of every non-2xx answer."""
+
+    code: str = Field(description="canonical code, e.g. INVALID_ARGUMENT, NOT_FOUND, ABORTED")
+    message: str
+    detail: dict[str, Any] | None = None
+    cause: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    auth: bool
+
+
+@dataclass(kw_only=True)
+class PipelineList(m.ResourceList):
+    items: list[m.Pipeline] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class ReplayJobList(m.ResourceList):
+    items: list[m.ReplayJob] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class DLQItemList(m.ResourceList):
+    items: list[m.DLQItem] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class SagaList(m.ResourceList):
+    items: list[m.Saga] = field(default_factory=list)
+
+
+class DryRunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dry_run: bool = False
+
+
+class PauseBody(DryRunBody):
+    until: datetime | None = Field(None, description="resume automatically at this time (RFC 3339)")
+
+
+class ScaleBody(DryRunBody):
+    parallelism: int = Field(ge=0, le=100_000)
+
+
+Offset = Field(None, ge=0, le=2**62)
+
+
+class ReplayBody(DryRunBody):
+    stage: str | None = Field(None, max_length=200, description="default: the pipeline's first stage")
+    from_offset: int | None = Offset
+    to_offset: int | None = Offset
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+
+
+ErrorKindLit = Literal["validation", "transient", "persistent", "fatal"]
+SagaStatusLit = Literal["running", "compensating", "completed", "compensated", "failed", "stuck"]
+
+
+class SelectBody(DryRunBody):
+    ids: list[str] = Field(default_factory=list, max_length=10_000)
+    all: bool = False
+    stage: str | None = Field(None, max_length=200)
+    error_kind: ErrorKindLit | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class ReasonBody(DryRunBody):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RetryBody(DryRunBody):
+    reason: str | None = Field(None, max_length=2000)
+
+
+ERRORS = (400, 401, 403, 404, 409, 412, 429, 500, 503)
+ERROR_DOC = {code: {"model": ErrorBody, "description": STATUS_CODES.get(code, "INTERNAL")} for code in ERRORS}
+
+
+def error_response(status: int, code: str, message: str, *, detail: Any = None, cause: str | None = None,
+                   request_id: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    if detail is not None and not isinstance(detail, dict):
+        detail = {"value": detail}
+    headers = dict(headers or {})
+    if status in (429, 503):
+        headers.setdefault("Retry-After", "1")
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    body = {"code": code, "message": message, "detail": detail, "cause": cause}
+    return JSONResponse(json.loads(dumps(body)), status_code=status, headers=headers)
+
+
+# --- the app -------------------------------------------------------------------------------------------------
+
+
+def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: float = 10.0) -> FastAPI:
+    """Build the API over `runtime` (started and stopped with the app; None only to render the OpenAPI)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        if runtime is not None:
+            await runtime.start()
+        try:
+            yield
+        finally:
+            if runtime is not None:
+                await runtime.stop(stop_timeout)
+
+    app = FastAPI(
+        title="pipelinectl control plane",
+        version=__version__,
+        description="Operate pipelines: stages, replays, dead-letter queue and sagas. See docs/api.md.",
+        openapi_url="/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    bearer = HTTPBearer(auto_error=False, description="a token from the server's token file")
+    locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    # errors ------------------------------------------------------------------------------------------------
+    def rid(request: Request) -> str | None:
+        return getattr(request.state, "request_id", None)
+
+    @app.exception_handler(PipelinectlError)
+    async def on_error(request: Request, exc: PipelinectlError) -> JSONResponse:
+        return error_response(exc.http_status, exc.code, exc.one_line(), detail=exc.detail, request_id=rid(request))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(first["loc"]) or "request"
+        return error_response(400, "INVALID_ARGUMENT", f"{where}: {first['msg']}", detail={"errors": errors[:20]},
+                              request_id=rid(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = STATUS_CODES.get(exc.status_code, "INTERNAL")
+        message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
+        return error_response(exc.status_code, code, message, request_id=rid(request),
+                              headers=getattr(exc, "headers", None))
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        given = request.headers.get("x-request-id", "")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        request.state.request_id = request_id
+        try:
+            response = await call_next(request)
+        except Exception:  # never leak internals: log here, answer a generic 500
+            log.exception("request %s %s failed (request id %s)", request.method, request.url.path, request_id)
+            response = error_response(500, "INTERNAL", "internal error; report the request id",
+                                      detail={"request_id": request_id})
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    # helpers ----------------------------------------------------------------------------------------------
+    def running() -> Runtime:
+        from pipelinectl.errors import UnavailableError
+
+        if runtime is None or runtime.stopping:
+            raise UnavailableError("the control plane is shutting down")
+        return runtime
+
+    def allow(request: Request, role: str) -> str:
+        return auth.require(request.headers.get("authorization"), role).name
+
+    def if_match_version(value: str | None) -> int | None:
+        if value is None or value.strip() == "*":
+            return None
+        text = value.strip()
+        if text.startswith("W/"):
+            text = text[2:]
+        text = text.strip('"')
+        if not text.isdigit() or len(text) > 18:
+            raise UsageError(f"If-Match must be a stage version like '\"3\"', got {value[:40]!r}")
+        return int(text)
+
+    def respond(obj: m.Resource, status: int = 200, etag: bool = False) -> JSONResponse:
+        headers = {"ETag": f'"{obj.version}"'} if etag and isinstance(obj, m.Stage) else None
+        return JSONResponse(obj.to_dict(), status_code=status, headers=headers)
+
+    async def mutate(request: Request, principal: str, body: BaseModel | None, dry_run: bool,
+                     action: Callable[[], Awaitable[m.Resource]], status: int = 200, etag: bool = False,
+                     status_of: Callable[[m.Resource], int] | None = None) -> JSONResponse:
+        """Run a mutation once per Idempotency-Key: a repeat returns the stored first answer."""
+        key = request.headers.get("idempotency-key")
+        if not key:
+            obj = await action()
+            return respond(obj, status_of(obj) if status_of else status, etag)
+        if len(key) > 200:
+            raise UsageError("Idempotency-Key is longer than 200 characters")
+        fingerprint = hashlib.sha256(dumps([request.method, request.url.path, str(request.url.query),
+                                            body.model_dump(mode="json") if body else None]).encode()).hexdigest()
+        store = running().store
+        lock = locks.setdefault((key, principal), asyncio.Lock())
+        async with lock:
+            row = store.one("SELECT * FROM idempotency WHERE key=? AND principal=? AND created>?",
+                            (key, principal, now() - IDEMPOTENCY_TTL))
+            if row is not None:
+                if row["body_hash"] != fingerprint:
+                    raise UsageError("Idempotency-Key was already used for a different request",
+                                     hint="use a new key for a new request")
+                headers = {"Idempotent-Replayed": "true"}
+                stored = json.loads(row["body"])
+                if etag and isinstance(stored, dict) and "version" in stored:
+                    headers["ETag"] = f'"{stored["version"]}"'
+                return JSONResponse(stored, status_code=row["status"], headers=headers)
+            obj = await action()
+            code = status_of(obj) if status_of else status
+            if not dry_run:
+                with store.tx():
+                    store.run("DELETE FROM idempotency WHERE created<?", (now() - IDEMPOTENCY_TTL,))
+                    store.run("INSERT OR REPLACE INTO idempotency(key, principal, method, path, body_hash, status, body, "
+                              "created) VALUES (?,?,?,?,?,?,?,?)",
+                              (key, principal, request.method, request.url.path, fingerprint, code,
+                               dumps(obj.to_dict()), now()))
+        if len(locks) > 10_000:
+            locks.clear()
+        return respond(obj, code, etag)
+
+    sec = Security(bearer)
+    idem = Header(None, alias="Idempotency-Key", max_length=200,
+                  description="a repeated key returns the first answer and never acts twice")
+    ifm = Header(None, alias="If-Match", max_length=64, description='the stage version read, e.g. "3"')
+    dry_q = Query(False, description="validate and compute, change nothing")
+
+    async def wrap(value: Any) -> Any:
+        return value
+
+    # routes --------------------------------------------------------------------------------------------------
+    @app.get("/v1/healthz", response_model=Health, tags=["meta"], responses={500: ERROR_DOC[500]})
+    async def healthz() -> Health:
+        return Health(status="ok", version=__version__, auth=auth.enabled)
+
+    @app.get("/v1/pipelines", response_model=PipelineList, tags=["pipelines"], responses=ERROR_DOC)
+    async def list_pipelines(request: Request, _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        allow(request, "viewer")
+        items = [p.view() for p in running().pipelines.values()]
+        return respond(PipelineList(items=items, total=len(items)))
+
+    @app.get("/v1/pipelines/{pipeline}", response_model=m.Pipeline, tags=["pipelines"], responses=ERROR_DOC)
+    async def get_pipeline(request: Request, pipeline: str, _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        allow(request, "viewer")
+        return respond(running().pipeline(pipeline).view())
+
+    @app.get("/v1/pipelines/{pipeline}/stages/{stage}", response_model=m.Stage, tags=["stages"], responses=ERROR_DOC)
+    async def get_stage(request: Request, pipeline: str, stage: str,
+                        _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        allow(request, "viewer")
+        return respond(running().pipeline(pipeline).stage(stage).view(), etag=True)
+
+    @app.post("/v1/pipelines/{pipeline}/stages/{stage}/pause", response_model=m.Stage, tags=["stages"],
+              responses=ERROR_DOC)
+    async def pause(request: Request, pipeline: str, stage: str, body: PauseBody | None = Body(None),
+                    dry_run: bool = dry_q, idempotency_key: str | None = idem, if_match: str | None = ifm,
+                    _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        who = allow(request, "operator")
+        body = body or PauseBody()
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        version = if_match_version(if_match)
+        return await mutate(request, who, body, dry,
+                            lambda: wrap(p.pause(stage, body.until, if_match=version, dry_run=dry)), etag=True)
+
+    @app.post("/v1/pipelines/{pipeline}/stages/{stage}/resume", response_model=m.Stage, tags=["stages"],
+              responses=ERROR_DOC)
+    async def resume(request: Request, pipeline: str, stage: str, body: DryRunBody | None = Body(None),
+                     dry_run: bool = dry_q, idempotency_key: str | None = idem, if_match: str | None = ifm,
+                     _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        who = allow(request, "operator")
+        body = body or DryRunBody()
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        version = if_match_version(if_match)
+        return await mutate(request, who, body, dry,
+                            lambda: wrap(p.resume(stage, if_match=version, dry_run=dry)), etag=True)
+
+    @app.post("/v1/pipelines/{pipeline}/stages/{stage}/drain", response_model=m.Stage, tags=["stages"],
+              responses=ERROR_DOC)
+    async def drain(request: Request, pipeline: str, stage: str, body: DryRunBody | None = Body(None),
+                    dry_run: bool = dry_q, idempotency_key: str | None = idem, if_match: str | None = ifm,
+                    _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        who = allow(request, "operator")
+        body = body or DryRunBody()
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        version = if_match_version(if_match)
+        return await mutate(request, who, body, dry,
+                            lambda: wrap(p.drain(stage, if_match=version, dry_run=dry)), etag=True)
+
+    @app.post("/v1/pipelines/{pipeline}/stages/{stage}/scale", response_model=m.Stage, tags=["stages"],
+              responses=ERROR_DOC)
+    async def scale(request: Request, pipeline: str, stage: str, body: ScaleBody, dry_run: bool = dry_q,
+                    idempotency_key: str | None = idem, if_match: str | None = ifm,
+                    _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        who = allow(request, "operator")
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        version = if_match_version(if_match)
+        return await mutate(request, who, body, dry,
+                            lambda: wrap(p.scale(stage, body.parallelism, if_match=version, dry_run=dry)), etag=True)
+
+    @app.post("/v1/pipelines/{pipeline}/replays", response_model=m.ReplayJob, status_code=201, tags=["replays"],
+              responses={200: {"model": m.ReplayJob, "description": "dry run: the planned job"}, **ERROR_DOC})
+    async def start_replay(request: Request, pipeline: str, body: ReplayBody, dry_run: bool = dry_q,
+                           idempotency_key: str | None = idem,
+                           _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        who = allow(request, "operator")
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        req = m.ReplayRequest(pipeline=pipeline, stage=body.stage, from_offset=body.from_offset,
+                              to_offset=body.to_offset, from_time=body.from_time, to_time=body.to_time, dry_run=dry)
+        return await mutate(request, who, body, dry, lambda: wrap(p.replay_start(req)), status=200 if dry else 201)
+
+    @app.get("/v1/pipelines/{pipeline}/replays", response_model=ReplayJobList, tags=["replays"], responses=ERROR_DOC)
+    async def list_replays(request: Request, pipeline: str,
+                           _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        allow(request, "viewer")
+        items = running().pipeline(pipeline).replay_list()
+        return respond(ReplayJobList(items=items, total=len(items)))
+
+    @app.get("/v1/pipelines/{pipeline}/replays/{job_id}", response_model=m.ReplayJob, tags=["replays"],
+             responses=ERROR_DOC)
+    async def get_replay(request: Request, pipeline: str, job_id: str,
+                         _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        allow(request, "viewer")
+        return respond(running().pipeline(pipeline).replay_get(job_id))
+
+    @app.post("/v1/pipelines/{pipeline}/replays/{job_id}/cancel", response_model=m.ReplayJob, tags=["replays"],
+              responses=ERROR_DOC)
+    async def cancel_replay(request: Request, pipeline: str, job_id: str, idempotency_key: str | None = idem,
+                            _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        who = allow(request, "operator")
+        p = running().pipeline(pipeline)
+        return await mutate(request, who, None, False, lambda: wrap(p.replay_cancel(job_id)))
+
+    @app.get("/v1/pipelines/{pipeline}/dlq", response_model=DLQItemList, tags=["dlq"], responses=ERROR_DOC)
+    async def list_dlq(request: Request, pipeline: str, stage: str | None = Query(None, max_length=200),
+                       error_kind: ErrorKindLit | None = None, since: datetime | None = None,
+                       until: datetime | None = None, page_size: int = Query(100, ge=1, le=1000),
+                       page_token: str | None = Query(None, max_length=64),
+                       _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        allow(request, "viewer")
+        p = running().pipeline(pipeline)
+        f = m.DLQFilter(pipeline=pipeline, stage=stage, error_kind=error_kind, since=since, until=until)
+        items, token, total = p.dlq_list(f, page_size, page_token)
+        return respond(DLQItemList(items=items, next_page_token=token, total=total))
+
+    @app.get("/v1/pipelines/{pipeline}/dlq/{item_id}", response_model=m.DLQItem, tags=["dlq"], responses=ERROR_DOC)
+    async def get_dlq(request: Request, pipeline: str, item_id: str,
+                      _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        allow(request, "viewer")
+        return respond(running().pipeline(pipeline).dlq_get(item_id))
+
+    def dlq_filter(pipeline: str, body: SelectBody) -> m.DLQFilter:
+        return m.DLQFilter(pipeline=pipeline, ids=list(body.ids), all=body.all, stage=body.stage,
+                           error_kind=body.error_kind, since=body.since, until=body.until)
+
+    @app.post("/v1/pipelines/{pipeline}/dlq/redrive", response_model=m.BulkResult, tags=["dlq"], responses=ERROR_DOC)
+    async def redrive(request: Request, pipeline: str, body: SelectBody, dry_run: bool = dry_q,
+                      idempotency_key: str | None = idem,
+                      _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        who = allow(request, "operator")
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        return await mutate(request, who, body, dry, lambda: wrap(p.dlq_redrive(dlq_filter(pipeline, body), dry)))
+
+    @app.post("/v1/pipelines/{pipeline}/dlq/purge", response_model=m.BulkResult, tags=["dlq"], responses=ERROR_DOC)
+    async def purge(request: Request, pipeline: str, body: SelectBody, dry_run: bool = dry_q,
+                    idempotency_key: str | None = idem,
+                    _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        who = allow(request, "admin")
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        return await mutate(request, who, body, dry, lambda: wrap(p.dlq_purge(dlq_filter(pipeline, body), dry)))
+
+    @app.get("/v1/pipelines/{pipeline}/sagas", response_model=SagaList, tags=["sagas"], responses=ERROR_DOC)
+    async def list_sagas(request: Request, pipeline: str, status: SagaStatusLit | None = None,
+                         definition: str | None = Query(None, max_length=200),
+                         page_size: int = Query(100, ge=1, le=1000),
+                         page_token: str | None = Query(None, max_length=64),
+                         _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        allow(request, "viewer")
+        p = running().pipeline(pipeline)
+        items, token, total = p.sagas.list(status, definition, page_size, page_token)
+        return respond(SagaList(items=items, next_page_token=token, total=total))
+
+    @app.get("/v1/pipelines/{pipeline}/sagas/{saga_id}", response_model=m.Saga, tags=["sagas"], responses=ERROR_DOC)
+    async def get_saga(request: Request, pipeline: str, saga_id: str,
+                       _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        allow(request, "viewer")
+        return respond(running().pipeline(pipeline).sagas.get(saga_id))
+
+    @app.post("/v1/pipelines/{pipeline}/sagas/{saga_id}/force-fail", response_model=m.Saga, tags=["sagas"],
+              responses=ERROR_DOC)
+    async def force_fail(request: Request, pipeline: str, saga_id: str, body: ReasonBody, dry_run: bool = dry_q,
+                         idempotency_key: str | None = idem,
+                         _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        who = allow(request, "admin")
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        return await mutate(request, who, body, dry, lambda: p.sagas.force_fail(saga_id, body.reason, dry))
+
+    @app.post("/v1/pipelines/{pipeline}/sagas/{saga_id}/retry", response_model=m.Saga, tags=["sagas"],
+              responses=ERROR_DOC)
+    async def retry(request: Request, pipeline: str, saga_id: str, body: RetryBody | None = Body(None),
+                    dry_run: bool = dry_q, idempotency_key: str | None = idem,
+                    _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        who = allow(request, "operator")
+        body = body or RetryBody()
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        return await mutate(request, who, body, dry, lambda: p.sagas.retry(saga_id, body.reason, dry))
+
+    @app.post("/v1/pipelines/{pipeline}/sagas/{saga_id}/force-complete", response_model=m.Saga, tags=["sagas"],
+              responses=ERROR_DOC)
+    async def force_complete(request: Request, pipeline: str, saga_id: str, body: ReasonBody,
+                             dry_run: bool = dry_q, idempotency_key: str | None = idem,
+                             _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
+        who = allow(request, "admin")
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        return await mutate(request, who, body, dry, lambda: p.sagas.force_complete(saga_id, body.reason, dry))
+
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, minus its 422 shape: validation errors here are 400 with ErrorBody."""
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = default_openapi()
+        for item in doc.get("paths", {}).values():
+            for op in item.values():
+                if isinstance(op, dict):
+                    op.get("responses", {}).pop("422", None)
+        schemas = doc.get("components", {}).get("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
