@@ -188,11 +188,20 @@ class Worker:
 
 
 @pytest.fixture
+def fresh_server(tmp_path):
+    """A server of the test's own, for tests that kill and restart it."""
+    srv = NatsServer(tmp_path / "own-store")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
 def workers(server):
     started: list[Worker] = []
 
-    def start(stream: str, consumer: str, out: Path, **kw) -> Worker:
-        w = Worker(server.url, stream, consumer, out, **kw)
+    def start(stream: str, consumer: str, out: Path, url: str | None = None, **kw) -> Worker:
+        w = Worker(url or server.url, stream, consumer, out, **kw)
         started.append(w)
         return w
 
@@ -215,8 +224,8 @@ def make_driver(url: str, pipeline: str | None = None, timeout: float = 10.0, **
 def driver_for(server):
     made = []
 
-    def make(pipeline: str | None = None, **kw):
-        d = make_driver(server.url, pipeline, **kw)
+    def make(pipeline: str | None = None, url: str | None = None, **kw):
+        d = make_driver(url or server.url, pipeline, **kw)
         made.append(d)
         return d
 
