@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, TextIO
 
 from .model import Resource, ResourceList
@@ -30,7 +30,7 @@ class Column(NamedTuple):
 def _age(value: datetime | None) -> str:
     if value is None:
         return "-"
-    seconds = max(0, int((datetime.now(timezone.utc) - value).total_seconds()))
+    seconds = max(0, int((datetime.now(UTC) - value).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
@@ -234,6 +234,16 @@ class Renderer:
         self.stream.write(json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str) + "\n")
         self.stream.flush()
 
+    def emit_mapping(self, data: dict[str, Any]) -> None:
+        """Machine output of a plain mapping that carries `kind` (config, version, status rows)."""
+        if self.fmt == "jsonl":
+            self._line(data)
+        elif self.fmt == "name":
+            ident = data.get("name") or data.get("id") or ""
+            self.stream.write(f"{str(data.get('kind', 'object')).lower()}/{ident}\n")
+        else:
+            self._document(data)
+
     def stream_lines(self, items: Iterator[Any]) -> None:
         for item in items:
             self._line(item.to_dict())
@@ -250,14 +260,18 @@ class Renderer:
         if not rows:
             self.stream.write(f"No {kind} found.\n" if not title else f"{title}: none\n")
             return
+        self.plain_table(headers, rows, title=title)
+
+    def plain_table(self, headers: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
+        """Rows under headers: rich on a colour terminal, tabulate text otherwise."""
         if self.color:
             self._rich_table(title, headers, rows)
-        else:
-            from tabulate import tabulate
+            return
+        from tabulate import tabulate
 
-            if title:
-                self.stream.write(f"{title}\n")
-            self.stream.write(tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True) + "\n")
+        if title:
+            self.stream.write(f"{title}\n")
+        self.stream.write(tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True) + "\n")
 
     def _rich_table(self, title: str | None, headers: list[str], rows: list[list[Any]]) -> None:
         from rich.console import Console
