@@ -1,0 +1,197 @@
+"""What the operator verbs share: the common options, stage validation, and the mutate flow.
+
+The flow every mutating command follows, in this order, so refused input never
+reaches the plane: validate -> (dry run | confirm) -> call -> audit -> render.
+Destructive verbs confirm through `Session.confirm` (a prompt on a TTY; off a TTY
+or in machine output they need --yes); runbook verbs (pause, resume, drain,
+scale) are idempotent and do not ask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..errors import NotFoundError, PipelinectlError, UnsupportedError
+from .session import Session, current
+
+if TYPE_CHECKING:
+    from ..model import Stage
+
+# -- shared options -------------------------------------------------------------------------------------
+PIPELINE_HELP = "Pipeline to act on (default: the context's, or the plane's only pipeline)."
+
+
+def pipeline_option() -> Any:
+    return typer.Option(None, "-p", "--pipeline", metavar="PIPELINE", help=PIPELINE_HELP)
+
+
+def yes_option() -> Any:
+    return typer.Option(False, "--yes", "-y", help="Do not ask; required off a terminal and with -o json/yaml/jsonl.")
+
+
+def dry_run_option() -> Any:
+    return typer.Option(False, "--dry-run", help="Ask the plane what would happen; change nothing.")
+
+
+# -- time values and names (pipelinectl.timeparse does the parsing; errors name the option) ------------
+def parse_time(text: str | None, option: str, *, default: str = "past") -> datetime | None:
+    """RFC 3339, a plain date, or a relative `-2h` / `30m`; None stays None."""
+    if text is None:
+        return None
+    from ..timeparse import parse_time as parse
+
+    return parse(text, option=option, default=default)
+
+
+def parse_range(start: str | None, end: str | None, start_option: str, end_option: str,
+                *, require_both: bool = False) -> tuple[datetime | None, datetime | None]:
+    from ..timeparse import parse_range as parse
+
+    return parse(start, end, start_option=start_option, end_option=end_option, require_both=require_both)
+
+
+def stage_name(text: str) -> str:
+    """`STAGE` or the runbook form `stage=STAGE`."""
+    from ..timeparse import target_name
+
+    return target_name(text, key="stage")
+
+
+# -- validation against the plane -----------------------------------------------------------------------
+def known_stages(session: Session, pipeline: str) -> list[str]:
+    try:
+        pipelines = session.plane.status(pipeline)
+    except PipelinectlError:
+        return []
+    return [s.name for p in pipelines if p.name == pipeline for s in p.stages]
+
+
+def check_stage(session: Session, pipeline: str, stage: str) -> Stage | None:
+    """The stage as the plane has it now; an unknown stage is refused naming the known ones.
+
+    Returns None when the driver cannot read a stage (it validates the verb itself).
+    """
+    try:
+        return session.plane.get_stage(pipeline, stage)
+    except UnsupportedError:
+        return None
+    except NotFoundError as exc:
+        names = known_stages(session, pipeline)
+        if not names and "pipeline" in exc.message.lower() and "stage" not in exc.message.lower():
+            raise  # the pipeline itself is unknown: the plane's own message says so
+        raise NotFoundError(
+            f"unknown stage '{stage}' in pipeline '{pipeline}'",
+            hint=f"known stages: {', '.join(names)}" if names else "see 'pipelinectl status'",
+            request_id=exc.request_id,
+        ) from None
+
+
+def request_id(session: Session) -> str | None:
+    rid = getattr(session.plane, "last_request_id", None)
+    return rid if isinstance(rid, str) else None
+
+
+# -- the mutate flow ------------------------------------------------------------------------------------
+def mutate(
+    session: Session,
+    *,
+    verb: str,
+    target: str,
+    arguments: dict[str, Any],
+    call: Callable[[], Any],
+    summary: Callable[[Any], str],
+) -> Any:
+    """Call a mutating verb, then write its one audit line (on failure too), and return the result.
+
+    `summary(result)` is the audit's result text. Validation, dry runs and
+    confirmation happen before this; nothing here asks or decides.
+    """
+    try:
+        result = call()
+    except PipelinectlError as exc:
+        session.audit(verb, target, arguments, f"error: {exc.code}: {exc.message}",
+                      exc.request_id or request_id(session))
+        raise
+    except KeyboardInterrupt:
+        session.audit(verb, target, arguments, "interrupted", request_id(session))
+        raise
+    session.audit(verb, target, arguments, summary(result), request_id(session))
+    return result
+
+
+def say(session: Session, line: str) -> None:
+    """A human result line on stdout (table/wide only; machine formats get the object)."""
+    if session.options.output in ("table", "wide"):
+        sys.stdout.write(session.redact(line) + "\n")
+
+
+def dry_run_note(session: Session, what: str) -> None:
+    """Every dry run says so: on stdout in table mode, on stderr otherwise (stdout stays machine-clean)."""
+    line = f"dry run: {what}; nothing was changed"
+    if session.options.output in ("table", "wide"):
+        sys.stdout.write(session.redact(line) + "\n")
+    else:
+        sys.stderr.write(session.redact(line) + "\n")
+
+
+def context_label(session: Session) -> str:
+    return session.options.context or session.config.current_context or "?"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# -- progress -------------------------------------------------------------------------------------------
+class _NoProgress:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def update(self, *, completed: int | None = None, total: int | None = None, description: str | None = None) -> None:
+        pass
+
+
+class _RichProgress:
+    def __init__(self, progress: Any, task: Any) -> None:
+        self._progress = progress
+        self._task = task
+
+    def advance(self, n: int = 1) -> None:
+        self._progress.advance(self._task, n)
+
+    def update(self, *, completed: int | None = None, total: int | None = None, description: str | None = None) -> None:
+        kwargs: dict[str, Any] = {}
+        if completed is not None:
+            kwargs["completed"] = completed
+        if total is not None:
+            kwargs["total"] = total
+        if description is not None:
+            kwargs["description"] = description
+        self._progress.update(self._task, **kwargs)
+
+
+@contextlib.contextmanager
+def progress(session: Session, description: str, total: int | None) -> Iterator[_NoProgress | _RichProgress]:
+    """A rich progress bar on stderr when a person is watching; nothing when piped or in machine output."""
+    if session.options.machine or not (sys.stderr.isatty() and sys.stdout.isatty()):
+        yield _NoProgress()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True, no_color=not session.color)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        yield _RichProgress(bar, bar.add_task(description, total=total))
+
+
+__all__ = [
+    "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate", "parse_range",
+    "parse_time", "pipeline_option", "plural", "progress", "request_id", "say", "stage_name", "yes_option",
+]

@@ -1,0 +1,359 @@
+"""Dead letters: list, inspect (alias show), redrive, purge.
+
+Bulk actions are planned first: a dry run on the plane says exactly which items
+match, unknown IDs are refused, and the operator confirms that count. The
+action then runs on exactly those IDs (in chunks, with a progress bar on a
+TTY), so items arriving between the prompt and the action are never touched.
+An item leaves the DLQ only when the plane has accepted its redrive.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..errors import ConflictError, NotFoundError, UsageError
+from .common import (
+    check_stage,
+    context_label,
+    current,
+    dry_run_note,
+    dry_run_option,
+    mutate,
+    parse_range,
+    pipeline_option,
+    plural,
+    progress,
+    say,
+    yes_option,
+)
+
+if TYPE_CHECKING:
+    from ..model import BulkResult, DLQFilter
+    from .session import Session
+
+app = typer.Typer(
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    rich_markup_mode="rich",
+)
+
+
+
+@app.callback()
+def _group() -> None:
+    """List, inspect, redrive and purge dead-letter items.
+
+    Examples:
+
+      pipelinectl dlq list --stage enrich --since -2h
+
+      pipelinectl dlq redrive --error-kind transient --yes
+    """
+
+
+CHUNK = 100  # IDs per redrive/purge request: bounded bodies, and a progress bar that moves
+TABLE_DEFAULT_LIMIT = 1000  # a table is for reading; -o jsonl streams everything
+
+# -- shared options ----------------------------------------------------------------------------------
+_STAGE = typer.Option(None, "--stage", "-s", metavar="STAGE", help="Only items dead-lettered by this stage.")
+_KIND = typer.Option(None, "--error-kind", "-k", metavar="KIND",
+                     help="Only this error kind: validation, transient, persistent, fatal.")
+_SINCE = typer.Option(None, "--since", metavar="TIME", help="Last seen at or after TIME (RFC 3339, date, -2h).")
+_UNTIL = typer.Option(None, "--until", metavar="TIME", help="Last seen before TIME.")
+
+
+def _selection(session: Session, pipeline: str, *, ids: list[str] | None = None, all_: bool = False,
+               stage: str | None, error_kind: str | None, since: str | None, until: str | None) -> DLQFilter:
+    """Build and check a selection locally (times, kinds), then the stage against the plane."""
+    from ..model import ERROR_KINDS, DLQFilter
+
+    start, end = parse_range(since, until, "--since", "--until")
+    if error_kind is not None and error_kind not in ERROR_KINDS:
+        raise UsageError(f"invalid value for --error-kind: '{error_kind}'",
+                         hint=f"choose from {', '.join(ERROR_KINDS)}")
+    selection = DLQFilter(pipeline=pipeline, ids=list(ids or []), all=all_, stage=stage, error_kind=error_kind,
+                          since=start, until=end)
+    if stage is not None:
+        check_stage(session, pipeline, stage)
+    return selection
+
+
+def _describe(selection: DLQFilter) -> str:
+    parts = []
+    if selection.stage:
+        parts.append(f"stage={selection.stage}")
+    if selection.error_kind:
+        parts.append(f"error-kind={selection.error_kind}")
+    if selection.since:
+        parts.append(f"since={selection.since.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    if selection.until:
+        parts.append(f"until={selection.until.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    if not parts and selection.all:
+        parts.append("all items")
+    return ", ".join(parts)
+
+
+# -- list ----------------------------------------------------------------------------------------------
+@app.command("list")
+def list_(
+    pipeline: str | None = pipeline_option(),
+    stage: str | None = _STAGE,
+    error_kind: str | None = _KIND,
+    since: str | None = _SINCE,
+    until: str | None = _UNTIL,
+    limit: int | None = typer.Option(None, "--limit", "-l", metavar="N", min=1,
+                                     help=f"At most N items (tables default to {TABLE_DEFAULT_LIMIT})."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Keep listing: new items as they arrive (Ctrl-C stops)."),
+    interval: float = typer.Option(2.0, "--interval", metavar="SECONDS", min=0.1,
+                                   help="How often --watch looks again."),
+) -> None:
+    """List dead-letter items, oldest first.
+
+    -o jsonl streams page by page and never holds the whole DLQ; --limit stops early.
+
+    Examples:
+
+      pipelinectl dlq list --stage enrich --error-kind validation --since -2h
+
+      pipelinectl dlq list -o jsonl --limit 5000 > dlq.jsonl
+    """
+    session = current()
+    target = session.pipeline(pipeline)
+    selection = _selection(session, target, stage=stage, error_kind=error_kind, since=since, until=until)
+    fmt = session.options.output
+    streaming = fmt in ("jsonl", "name")
+    cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
+    page_size = min(cap, 500) if cap is not None else 500
+    items = session.plane.dlq_list(selection, page_size=page_size)
+    if cap is not None:
+        items = itertools.islice(items, cap)
+    if watch:
+        _watch(session, selection, items, page_size, interval)
+        return
+    if streaming:
+        session.renderer.emit(items, kind="DLQItem")
+        return
+    listed = list(items)
+    session.renderer.emit(listed, kind="DLQItem")
+    if limit is None and len(listed) == cap and fmt in ("table", "wide"):
+        session.info(f"showing the first {cap} items; use --limit N, or -o jsonl for all of them")
+
+
+def _watch(session: Session, selection: DLQFilter, first: Any, page_size: int, interval: float) -> None:
+    """Print what is there, then only items not seen before, until Ctrl-C (which ends it with success)."""
+    seen: set[str] = set()
+
+    def fresh(items: Any) -> list[Any]:
+        out = [i for i in items if i.id not in seen]
+        seen.update(i.id for i in out)
+        return out
+
+    try:
+        batch = fresh(first)
+        session.renderer.emit(batch, kind="DLQItem")
+        sys.stdout.flush()
+        while True:
+            time.sleep(interval)
+            batch = fresh(session.plane.dlq_list(selection, page_size=page_size))
+            if batch:
+                if session.options.output in ("table", "wide"):
+                    sys.stdout.write("\n")
+                session.renderer.emit(batch, kind="DLQItem")
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        return
+
+
+# -- inspect -------------------------------------------------------------------------------------------
+def _inspect(item_id: str, pipeline: str | None) -> None:
+    session = current()
+    target = session.pipeline(pipeline)
+    item = session.plane.dlq_show(target, item_id)
+    if session.options.output not in ("table", "wide"):
+        session.emit(item)
+        return
+    import json
+
+    r = session.renderer
+    r.key_values([
+        ("ID", item.id), ("Pipeline", item.pipeline), ("Stage", item.stage), ("Error kind", item.error_kind),
+        ("Message", item.message), ("Attempts", item.attempts), ("First seen", item.first_seen),
+        ("Last seen", item.last_seen), ("Key", item.key), ("Offset", item.offset),
+        ("Headers", ", ".join(f"{k}={v}" for k, v in sorted(item.headers.items()))),
+    ], title=f"DLQ item {item.id}")
+    payload = item.payload if isinstance(item.payload, str) else json.dumps(item.payload, indent=2, default=str)
+    r.stream.write("Payload:\n")
+    for line in str(payload).splitlines() or ["-"]:
+        r.stream.write(f"  {line}\n")
+    if item.details:
+        r.stream.write("Details:\n")
+        for key, value in sorted(item.details.items()):
+            r.stream.write(f"  {key}: {value}\n")
+
+
+@app.command("inspect")
+def inspect(
+    item_id: str = typer.Argument(..., metavar="ID", help="The item's ID (from 'dlq list')."),
+    pipeline: str | None = pipeline_option(),
+) -> None:
+    """Show one dead-letter item: error, attempts, times, headers and payload (alias: show).
+
+    Examples:
+
+      pipelinectl dlq inspect dlq-42
+
+      pipelinectl dlq show dlq-42 -o json
+    """
+    _inspect(item_id, pipeline)
+
+
+@app.command("show", hidden=True)
+def show(
+    item_id: str = typer.Argument(..., metavar="ID", help="The item's ID (from 'dlq list')."),
+    pipeline: str | None = pipeline_option(),
+) -> None:
+    """Alias of 'dlq inspect'.
+
+    Examples:
+
+      pipelinectl dlq show dlq-42
+    """
+    _inspect(item_id, pipeline)
+
+
+# -- redrive / purge -----------------------------------------------------------------------------------
+def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: str | None,
+          error_kind: str | None, since: str | None, until: str | None, dry_run: bool, yes: bool,
+          always_confirm: bool) -> None:
+    """validate -> plan (dry run on the plane) -> (report | confirm) -> act in chunks -> audit -> render."""
+    from ..model import BulkResult, DLQFilter
+
+    session = current()
+    has_filters = any(v is not None for v in (stage, error_kind, since, until))
+    if ids and (all_ or has_filters):
+        raise UsageError(f"give item IDs, or --all / filters, not both (dlq {action} ID... | --all | filters)")
+    if not ids and not all_ and not has_filters:
+        raise UsageError(f"nothing selected: dlq {action} needs item IDs, --all, or a filter "
+                         "(--stage, --error-kind, --since, --until)")
+    target = session.pipeline(pipeline)
+    selection = _selection(session, target, ids=list(dict.fromkeys(ids)), all_=all_, stage=stage,
+                           error_kind=error_kind, since=since, until=until)
+    verb = session.plane.dlq_redrive if action == "redrive" else session.plane.dlq_purge
+    plan: BulkResult = verb(selection, dry_run=True)
+    missing = [i for i in selection.ids if i not in set(plan.matched)]
+    if missing:
+        raise NotFoundError(f"DLQ item{'s' if len(missing) > 1 else ''} not found in pipeline '{target}': "
+                            f"{', '.join(missing)}", hint="nothing was changed; see 'pipelinectl dlq list'")
+    what = _describe(selection) or ", ".join(selection.ids)
+    count = len(plan.matched)
+    if count == 0:
+        if dry_run:
+            dry_run_note(session, f"no DLQ items match ({what})")
+        else:
+            session.info(f"no DLQ items match ({what}); nothing to {action}")
+        if session.options.output not in ("table", "wide"):
+            session.emit(plan)
+        return
+    if dry_run:
+        dry_run_note(session, f"{action} would act on {plural(count, 'item')} of pipeline '{target}' ({what})")
+        _render(session, plan, show_ids=True)
+        return
+    bulk = all_ or has_filters or len(selection.ids) > 1
+    if always_confirm or bulk:
+        session.confirm(f"{action} {plural(count, 'DLQ item')} of pipeline '{target}' ({what})", yes=yes)
+
+    def act() -> BulkResult:
+        total = BulkResult(action=action, pipeline=target, matched=list(plan.matched))
+        with progress(session, f"{action} {target}", count) as bar:
+            for start in range(0, count, CHUNK):
+                chunk = plan.matched[start:start + CHUNK]
+                done = verb(DLQFilter(pipeline=target, ids=chunk), dry_run=False)
+                total.succeeded.extend(done.succeeded)
+                total.failed.update(done.failed)
+                bar.advance(len(chunk))
+        return total
+
+    arguments: dict[str, Any] = {"ids": selection.ids, "all": all_, "stage": stage, "error_kind": error_kind,
+                                 "since": since, "until": until, "matched": count}
+    result = mutate(session, verb=f"dlq {action}", target=f"{target}/dlq", arguments=arguments, call=act,
+                    summary=lambda r: f"succeeded={len(r.succeeded)} failed={len(r.failed)}")
+    past = "redriven" if action == "redrive" else "purged"
+    say(session, f"{plural(len(result.succeeded), 'item')} {past} from pipeline '{target}' "
+                 f"(context '{context_label(session)}')")
+    _render(session, result, show_ids=False)
+    if result.failed:
+        for item_id, reason in sorted(result.failed.items()):
+            sys.stderr.write(f"  {item_id}: {session.redact(reason)}\n")
+        raise ConflictError(f"{plural(len(result.failed), 'item')} could not be {past}; they stay in the DLQ",
+                            hint="see the reasons above; retry with their IDs")
+
+
+def _render(session: Session, result: BulkResult, *, show_ids: bool) -> None:
+    if session.options.output not in ("table", "wide"):
+        session.emit(result)
+        return
+    if session.options.output == "wide" or show_ids:
+        for item_id in result.matched[:50]:
+            sys.stdout.write(f"  {item_id}\n")
+        if len(result.matched) > 50:
+            sys.stdout.write(f"  ... and {len(result.matched) - 50} more (-o json lists them all)\n")
+
+
+_IDS = typer.Argument(None, metavar="ID", help="Item IDs; or select with --all or filters.", show_default=False)
+_ALL = typer.Option(False, "--all", help="Every item (narrowed by any filters given).")
+
+
+@app.command("redrive")
+def redrive(
+    ids: list[str] | None = _IDS,
+    all_: bool = _ALL,
+    pipeline: str | None = pipeline_option(),
+    stage: str | None = _STAGE,
+    error_kind: str | None = _KIND,
+    since: str | None = _SINCE,
+    until: str | None = _UNTIL,
+    dry_run: bool = dry_run_option(),
+    yes: bool = yes_option(),
+) -> None:
+    """Put dead-letter items back into their stage; each leaves the DLQ once the stage accepts it.
+
+    One ID runs at once; more IDs, --all or filters show the count and ask first
+    (off a terminal they need --yes).
+
+    Examples:
+
+      pipelinectl dlq redrive dlq-42
+
+      pipelinectl dlq redrive --stage enrich --error-kind transient --yes
+    """
+    _bulk("redrive", list(ids or []), all_, pipeline, stage, error_kind, since, until, dry_run, yes,
+          always_confirm=False)
+
+
+@app.command("purge")
+def purge(
+    ids: list[str] | None = _IDS,
+    all_: bool = _ALL,
+    pipeline: str | None = pipeline_option(),
+    stage: str | None = _STAGE,
+    error_kind: str | None = _KIND,
+    since: str | None = _SINCE,
+    until: str | None = _UNTIL,
+    dry_run: bool = dry_run_option(),
+    yes: bool = yes_option(),
+) -> None:
+    """Delete dead-letter items for good; always asks first (off a terminal it needs --yes).
+
+    Examples:
+
+      pipelinectl dlq purge --error-kind validation --until -7d --dry-run
+
+      pipelinectl dlq purge dlq-42 dlq-43 --yes
+    """
+    _bulk("purge", list(ids or []), all_, pipeline, stage, error_kind, since, until, dry_run, yes,
+          always_confirm=True)

@@ -1,0 +1,217 @@
+"""Replay a range of a pipeline's input, and manage replay jobs (list, show, cancel).
+
+`pipelinectl replay --from ... --to ...` runs the replay (the group's callback
+does it when no subcommand is given). The plane plans it first (a dry run
+counts the items), the operator confirms that count, and with --wait the
+command follows the job to its end with a progress bar on a TTY.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..errors import ConditionNotMetError, UsageError
+from .common import (
+    check_stage,
+    context_label,
+    current,
+    dry_run_note,
+    dry_run_option,
+    mutate,
+    parse_range,
+    pipeline_option,
+    plural,
+    progress,
+    say,
+    stage_name,
+    yes_option,
+)
+
+if TYPE_CHECKING:
+    from ..model import ReplayJob
+    from .session import Session
+
+app = typer.Typer(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    rich_markup_mode="rich",
+)
+
+TERMINAL = ("completed", "cancelled", "failed")
+
+
+def _range_text(job: ReplayJob) -> str:
+    if job.from_offset is not None or job.to_offset is not None:
+        return f"offsets {job.from_offset}..{job.to_offset}"
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    start = job.from_time.strftime(fmt) if job.from_time else "?"
+    end = job.to_time.strftime(fmt) if job.to_time else "?"
+    return f"{start}..{end}"
+
+
+@app.callback()
+def replay(
+    ctx: typer.Context,
+    from_: str | None = typer.Option(None, "--from", metavar="TIME",
+                                     help="Start of a time range (inclusive): RFC 3339, a date, or -2h."),
+    to: str | None = typer.Option(None, "--to", metavar="TIME", help="End of the time range (exclusive)."),
+    from_offset: int | None = typer.Option(None, "--from-offset", metavar="A", help="First input offset (inclusive)."),
+    to_offset: int | None = typer.Option(None, "--to-offset", metavar="B", help="End input offset (exclusive)."),
+    stage: str | None = typer.Option(None, "--stage", "-s", metavar="STAGE",
+                                     help="Replay into this stage (default: the pipeline's first)."),
+    pipeline: str | None = pipeline_option(),
+    dry_run: bool = dry_run_option(),
+    wait: bool = typer.Option(False, "--wait", help="Follow the job until it ends (progress bar on a terminal)."),
+    poll: float = typer.Option(1.0, "--poll", metavar="SECONDS", min=0.05, help="How often --wait looks."),
+    yes: bool = yes_option(),
+) -> None:
+    """Replay a range of the input through a stage; asks first (off a terminal it needs --yes).
+
+    Give a time range (--from/--to) or an offset range (--from-offset/--to-offset).
+    Items already applied are skipped by key, so a replay never double-applies.
+    Subcommands list, show and cancel manage replay jobs.
+
+    Examples:
+
+      pipelinectl replay --from=2026-05-01 --to=2026-05-02 --stage enrich --wait
+
+      pipelinectl replay --from-offset 1200 --to-offset 1300 --dry-run
+    """
+    if ctx.invoked_subcommand is not None:
+        if any(v is not None for v in (from_, to, from_offset, to_offset, stage)) or dry_run or wait or yes:
+            raise UsageError(f"replay options go with 'replay --from ... --to ...', not with "
+                             f"'replay {ctx.invoked_subcommand}'")
+        return
+    from ..model import ReplayRequest
+    from ..timeparse import parse_offset_range
+
+    session = current()
+    by_time = from_ is not None or to is not None
+    by_offset = from_offset is not None or to_offset is not None
+    if by_time and by_offset:
+        raise UsageError("give a time range (--from/--to) or an offset range (--from-offset/--to-offset), not both")
+    if not by_time and not by_offset:
+        raise UsageError("replay needs a range: --from TIME --to TIME, or --from-offset A --to-offset B",
+                         hint="see 'pipelinectl replay --help'; 'replay list' shows jobs")
+    start = end = None
+    if by_time:
+        start, end = parse_range(from_, to, "--from", "--to", require_both=True)
+    a, b = parse_offset_range(from_offset, to_offset)
+    name = stage_name(stage) if stage is not None else None
+    target = session.pipeline(pipeline)
+    if name is not None:
+        check_stage(session, target, name)
+    request = ReplayRequest(pipeline=target, stage=name, from_offset=a, to_offset=b, from_time=start, to_time=end)
+    plan = session.plane.replay(ReplayRequest(**{**_fields(request), "dry_run": True}))
+    what = (f"{plural(plan.total, 'item')} of pipeline '{target}' into stage '{plan.stage}' "
+            f"({_range_text(plan)})")
+    if dry_run:
+        dry_run_note(session, f"replay would send {what}")
+        _emit(session, plan)
+        return
+    session.confirm(f"replay {what}", yes=yes)
+    arguments: dict[str, Any] = {"stage": name, "from": from_, "to": to, "from_offset": a, "to_offset": b,
+                                 "planned": plan.total}
+    job = mutate(session, verb="replay", target=f"{target}/{plan.stage}", arguments=arguments,
+                 call=lambda: session.plane.replay(request), summary=lambda j: f"job {j.id} {j.state}")
+    say(session, f"replay job {job.id} {job.state}: {what} (context '{context_label(session)}')")
+    if wait:
+        job = _follow(session, job, poll)
+        say(session, f"replay job {job.id} {job.state}: {job.replayed} replayed, {job.skipped} skipped"
+                     f" of {job.total}")
+    elif session.options.output in ("table", "wide"):
+        session.info(f"follow it with 'pipelinectl replay show {job.id}'")
+    _emit(session, job)
+    if wait and job.state != "completed":
+        raise ConditionNotMetError(f"replay job {job.id} ended {job.state}" + (f": {job.error}" if job.error else ""))
+
+
+def _fields(request: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(request, f.name) for f in dataclasses.fields(request) if f.name != "kind"}
+
+
+def _emit(session: Session, job: ReplayJob) -> None:
+    if session.options.output != "table":
+        session.emit(job)
+
+
+def _follow(session: Session, job: ReplayJob, poll: float) -> ReplayJob:
+    """Poll the job until it ends; Ctrl-C stops watching, not the job (and says how to cancel it)."""
+    try:
+        with progress(session, f"replay {job.id}", job.total or None) as bar:
+            while job.state not in TERMINAL:
+                time.sleep(poll)
+                job = session.plane.replay_show(job.pipeline, job.id)
+                bar.update(completed=job.replayed + job.skipped, total=job.total or None)
+    except KeyboardInterrupt:
+        import sys
+
+        sys.stderr.write(f"stopped waiting; replay job {job.id} continues "
+                         f"(cancel it with 'pipelinectl replay cancel {job.id}')\n")
+        raise
+    return job
+
+
+@app.command("list")
+def list_(pipeline: str | None = pipeline_option()) -> None:
+    """List the pipeline's replay jobs, newest first.
+
+    Examples:
+
+      pipelinectl replay list
+
+      pipelinectl replay list -o json
+    """
+    session = current()
+    jobs = session.plane.replay_list(session.pipeline(pipeline))
+    session.renderer.emit(jobs, kind="ReplayJob")
+
+
+@app.command("show")
+def show(
+    job_id: str = typer.Argument(..., metavar="ID", help="The replay job's ID."),
+    pipeline: str | None = pipeline_option(),
+) -> None:
+    """Show one replay job: state, range and progress.
+
+    Examples:
+
+      pipelinectl replay show rpl-3
+
+      pipelinectl replay show rpl-3 -o json
+    """
+    session = current()
+    job = session.plane.replay_show(session.pipeline(pipeline), job_id)
+    if session.options.output not in ("table", "wide"):
+        session.emit(job)
+        return
+    session.renderer.key_values([
+        ("ID", job.id), ("Pipeline", job.pipeline), ("Stage", job.stage), ("State", job.state),
+        ("Range", _range_text(job)), ("Progress", f"{job.replayed}/{job.total}"), ("Skipped", job.skipped),
+        ("Created", job.created_at), ("Finished", job.finished_at), ("Error", job.error),
+    ], title=f"Replay job {job.id}")
+
+
+@app.command("cancel")
+def cancel(
+    job_id: str = typer.Argument(..., metavar="ID", help="The replay job's ID."),
+    pipeline: str | None = pipeline_option(),
+) -> None:
+    """Stop a pending or running replay job; items already replayed stay replayed.
+
+    Examples:
+
+      pipelinectl replay cancel rpl-3
+    """
+    session = current()
+    target = session.pipeline(pipeline)
+    before = session.plane.replay_show(target, job_id)  # an unknown ID is refused before any write
+    job = mutate(session, verb="replay cancel", target=f"{target}/{job_id}", arguments={"id": job_id},
+                 call=lambda: session.plane.replay_cancel(target, job_id), summary=lambda j: j.state)
+    say(session, f"replay job {job.id}: {job.state} (was {before.state}; {job.replayed}/{job.total} replayed)")
+    _emit(session, job)

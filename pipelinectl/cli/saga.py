@@ -1,0 +1,310 @@
+"""Sagas: list, inspect (alias show), force-fail, retry, force-complete.
+
+A saga is read first (an unknown ID is refused before anything is sent), the
+plane is asked for a dry run (a saga in the wrong status is refused before the
+prompt, not after), then force-fail and force-complete confirm, naming the
+saga, its status and the context. `--query` acts on many sagas at once through
+the engine's batch operation; it confirms too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..errors import UsageError
+from .common import (
+    context_label,
+    current,
+    dry_run_note,
+    dry_run_option,
+    mutate,
+    pipeline_option,
+    say,
+    yes_option,
+)
+
+if TYPE_CHECKING:
+    from ..model import Saga
+    from .session import Session
+
+app = typer.Typer(
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def _group() -> None:
+    """List and inspect sagas; force-fail, retry or force-complete one (or many with --query).
+
+    Examples:
+
+      pipelinectl saga list --status stuck
+
+      pipelinectl saga inspect order-1042
+    """
+
+
+TABLE_DEFAULT_LIMIT = 1000
+_QUERY_HELP = "Select sagas with the engine's own query (e.g. a Temporal visibility query)."
+
+
+# -- list ----------------------------------------------------------------------------------------------
+@app.command("list")
+def list_(
+    pipeline: str | None = pipeline_option(),
+    status: str | None = typer.Option(None, "--status", metavar="STATUS",
+                                      help="running, stuck, compensating, completed, compensated or failed."),
+    definition: str | None = typer.Option(None, "--definition", "-d", metavar="NAME",
+                                          help="Only sagas of this definition."),
+    query: str | None = typer.Option(None, "--query", "-q", metavar="QUERY", help=_QUERY_HELP),
+    limit: int | None = typer.Option(None, "--limit", "-l", metavar="N", min=1,
+                                     help=f"At most N sagas (tables default to {TABLE_DEFAULT_LIMIT})."),
+) -> None:
+    """List sagas, without their steps and events (see 'saga inspect').
+
+    -o jsonl streams page by page; --limit stops early.
+
+    Examples:
+
+      pipelinectl saga list --status stuck --definition order
+
+      pipelinectl saga list -o jsonl --limit 100
+    """
+    from ..model import SAGA_STATUSES, SagaFilter
+
+    session = current()
+    if status is not None and status not in SAGA_STATUSES:
+        raise UsageError(f"invalid value for --status: '{status}'", hint=f"choose from {', '.join(SAGA_STATUSES)}")
+    target = session.pipeline(pipeline)
+    selection = SagaFilter(pipeline=target, status=status, definition=definition, query=query)
+    streaming = session.options.output in ("jsonl", "name")
+    cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
+    page_size = min(cap, 200) if cap is not None else 200
+    sagas = session.plane.saga_list(selection, page_size=page_size)
+    if cap is not None:
+        sagas = itertools.islice(sagas, cap)
+    if streaming:
+        session.renderer.emit(sagas, kind="Saga")
+        return
+    listed = list(sagas)
+    session.renderer.emit(listed, kind="Saga")
+    if limit is None and len(listed) == cap and session.options.output in ("table", "wide"):
+        session.info(f"showing the first {cap} sagas; use --limit N, or -o jsonl for all of them")
+
+
+# -- inspect -------------------------------------------------------------------------------------------
+def _inspect(saga_id: str, pipeline: str | None) -> None:
+    session = current()
+    saga = session.plane.saga_show(session.pipeline(pipeline), saga_id)
+    if session.options.output not in ("table", "wide"):
+        session.emit(saga)
+        return
+    r = session.renderer
+    r.key_values([
+        ("ID", saga.id), ("Pipeline", saga.pipeline), ("Definition", saga.definition), ("Status", saga.status),
+        ("Current step", saga.current_step), ("Completed steps", ", ".join(saga.completed_steps)),
+        ("Last error", saga.last_error), ("Started", saga.started_at), ("Updated", saga.updated_at),
+        ("Closed", saga.closed_at),
+    ], title=f"Saga {saga.id}")
+    r.stream.write("\n")
+    r.table(saga.steps, "SagaStep", title="Steps")
+    r.stream.write("\n")
+    r.table(saga.events, "SagaEvent", title="Events")
+
+
+@app.command("inspect")
+def inspect(
+    saga_id: str = typer.Argument(..., metavar="ID", help="The saga's ID (from 'saga list')."),
+    pipeline: str | None = pipeline_option(),
+) -> None:
+    """Show one saga: its state, the step timeline and its events (alias: show).
+
+    Examples:
+
+      pipelinectl saga inspect order-1042
+
+      pipelinectl saga show order-1042 -o json
+    """
+    _inspect(saga_id, pipeline)
+
+
+@app.command("show", hidden=True)
+def show(
+    saga_id: str = typer.Argument(..., metavar="ID", help="The saga's ID (from 'saga list')."),
+    pipeline: str | None = pipeline_option(),
+) -> None:
+    """Alias of 'saga inspect'.
+
+    Examples:
+
+      pipelinectl saga show order-1042
+    """
+    _inspect(saga_id, pipeline)
+
+
+# -- the mutating verbs ----------------------------------------------------------------------------------
+def _where(saga: Saga) -> str:
+    at = f" at step {saga.current_step}" if saga.current_step else ""
+    return f"saga '{saga.id}' ({saga.definition}, {saga.status}{at})"
+
+
+def _one(session: Session, verb: str, saga_id: str, pipeline: str, arguments: dict[str, Any], *,
+         confirm: bool, yes: bool, dry_run: bool, call: Any) -> None:
+    """read -> dry run on the plane -> (report | confirm) -> act -> audit -> render."""
+    before = session.plane.saga_show(pipeline, saga_id)
+    planned: Saga = call(True)
+    if dry_run:
+        dry_run_note(session, f"{verb} {_where(before)} would leave it {planned.status}")
+        _render(session, planned)
+        return
+    if confirm:
+        session.confirm(f"{verb} {_where(before)} in pipeline '{pipeline}'", yes=yes)
+    after = mutate(session, verb=f"saga {verb}", target=f"{pipeline}/{saga_id}", arguments=arguments,
+                   call=lambda: call(False), summary=lambda s: s.status)
+    say(session, f"saga {saga_id}: {after.status} (was {before.status}; context '{context_label(session)}')")
+    _render(session, after)
+
+
+def _render(session: Session, saga: Saga) -> None:
+    if session.options.output != "table":
+        session.emit(saga)
+
+
+def _batch(session: Session, action: str, query: str, reason: str, pipeline: str, *, yes: bool,
+           dry_run: bool) -> None:
+    """Many sagas by the engine's query: planned by the plane, confirmed, run as one batch job."""
+    from ..model import SagaFilter
+
+    selection = SagaFilter(pipeline=pipeline, query=query)
+    plan = session.plane.saga_batch(action, selection, reason, dry_run=True)
+    if dry_run:
+        dry_run_note(session, f"{action} would act on {plan.total} saga(s) matching {query!r}")
+        if session.options.output != "table":
+            session.emit(plan)
+        return
+    session.confirm(f"{action} {plan.total} saga(s) matching {query!r} in pipeline '{pipeline}'", yes=yes)
+    job = mutate(session, verb=f"saga {action}", target=f"{pipeline}/query", arguments={"query": query,
+                 "reason": reason, "matched": plan.total},
+                 call=lambda: session.plane.saga_batch(action, selection, reason, dry_run=False),
+                 summary=lambda j: f"batch {j.id} {j.state}")
+    say(session, f"batch job {job.id}: {action} of {job.total} saga(s) {job.state}")
+    if session.options.output != "table":
+        session.emit(job)
+
+
+def _target(saga_id: str | None, query: str | None, verb: str) -> None:
+    if saga_id and query:
+        raise UsageError(f"give a saga ID or --query, not both (saga {verb} ID | --query Q)")
+    if not saga_id and not query:
+        raise UsageError(f"saga {verb} needs a saga ID or --query")
+
+
+def _reason(reason: str | None, verb: str) -> str:
+    if reason is None or not reason.strip():
+        raise UsageError(f"saga {verb} needs --reason (it is recorded in the saga's history and the audit log)")
+    return reason.strip()
+
+
+_ID = typer.Argument(None, metavar="[ID]", help="The saga's ID; or select many with --query.", show_default=False)
+
+
+@app.command("force-fail")
+def force_fail(
+    saga_id: str | None = _ID,
+    reason: str | None = typer.Option(None, "--reason", "-r", metavar="TEXT", help="Why (required; recorded)."),
+    terminate: bool = typer.Option(False, "--terminate",
+                                   help="End it at once, without running compensations."),
+    query: str | None = typer.Option(None, "--query", "-q", metavar="QUERY", help=_QUERY_HELP),
+    pipeline: str | None = pipeline_option(),
+    dry_run: bool = dry_run_option(),
+    yes: bool = yes_option(),
+) -> None:
+    """Fail a running or stuck saga now: its completed steps are compensated in reverse.
+
+    Asks first (off a terminal it needs --yes). A saga already completed,
+    compensated or failed is refused (exit 4).
+
+    Examples:
+
+      pipelinectl saga force-fail order-1042 --reason "card processor outage"
+
+      pipelinectl saga force-fail --query "status = 'stuck'" --reason drill --yes
+    """
+    session = current()
+    _target(saga_id, query, "force-fail")
+    why = _reason(reason, "force-fail")
+    target = session.pipeline(pipeline)
+    if query:
+        _batch(session, "force-fail", query, why, target, yes=yes, dry_run=dry_run)
+        return
+    assert saga_id is not None
+    _one(session, "force-fail", saga_id, target, {"reason": why, "terminate": terminate},
+         confirm=True, yes=yes, dry_run=dry_run,
+         call=lambda dry: session.plane.saga_force_fail(target, saga_id, why, terminate=terminate, dry_run=dry))
+
+
+@app.command("retry")
+def retry(
+    saga_id: str | None = _ID,
+    event_id: int | None = typer.Option(None, "--event-id", metavar="N", min=1,
+                                        help="Resume from this history event (engines that can reset)."),
+    reason: str | None = typer.Option(None, "--reason", "-r", metavar="TEXT", help="Why (recorded)."),
+    query: str | None = typer.Option(None, "--query", "-q", metavar="QUERY", help=_QUERY_HELP),
+    pipeline: str | None = pipeline_option(),
+    dry_run: bool = dry_run_option(),
+    yes: bool = yes_option(),
+) -> None:
+    """Retry a stuck or failed saga from its failing step.
+
+    One saga runs at once; --query (many sagas) asks first.
+
+    Examples:
+
+      pipelinectl saga retry order-1042
+
+      pipelinectl saga retry --query "status = 'stuck'" --yes
+    """
+    session = current()
+    _target(saga_id, query, "retry")
+    target = session.pipeline(pipeline)
+    why = reason.strip() if reason and reason.strip() else None
+    if query:
+        if event_id is not None:
+            raise UsageError("--event-id applies to one saga, not to --query")
+        _batch(session, "retry", query, why or "", target, yes=yes, dry_run=dry_run)
+        return
+    assert saga_id is not None
+    options = {"event_id": event_id} if event_id is not None else None
+    arguments: dict[str, Any] = {"reason": why}
+    if event_id is not None:
+        arguments["event_id"] = event_id
+    _one(session, "retry", saga_id, target, arguments, confirm=False, yes=yes, dry_run=dry_run,
+         call=lambda dry: session.plane.saga_retry(target, saga_id, why, dry_run=dry, options=options))
+
+
+@app.command("force-complete")
+def force_complete(
+    saga_id: str = typer.Argument(..., metavar="ID", help="The saga's ID."),
+    reason: str | None = typer.Option(None, "--reason", "-r", metavar="TEXT", help="Why (required; recorded)."),
+    pipeline: str | None = pipeline_option(),
+    dry_run: bool = dry_run_option(),
+    yes: bool = yes_option(),
+) -> None:
+    """Mark a saga completed without running its remaining steps (the work was done by hand).
+
+    Asks first (off a terminal it needs --yes).
+
+    Examples:
+
+      pipelinectl saga force-complete order-1042 --reason "shipped manually, ticket OPS-7"
+    """
+    session = current()
+    why = _reason(reason, "force-complete")
+    target = session.pipeline(pipeline)
+    _one(session, "force-complete", saga_id, target, {"reason": why}, confirm=True, yes=yes, dry_run=dry_run,
+         call=lambda dry: session.plane.saga_force_complete(target, saga_id, why, dry_run=dry))
