@@ -60,7 +60,7 @@ PREVIEW_CHARS = 512
 REPLAY_BATCH = 256
 NO_LIMIT = 1_000_000  # max_parallelism shown when neither stream nor account limits max_ack_pending
 
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 
 
 def _now() -> datetime:
@@ -99,11 +99,11 @@ def _payload_view(data: bytes, limit: int | None) -> tuple[Any, dict[str, Any]]:
     return text, info
 
 
-def _default_progress(done: int, total: int) -> None:
+def _default_progress(what: str, done: int, total: int) -> None:
     """A one-line counter on stderr, only when a person is watching."""
     if sys.stderr.isatty():
         end = "\n" if done >= total else ""
-        sys.stderr.write(f"\rreplaying {done}/{total}{end}")
+        sys.stderr.write(f"\r{what} {done}/{total}{end}")
         sys.stderr.flush()
 
 
@@ -497,7 +497,7 @@ class NatsControlPlane(UnsupportedVerbs):
                                 job.replayed += 1
                             done += 1
                             if self.progress:
-                                self.progress(done, max(done, min(total_hint, stop_seq - (request.from_offset or 0))))
+                                self.progress("replaying", done, max(done, min(total_hint, stop_seq - (request.from_offset or 0))))
                     if finished or not msgs:
                         break
             finally:
@@ -718,7 +718,7 @@ class NatsControlPlane(UnsupportedVerbs):
                 continue
             result.succeeded.append(entry.id)
             if self.progress:
-                self.progress(len(result.succeeded), len(result.matched))
+                self.progress("redriving", len(result.succeeded), len(result.matched))
         return result
 
     async def _redrive_one(self, entry: dlq.Entry, original: dict[str, Any]) -> None:

@@ -124,14 +124,28 @@ class Link:
 
     # -- connecting -----------------------------------------------------------
     def _auth_options(self) -> dict[str, Any]:
+        """Credentials, read only now; with `settings.user`, the context's token is that user's password."""
+        import os
+
+        from pipelinectl.redact import register_secret
+
         settings = self.connection.settings
         options: dict[str, Any] = {}
-        token = self.connection.token()
-        if token:
-            options["token"] = token
+        secret = self.connection.token()
+        if settings.get("password_env"):
+            secret = os.environ.get(settings["password_env"]) or secret
+        if settings.get("password_file"):
+            try:
+                with open(os.path.expanduser(settings["password_file"])) as fh:
+                    secret = fh.read().strip()
+            except OSError as exc:
+                raise UsageError(f"cannot read password_file: {exc.strerror}") from None
+        register_secret(secret)
         if settings.get("user"):
             options["user"] = settings["user"]
-            options["password"] = settings.get("password") or ""
+            options["password"] = secret or ""
+        elif secret:
+            options["token"] = secret
         if settings.get("creds_file"):
             options["user_credentials"] = settings["creds_file"]
         if settings.get("nkey_seed_file"):

@@ -188,6 +188,22 @@ class Worker:
 
 
 @pytest.fixture
+def server_factory(tmp_path):
+    """Servers with extra flags (auth, limits); all stopped at the end of the test."""
+    started: list[NatsServer] = []
+
+    def start(*extra: str) -> NatsServer:
+        srv = NatsServer(tmp_path / f"store{len(started)}", *extra)
+        srv.start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture
 def fresh_server(tmp_path):
     """A server of the test's own, for tests that kill and restart it."""
     srv = NatsServer(tmp_path / "own-store")

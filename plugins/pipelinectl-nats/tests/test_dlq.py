@@ -189,7 +189,7 @@ def test_server_restart_in_the_middle_of_a_redrive_loses_no_message(fresh_server
         server.start()
         restarted.set()
 
-    def progress(done: int, matched: int) -> None:
+    def progress(what: str, done: int, matched: int) -> None:
         if done == 40 and server.proc.poll() is None:
             server.kill()
             threading.Thread(target=restart_later, daemon=True).start()

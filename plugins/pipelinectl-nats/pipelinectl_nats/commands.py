@@ -1,0 +1,107 @@
+"""`pipelinectl nats ...`: JetStream set-up that has no place in the common verbs.
+
+`dlq setup` creates the dead-letter stream the driver's `dlq` verbs read
+(see dlq.py for the convention). The context is resolved by the core Session,
+so `--context`, `-o` and `--timeout` behave as everywhere else.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+dlq_app = typer.Typer(no_args_is_help=True, add_completion=False, help="The dead-letter stream convention.")
+app.add_typer(dlq_app, name="dlq")
+
+
+@app.callback()
+def _group() -> None:
+    """NATS JetStream specifics: the dead-letter stream convention (stages use the common verbs)."""
+
+
+def _plane():  # type: ignore[no-untyped-def]
+    from pipelinectl.cli.session import current
+    from pipelinectl.errors import UsageError
+
+    session = current()
+    plane = session.plane
+    if getattr(plane, "driver", None) != "nats":
+        raise UsageError(f"context '{session.context_name}' uses driver '{plane.driver}', not nats",
+                         hint="pass --context NAME of a nats context")
+    return session, plane
+
+
+def _duration(text: str):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from pipelinectl.errors import UsageError
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value, unit = text[:-1], text[-1:]
+    if unit not in units or not value.isdigit() or int(value) <= 0:
+        raise UsageError(f"--max-age '{text}' is not a duration like 36h or 14d")
+    return timedelta(seconds=int(value) * units[unit])
+
+
+@dlq_app.command("setup")
+def dlq_setup(
+    pipelines: list[str] = typer.Option(  # noqa: B006
+        None, "-p", "--pipeline", metavar="STREAM",
+        help="Stream whose dead letters to record (repeatable; default: the context's pipeline streams)."),
+    max_age: str = typer.Option("14d", "--max-age", help="Keep entries this long (e.g. 36h, 14d)."),
+    replicas: int = typer.Option(1, "--replicas", min=1, max=5, help="Replicas of the DLQ stream (clustered servers)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be created or added; change nothing."),
+) -> None:
+    """Create or extend the dead-letter stream that records max-delivery and terminated advisories.
+
+    The stream (default PIPELINECTL_DLQ, or the context's `dlq_stream` setting) captures
+    $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.* and ...MSG_TERMINATED.<stream>.*
+    for each pipeline stream. Safe to run again: it only adds what is missing.
+
+    Examples:
+      pipelinectl nats dlq setup
+      pipelinectl nats dlq setup -p ORDERS -p PAYMENTS --max-age 30d
+      pipelinectl nats dlq setup --dry-run -o json
+    """
+    session, plane = _plane()
+    streams = [s for p in (pipelines or []) for s in p.split(",") if s.strip()] or None
+    age = _duration(max_age)
+    result = session_call(session, plane, streams, age, replicas, dry_run)
+    if session.options.output in ("table", "wide", "name"):
+        verb = {"created": "created", "updated": "extended", "unchanged": "already covers these streams:"}[result["action"]]
+        prefix = "dry run: would have " if dry_run and result["action"] != "unchanged" else ""
+        typer.echo(f"{prefix}{verb} dead-letter stream {result['stream']}"
+                   + (f" for {', '.join(result['pipelines'])}" if result["action"] != "unchanged"
+                      else f" {', '.join(result['pipelines'])}"))
+        for subject in result["subjects"]:
+            typer.echo(f"  {subject}")
+        if dry_run:
+            typer.echo("nothing was changed")
+    else:
+        _machine(session, result)
+
+
+def session_call(session, plane, streams, age, replicas, dry_run):  # type: ignore[no-untyped-def]
+    """Run the set-up and write its audit line (dry runs change nothing and are not audited)."""
+    if dry_run:
+        return plane.dlq_setup(streams, max_age=age, replicas=replicas, dry_run=True)
+    from pipelinectl.cli.common import mutate
+
+    return mutate(session, verb="nats dlq setup", target=plane.dlq_stream,
+                  arguments={"pipelines": streams, "max_age": str(age), "replicas": replicas},
+                  call=lambda: plane.dlq_setup(streams, max_age=age, replicas=replicas),
+                  summary=lambda r: r["action"])
+
+
+def _machine(session, data: dict) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    fmt = session.options.output
+    if fmt == "json":
+        typer.echo(json.dumps(data, indent=2))
+    elif fmt == "jsonl":
+        typer.echo(json.dumps(data, separators=(",", ":")))
+    else:
+        import yaml
+
+        typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
