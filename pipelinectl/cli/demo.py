@@ -1,0 +1,231 @@
+"""`pipelinectl demo`: run the demo control plane in the background and select it.
+
+`pipelinectl demo` (= `demo up`) starts `pipelinectl server --demo` detached on
+loopback (auth off), waits for it to answer, creates and selects the context
+"demo", then shows status. `demo down` stops it with SIGTERM. The pid file,
+log and database live in the state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from pipelinectl.errors import UnavailableError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False,
+                  help="Start the embedded demo control plane and select it (demo up|down|status).")
+
+DEFAULT_PORT = 8780
+CONTEXT = "demo"
+
+
+def demo_dir() -> Path:
+    from pipelinectl.config import state_dir
+
+    return state_dir() / "demo"
+
+
+def _pid_file() -> Path:
+    return demo_dir() / "demo.json"
+
+
+def _read_state() -> dict[str, Any] | None:
+    try:
+        return json.loads(_pid_file().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a recycled pid is not our server
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"pipelinectl" in cmdline
+    except OSError:
+        return True
+
+
+def _healthy(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url + "/v1/healthz", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_port(port: int | None) -> int:
+    if port:
+        return port
+    if _port_free(DEFAULT_PORT):
+        return DEFAULT_PORT
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _running() -> dict[str, Any] | None:
+    state = _read_state()
+    if state and _alive(int(state.get("pid", 0))):
+        return state
+    return None
+
+
+def _select_context(url: str) -> None:
+    from pipelinectl.config import Context, load_config, save_config
+
+    from .session import current
+
+    path = current().options.config
+    config = load_config(path)
+    config.contexts[CONTEXT] = Context(name=CONTEXT, driver="http", url=url, pipeline="orders")
+    config.current_context = CONTEXT
+    save_config(config, path)
+
+
+def _show_status() -> None:
+    import dataclasses
+
+    from .app import run
+    from .session import current
+
+    options = dataclasses.replace(current().options, context=CONTEXT)
+    code = run(options, ["status"])
+    if code:
+        raise typer.Exit(code)
+
+
+def _info(message: str) -> None:
+    from .session import current
+
+    current().info(message)
+
+
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context) -> None:
+    """Start the demo control plane in the background, select context "demo", show status.
+
+    Examples:
+      pipelinectl demo
+      pipelinectl demo status
+      pipelinectl demo down
+    """
+    if ctx.invoked_subcommand is None:
+        up(port=None, fresh=False, timeout=30.0)
+
+
+@app.command()
+def up(
+    port: int = typer.Option(None, "--port", min=1, max=65535, help=f"Port (default {DEFAULT_PORT}, or a free one)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start from an empty database (the demo must be down)."),
+    timeout: float = typer.Option(30.0, "--timeout", min=1, help="Seconds to wait for the server to answer."),
+) -> None:
+    """Start the demo (if it is not running), select context "demo", show status."""
+    state = _running()
+    if state is not None:
+        if fresh:
+            raise UsageError("the demo is running; run 'pipelinectl demo down' before --fresh")
+        _info(f"demo already running at {state['url']} (pid {state['pid']})")
+    else:
+        state = _start(port, fresh, timeout)
+        _info(f"demo control plane running at {state['url']} (pid {state['pid']}, auth off, loopback only)\n"
+              f"  logs: {state['log']}\n  stop: pipelinectl demo down")
+    _select_context(state["url"])
+    _info(f"context '{CONTEXT}' selected")
+    _show_status()
+
+
+def _start(port: int | None, fresh: bool, timeout: float) -> dict[str, Any]:
+    directory = demo_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    db, log = directory / "demo.db", directory / "demo.log"
+    if fresh:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+    port = _pick_port(port)
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "pipelinectl", "server", "--demo", "--host", "127.0.0.1", "--port", str(port),
+            "--db", str(db)]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    state = {"pid": proc.pid, "port": port, "url": url, "db": str(db), "log": str(log), "started": time.time()}
+    _pid_file().write_text(json.dumps(state))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _pid_file().unlink(missing_ok=True)
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            raise UnavailableError(f"the demo server exited with code {proc.returncode}: {tail[0]}",
+                                   hint=f"see {log}")
+        if _healthy(url):
+            return state
+        time.sleep(0.2)
+    raise UnavailableError(f"the demo server did not answer at {url} within {timeout:.0f}s", hint=f"see {log}")
+
+
+@app.command()
+def down(
+    timeout: float = typer.Option(20.0, "--timeout", min=1, help="Seconds to wait after SIGTERM."),
+) -> None:
+    """Stop the demo server (SIGTERM, then wait for a graceful exit)."""
+    state = _running()
+    if state is None:
+        _pid_file().unlink(missing_ok=True)
+        _info("demo is not running")
+        return
+    pid = int(state["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        raise UnavailableError(f"the demo server (pid {pid}) did not stop within {timeout:.0f}s",
+                               hint=f"kill it with 'kill -9 {pid}'")
+    _pid_file().unlink(missing_ok=True)
+    _info(f"demo stopped (pid {pid}); state kept in {state['db']}")
+
+
+@app.command()
+def status() -> None:
+    """Say whether the demo server runs, where, and whether it answers."""
+    from .session import current
+
+    state = _running()
+    session = current()
+    info: dict[str, Any] = {"kind": "Demo", "running": state is not None}
+    if state is not None:
+        info.update(url=state["url"], pid=state["pid"], healthy=_healthy(state["url"]), log=state["log"],
+                    db=state["db"])
+    if session.options.output in ("json", "yaml", "jsonl"):
+        sys.stdout.write(json.dumps(info) + "\n")
+        return
+    if state is None:
+        sys.stdout.write("demo: not running (start it with 'pipelinectl demo')\n")
+        return
+    health = "healthy" if info["healthy"] else "NOT answering"
+    sys.stdout.write(f"demo: running at {state['url']} (pid {state['pid']}, {health})\n  logs: {state['log']}\n")
