@@ -98,13 +98,20 @@ class Context:
     def from_yaml_dict(cls, name: str, data: Any, source: Path) -> Context:
         if not isinstance(data, dict):
             raise UsageError(f"{source}: context '{name}' must be a mapping")
-        unknown = sorted(set(data) - set(_KEYS))
+        unknown = sorted(str(k) for k in set(data) - set(_KEYS))
         if unknown:
             raise UsageError(f"{source}: context '{name}' has unknown key(s): {', '.join(map(str, unknown))}")
-        values = {_KEYS[k]: v for k, v in data.items()}
+        values = {_KEYS[k]: v for k, v in data.items() if v is not None}  # `key:` with no value = unset
         for attr in ("headers", "settings"):
             if attr in values and not isinstance(values[attr], dict):
                 raise UsageError(f"{source}: context '{name}': '{attr}' must be a mapping")
+        if "headers" in values:
+            headers = values["headers"]
+            if not all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in headers.items()):
+                raise UsageError(f"{source}: context '{name}': 'headers' must map names to text values")
+            values["headers"] = {k: str(v) for k, v in headers.items()}
+        if "settings" in values and not all(isinstance(k, str) for k in values["settings"]):
+            raise UsageError(f"{source}: context '{name}': 'settings' keys must be text")
         if "insecure_skip_tls_verify" in values and not isinstance(values["insecure_skip_tls_verify"], bool):
             raise UsageError(f"{source}: context '{name}': 'insecure-skip-tls-verify' must be true or false")
         for attr in ("driver", "url", "pipeline", "namespace", "token_env", "token_file", "token_exec", "ca_file"):
@@ -162,6 +169,8 @@ def load_config(path: str | Path | None = None) -> Config:
                 f"config file {resolved} is readable by other users; run 'chmod 600 {resolved}'"
             )
         data = yaml.safe_load(resolved.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise UsageError(f"config file {resolved} is nested too deeply to be a config") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -39,12 +39,12 @@ def parse_duration(text: str, *, option: str = "duration", allow_zero: bool = Fa
     raw = (text or "").strip().lower()
     if not raw:
         raise UsageError(f"{option}: empty duration ({DURATION_EXAMPLES})")
-    try:
+    if re.fullmatch(r"\d+(?:\.\d+)?", raw):  # a bare number means seconds (no nan/inf/1e400)
         seconds = float(raw)
-    except ValueError:
-        if not _DURATION.match(raw):
-            raise UsageError(f"{option}: '{text}' is not a duration ({DURATION_EXAMPLES})") from None
+    elif _DURATION.match(raw):
         seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(raw))
+    else:
+        raise UsageError(f"{option}: '{text}' is not a duration ({DURATION_EXAMPLES})")
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise UsageError(f"{option}: duration must be positive, got '{text}'")
     if seconds > 400 * 86400:
@@ -72,7 +72,10 @@ def parse_time(text: str, *, option: str = "time", now: datetime | None = None,
     if body and _DURATION.match(body):
         delta = parse_duration(body, option=option, allow_zero=True)
         future = sign == "+" or (not sign and default == "future")
-        return current + delta if future else current - delta
+        try:
+            return current + delta if future else current - delta
+        except OverflowError:
+            raise UsageError(f"{option}: '{text}' is out of range") from None
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
             day = date.fromisoformat(raw)
@@ -85,7 +88,10 @@ def parse_time(text: str, *, option: str = "time", now: datetime | None = None,
         raise UsageError(f"{option}: '{text}' is not a time ({TIME_EXAMPLES})") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise UsageError(f"{option}: '{text}' is out of range") from None
 
 
 def parse_range(start: str | None, end: str | None, *, start_option: str = "--from",
