@@ -199,9 +199,12 @@ class TemporalControlPlane(UnsupportedVerbs):
                    dry_run: bool = False, options: dict[str, Any] | None = None) -> Saga:
         """Retry a stuck activity (reset/unpause it) or reset the workflow.
 
+        A closed saga is reset (a new run): by default to the last workflow task
+        completed before its first failed step, so that step runs again; without a
+        failed step (terminated, timed out), to its last completed workflow task.
         options: event_id (reset to that WorkflowTaskCompleted event), reset_type
-        ("last" workflow task, "first", or "failed-step": just before the first failed
-        step), activity_id (only this pending activity).
+        ("last" workflow task, "first", or "failed-step"), activity_id (only this
+        pending activity).
         """
         ns = self._ns(pipeline)
         options = dict(options or {})
@@ -251,7 +254,8 @@ class TemporalControlPlane(UnsupportedVerbs):
                 return int(options["event_id"])
             except (TypeError, ValueError):
                 raise UsageError(f"event id must be a number, got '{options['event_id']}'") from None
-        kind = str(options.get("reset_type") or "last").lower()
+        default = "failed-step" if "before_failed_step" in points else "last"
+        kind = str(options.get("reset_type") or default).lower()
         if kind in ("last", "last-workflow-task"):
             key = "last_workflow_task"
         elif kind in ("failed-step", "failed_step", "failure"):
@@ -311,6 +315,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         query = mapping.build_query(selection.status, selection.definition, selection.query)
         if not query:
             raise UsageError("a batch needs a query or a filter; refusing to act on every workflow")
+        reason = reason or f"{action} with pipelinectl"  # Temporal requires a reason
         total = self.saga_count(selection)
         if dry_run:
             return BatchJob(id="", action=action, query=query, state="planned", total=total)

@@ -188,7 +188,7 @@ def test_retry_resets_a_failed_saga_to_before_its_failed_step(temporal, worker, 
     before = plane.saga_show(NS, saga_id)
 
     worker.fix(saga_id)
-    plane.saga_retry(NS, saga_id, "ship fixed", options={"reset_type": "failed-step"})
+    plane.saga_retry(NS, saga_id, "ship fixed")  # a failed saga resets to just before its failed step
     temporal.wait_status(NS, saga_id, {"COMPLETED"}, timeout=15)
     after = plane.saga_show(NS, saga_id)
     assert after.details["run_id"] != before.details["run_id"]

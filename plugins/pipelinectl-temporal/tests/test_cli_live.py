@@ -1,0 +1,171 @@
+"""The `pipelinectl` executable, as an operator runs it, against real Temporal.
+
+Each test runs the installed console script in a subprocess with an isolated
+home whose context uses `driver: temporal`, and checks the outcome on the
+server and in the worker's side effects.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+
+from tests.support.cli import CliEnv
+
+NS = "sagas"
+
+
+@pytest.fixture
+def cli(tmp_path, temporal, worker) -> CliEnv:
+    env = CliEnv(tmp_path)
+    env.config_path.parent.mkdir(parents=True, exist_ok=True)
+    env.config_path.write_text(yaml.safe_dump({
+        "current-context": "t",
+        "contexts": {"t": {"driver": "temporal", "url": temporal.http_url, "namespace": NS, "pipeline": NS,
+                           "settings": {"task_queues": "orders"}}},
+    }))
+    env.config_path.chmod(0o600)
+    return env
+
+
+def wait_for(check, timeout: float = 30, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_list_and_inspect(cli, temporal, worker, uid):
+    temporal.start_saga(NS, f"{uid}-ok", {"id": f"{uid}-ok"})
+    temporal.start_saga(NS, f"{uid}-fail", {"id": f"{uid}-fail", "fail_at": "charge"})
+    temporal.wait_status(NS, f"{uid}-fail", {"FAILED"})
+    temporal.wait_status(NS, f"{uid}-ok", {"COMPLETED"})
+    temporal.wait_visible(NS, f"WorkflowId STARTS_WITH '{uid}' AND ExecutionStatus != 'Running'", 2)
+
+    result = cli.run("saga", "list", "--query", f"WorkflowId STARTS_WITH '{uid}'", "-o", "json")
+    assert result.rc == 0, result
+    listed = {s["id"]: s["status"] for s in result.json()["items"]}
+    assert listed == {f"{uid}-ok": "completed", f"{uid}-fail": "failed"}
+
+    result = cli.run("saga", "list", "--status", "failed", "--query", f"WorkflowId STARTS_WITH '{uid}'")
+    assert result.rc == 0, result
+    assert f"{uid}-fail" in result.stdout and f"{uid}-ok" not in result.stdout
+
+    result = cli.run("saga", "inspect", f"{uid}-fail", "-o", "json")
+    assert result.rc == 0, result
+    saga = result.json()
+    assert [s["name"] for s in saga["steps"]] == ["reserve", "charge", "undo_reserve"]
+    assert worker.effects_of(f"{uid}-fail") == ["reserve", "charge-error", "undo_reserve"]
+    assert saga["steps"][0]["compensation"] == "compensated"
+
+    result = cli.run("saga", "inspect", f"{uid}-fail")
+    assert result.rc == 0, result
+    for text in ("Steps", "undo_reserve", "charge declined", "ActivityTaskFailed"):
+        assert text in result.stdout
+
+    result = cli.run("saga", "inspect", "no-such-saga")
+    assert result.rc == 3 and "not found" in result.stderr
+
+
+def test_force_fail_confirms_then_compensates(cli, temporal, worker, uid):
+    saga_id = f"{uid}-cancel"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "hold": 60})
+    wait_for(lambda: "charge" in worker.effects_of(saga_id), what="charge to run")
+
+    refused = cli.run("saga", "force-fail", saga_id, "--reason", "customer cancelled")
+    assert refused.rc == 2 and "--yes" in refused.stderr
+    assert temporal.status_of(NS, saga_id) == "RUNNING"
+
+    done = cli.run("saga", "force-fail", saga_id, "--reason", "customer cancelled", "--yes")
+    assert done.rc == 0, done
+    temporal.wait_status(NS, saga_id, {"CANCELED"})
+    assert worker.effects_of(saga_id)[-2:] == ["undo_charge", "undo_reserve"]
+    assert any(line["verb"] == "saga force-fail" for line in cli.audit_lines())
+
+    again = cli.run("saga", "force-fail", saga_id, "--reason", "twice", "--yes")
+    assert again.rc == 4, again
+
+
+def test_terminate(cli, temporal, worker, uid):
+    saga_id = f"{uid}-term"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "hold": 60})
+    wait_for(lambda: "charge" in worker.effects_of(saga_id), what="charge to run")
+    result = cli.run("saga", "force-fail", saga_id, "--terminate", "--reason", "poison", "--yes", "-o", "json")
+    assert result.rc == 0, result
+    assert result.json()["details"]["temporal_status"] == "Terminated"
+    assert temporal.status_of(NS, saga_id) == "TERMINATED"
+    assert not [op for op in worker.effects_of(saga_id) if op.startswith("undo")]
+
+
+def test_retry_stuck_and_reset_to_event(cli, temporal, worker, uid):
+    stuck = f"{uid}-stuck"
+    temporal.start_saga(NS, stuck, {"id": stuck, "stuck_at": "ship"})
+    wait_for(lambda: worker.effects_of(stuck).count("ship-error") >= 2, what="ship to keep failing")
+    worker.fix(stuck)
+    result = cli.run("saga", "retry", stuck, "--reason", "carrier back")
+    assert result.rc == 0, result
+    temporal.wait_status(NS, stuck, {"COMPLETED"}, timeout=15)
+    assert worker.effects_of(stuck)[-1] == "ship"
+
+    failed = f"{uid}-failed"
+    temporal.start_saga(NS, failed, {"id": failed, "fail_at": "ship"})
+    temporal.wait_status(NS, failed, {"FAILED"})
+    shown = cli.run("saga", "inspect", failed, "-o", "json").json()
+    event = shown["details"]["reset_points"]["before_failed_step"]
+    worker.fix(failed)
+    result = cli.run("saga", "retry", failed, "--event-id", str(event), "-o", "json")
+    assert result.rc == 0, result
+    assert result.json()["details"]["reset_to_event"] == event
+    temporal.wait_status(NS, failed, {"COMPLETED"}, timeout=15)
+
+
+def test_batch_by_query(cli, temporal, worker, uid):
+    ids = [f"{uid}-q{i}" for i in range(3)]
+    for saga_id in ids:
+        temporal.start_saga(NS, saga_id, {"id": saga_id, "hold": 60})
+    temporal.wait_visible(NS, f"WorkflowId STARTS_WITH '{uid}-q' AND ExecutionStatus = 'Running'", 3)
+    query = f"WorkflowId STARTS_WITH '{uid}-q' AND ExecutionStatus = 'Running'"
+
+    plan = cli.run("saga", "force-fail", "--query", query, "--reason", "drill", "--dry-run", "-o", "json")
+    assert plan.rc == 0, plan
+    assert plan.json()["total"] == 3 and plan.json()["state"] == "planned"
+
+    result = cli.run("saga", "force-fail", "--query", query, "--reason", "drill", "--yes")
+    assert result.rc == 0, result
+    for saga_id in ids:
+        temporal.wait_status(NS, saga_id, {"CANCELED"})
+        assert worker.effects_of(saga_id)[-2:] == ["undo_charge", "undo_reserve"]
+
+
+def test_unsupported_verbs_exit_7_naming_driver_and_verb(cli, temporal, worker, uid):
+    saga_id = f"{uid}-done"
+    temporal.start_saga(NS, saga_id, {"id": saga_id})
+    temporal.wait_status(NS, saga_id, {"COMPLETED"})
+    result = cli.run("saga", "force-complete", saga_id, "--reason", "by hand", "--yes")
+    assert result.rc == 7, result
+    assert "temporal" in result.stderr and "force-complete" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    result = cli.run("dlq", "list")
+    assert result.rc == 7, result
+    assert "'dlq list' is not supported by the temporal driver" in result.stderr
+
+
+def test_plugin_list_and_temporal_info(cli, temporal):
+    result = cli.run("plugin", "list", "-o", "json")
+    assert result.rc == 0, result
+    temporal_driver = next(p for p in result.json()["items"] if p["name"] == "temporal" and p["type"] == "driver")
+    assert temporal_driver["distribution"] == "pipelinectl-temporal" and temporal_driver["version"]
+    assert "saga-batch" in temporal_driver["capabilities"] and temporal_driver["error"] is None
+
+    result = cli.run("temporal", "info", "-o", "json")
+    assert result.rc == 0, result
+    info = result.json()
+    import httpx
+
+    assert info["server_version"] == httpx.get(f"{temporal.http_url}/api/v1/system-info").json()["serverVersion"]
+    assert info["activity_api"] in ("workflow-scoped", "namespace-scoped")
