@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import UsageError
+from ..errors import ConflictError, UsageError
 from .common import (
     context_label,
     current,
@@ -22,12 +22,14 @@ from .common import (
     dry_run_option,
     mutate,
     pipeline_option,
+    plural,
+    progress,
     say,
     yes_option,
 )
 
 if TYPE_CHECKING:
-    from ..model import Saga
+    from ..model import BatchJob, Saga
     from .session import Session
 
 app = typer.Typer(
@@ -177,24 +179,44 @@ def _render(session: Session, saga: Saga) -> None:
 
 def _batch(session: Session, action: str, query: str, reason: str, pipeline: str, *, yes: bool,
            dry_run: bool) -> None:
-    """Many sagas by the engine's query: planned by the plane, confirmed, run as one batch job."""
+    """Many sagas by the engine's query: planned by the plane, confirmed, run as one batch job, followed to its end."""
     from ..model import SagaFilter
 
     selection = SagaFilter(pipeline=pipeline, query=query)
     plan = session.plane.saga_batch(action, selection, reason, dry_run=True)
     if dry_run:
-        dry_run_note(session, f"{action} would act on {plan.total} saga(s) matching {query!r}")
+        dry_run_note(session, f"{action} would act on {plural(plan.total, 'saga')} matching {query!r}")
         if session.options.output != "table":
             session.emit(plan)
         return
-    session.confirm(f"{action} {plan.total} saga(s) matching {query!r} in pipeline '{pipeline}'", yes=yes)
-    job = mutate(session, verb=f"saga {action}", target=f"{pipeline}/query", arguments={"query": query,
-                 "reason": reason, "matched": plan.total},
+    session.confirm(f"{action} {plural(plan.total, 'saga')} matching {query!r} in pipeline '{pipeline}'", yes=yes)
+    job = mutate(session, verb=f"saga {action}", target=f"{pipeline}/query",
+                 arguments={"query": query, "reason": reason, "matched": plan.total},
                  call=lambda: session.plane.saga_batch(action, selection, reason, dry_run=False),
                  summary=lambda j: f"batch {j.id} {j.state}")
-    say(session, f"batch job {job.id}: {action} of {job.total} saga(s) {job.state}")
+    job = _follow_batch(session, pipeline, job)
+    say(session, f"batch job {job.id}: {action} {job.state}, {job.completed} done, {job.failed} failed "
+                 f"of {job.total} (context '{context_label(session)}')")
     if session.options.output != "table":
         session.emit(job)
+    if job.failed:
+        raise ConflictError(f"{plural(job.failed, 'saga')} of batch {job.id} could not be changed",
+                            hint=f"see 'pipelinectl saga list'; the batch job id is {job.id}")
+
+
+def _follow_batch(session: Session, pipeline: str, job: BatchJob) -> BatchJob:
+    """Poll a running batch within --timeout, with a progress bar on a TTY; Ctrl-C stops watching only."""
+    import time
+
+    deadline = time.monotonic() + session.options.timeout
+    with progress(session, f"batch {job.id}", job.total or None) as bar:
+        while job.state in ("running", "pending") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            job = session.plane.saga_batch_show(pipeline, job.id)
+            bar.update(completed=job.completed + job.failed, total=job.total or None)
+    if job.state in ("running", "pending"):
+        session.info(f"batch job {job.id} still {job.state} after {session.options.timeout:g}s; it continues")
+    return job
 
 
 def _target(saga_id: str | None, query: str | None, verb: str) -> None:
@@ -240,7 +262,7 @@ def force_fail(
     why = _reason(reason, "force-fail")
     target = session.pipeline(pipeline)
     if query:
-        _batch(session, "force-fail", query, why, target, yes=yes, dry_run=dry_run)
+        _batch(session, "terminate" if terminate else "force-fail", query, why, target, yes=yes, dry_run=dry_run)
         return
     assert saga_id is not None
     _one(session, "force-fail", saga_id, target, {"reason": why, "terminate": terminate},

@@ -70,6 +70,7 @@ class FakePlane(UnsupportedVerbs):
                             started_at=T0, updated_at=T0),
         }
         self.jobs: dict[str, ReplayJob] = {}
+        self.batches: dict[str, BatchJob] = {}
         self.calls: list[tuple[str, Any]] = []  # mutating calls that were not dry runs
         self.pages: list[int] = []  # size of each DLQ page handed out
         self.input_offset = 500
@@ -77,7 +78,7 @@ class FakePlane(UnsupportedVerbs):
 
     # -- helpers ----------------------------------------------------------------------------------
     def _rid(self) -> None:
-        self.last_request_id = f"req-{len(self.calls) + 1}"
+        self.last_request_id = f"req-{len(self.calls)}"
 
     def _stage(self, pipeline: str, name: str) -> Stage:
         if pipeline != "orders":
@@ -271,7 +272,13 @@ class FakePlane(UnsupportedVerbs):
                        total=len(matched))
         if not dry_run:
             self.calls.append(("saga_batch", (action, selection.query, reason)))
-        return job
+            self.batches[job.id] = job
+        return copy.deepcopy(job)
+
+    def saga_batch_show(self, pipeline, job_id):  # type: ignore[no-untyped-def]
+        job = self.batches[job_id]
+        job.state, job.completed = "completed", job.total
+        return copy.deepcopy(job)
 
 
 class NoSagaPlane(FakePlane):
