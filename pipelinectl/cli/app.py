@@ -116,8 +116,9 @@ def run(options: GlobalOptions, argv: list[str]) -> int:
 
             return run_external(name, argv[1:], session_module.current().external_env())
         command = typer.main.get_command(root)  # type: ignore[arg-type]
-        command.main(args=argv, prog_name="pipelinectl", standalone_mode=False)
-        return int(ExitCode.OK)
+        # Outside standalone mode, typer's click returns a raised typer.Exit's code instead of raising it.
+        returned = command.main(args=argv, prog_name="pipelinectl", standalone_mode=False)
+        return returned if isinstance(returned, int) and not isinstance(returned, bool) else int(ExitCode.OK)
     except _UnknownCommand:
         return _fail(f"unknown command '{name}'; {_suggest(name)}see 'pipelinectl --help'", ExitCode.USAGE)
     except PipelinectlError as exc:

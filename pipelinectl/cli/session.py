@@ -55,10 +55,13 @@ class Session:
 
     @cached_property
     def connection(self) -> Connection:
+        return self.connection_for(self.context)
+
+    def connection_for(self, ctx: Context) -> Connection:
+        """A Connection for any context of the config (`status --all-contexts` uses several)."""
         from ..config import read_token, warn
         from ..plane import Connection
 
-        ctx = self.context
         if not ctx.url:
             raise UsageError(f"context '{ctx.name}' has no url; set one with 'pipelinectl config set-context {ctx.name} --url URL'")
         if ctx.insecure_skip_tls_verify and ctx.url.startswith("https"):
@@ -90,6 +93,12 @@ class Session:
         from ..plugins import make_driver
 
         return make_driver(self.connection)
+
+    def plane_for(self, ctx: Context) -> ControlPlane:
+        """A driver for another context; the caller closes it."""
+        from ..plugins import make_driver
+
+        return make_driver(self.connection_for(ctx))
 
     def pipeline(self, explicit: str | None = None) -> str:
         """The pipeline to act on: -p, else the context's, else the plane's only one."""

@@ -92,6 +92,7 @@ class HttpControlPlane:
     backoff_base = 0.2
     backoff_cap = 5.0
     max_attempts = 6
+    refused_attempts = 3
 
     def __init__(self, connection: Connection, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep,
@@ -208,15 +209,17 @@ class HttpControlPlane:
                     self.last_request_id = request_id
                     raise failure
                 retry_after = self._retry_after(response)
-            # A transient failure: retry when attempts and the deadline allow.
-            if attempt >= self.max_attempts:
+            # A transient failure: retry when attempts and the deadline allow. A refused
+            # connection gets fewer tries: a plane that is down answers fast and stays down.
+            limit = min(self.max_attempts, self.refused_attempts) if "refused" in failure.message else self.max_attempts
+            if attempt >= limit:
                 raise self._gave_up(failure, attempt, started)
             delay = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
             if retry_after is not None:
                 delay = max(delay, retry_after)
             if self._clock() + delay >= deadline:
                 raise self._gave_up(failure, attempt, started, waiting=retry_after)
-            self._trace(f"! retrying in {delay:.2f}s (attempt {attempt + 1}/{self.max_attempts}): {failure.message}")
+            self._trace(f"! retrying in {delay:.2f}s (attempt {attempt + 1}/{limit}): {failure.message}")
             self._sleep(delay)
 
     # -- error shaping ------------------------------------------------------

@@ -220,7 +220,7 @@ def test_connection_refused_names_url_and_context():
     line = info.value.one_line()
     assert line.startswith(f"cannot reach control plane at {URL} (context ctx): connection refused")
     assert info.value.exit_code == ExitCode.UNAVAILABLE
-    assert len(clock.sleeps) == plane.max_attempts - 1
+    assert len(clock.sleeps) == plane.refused_attempts - 1
 
 
 def test_real_refused_port_is_unavailable():
