@@ -168,6 +168,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        redirect_slashes=False,
     )
     bearer = HTTPBearer(auto_error=False, description="a token from the server's token file")
     locks: dict[tuple[str, str], asyncio.Lock] = {}
