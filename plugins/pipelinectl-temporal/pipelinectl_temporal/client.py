@@ -11,11 +11,21 @@ server deduplicates them).
 from __future__ import annotations
 
 import random
+import sys
 import time
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+if "httpx" not in sys.modules:
+    # httpx's package import also loads its own command line (httpx._main: click, rich,
+    # pygments), ~70 ms of every pipelinectl run. We never call it: stand in an empty one.
+    import types
+
+    _cli = types.ModuleType("httpx._main")
+    _cli.main = lambda: None  # type: ignore[attr-defined]
+    sys.modules.setdefault("httpx._main", _cli)
+
+import httpx  # noqa: E402
 
 from pipelinectl.errors import (
     InternalError,
