@@ -195,4 +195,6 @@ def test_help_shows_examples(fake: Harness) -> None:
     for sub in ("list", "inspect", "redrive", "purge"):
         result = fake("dlq", sub, "--help")
         assert result.rc == 0, result
-        assert sum(1 for line in result.stdout.splitlines() if line.strip().startswith("pipelinectl dlq")) >= 1
+        lines = [line.strip() for line in result.stdout.splitlines()]
+        assert "Examples:" in lines
+        assert any(line.startswith(f"pipelinectl dlq {sub} ") for line in lines), result.stdout
