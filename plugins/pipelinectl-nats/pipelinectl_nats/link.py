@@ -95,6 +95,7 @@ class Link:
         self._loop = asyncio.new_event_loop()
         self._nc: Any = None
         self._last_error: BaseException | None = None
+        self._auth_refused = False
 
     # -- running ------------------------------------------------------------
     def run(self, coro: Awaitable[T]) -> T:
@@ -170,6 +171,8 @@ class Link:
 
         async def on_error(exc: Exception) -> None:
             self._last_error = exc
+            if "Authorization Violation" in str(exc) or type(exc).__name__ == "AuthorizationError":
+                self._auth_refused = True  # a reset that follows must not hide it
             self.trace(f"nats: {type(exc).__name__}: {exc}")
 
         async def on_disconnect() -> None:
@@ -270,7 +273,7 @@ class Link:
             return api_error(exc)
         if isinstance(exc, ValueError):
             return UsageError(f"nats: {exc}")
-        if isinstance(exc, (ne.AuthorizationError,)) or "Authorization Violation" in str(last or ""):
+        if isinstance(exc, ne.AuthorizationError) or self._auth_refused:
             return UnauthenticatedError(f"the nats server at {self.url} refused the credentials",
                                         hint="check the context's token, user/password, creds_file or nkey_seed_file")
         if "Permissions Violation" in str(last or ""):

@@ -227,8 +227,9 @@ def workers(server):
 
 
 def make_driver(url: str, pipeline: str | None = None, timeout: float = 10.0, **settings):
-    from pipelinectl.plane import Connection
     from pipelinectl_nats.driver import NatsControlPlane
+
+    from pipelinectl.plane import Connection
 
     driver = NatsControlPlane(Connection(context="test", driver="nats", url=url, pipeline=pipeline,
                                          settings=settings, timeout=timeout))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pipelinectl_nats.driver import NatsControlPlane
+from pipelinectl_nats.link import display_url
 
 from pipelinectl.errors import ExitCode, UnauthenticatedError, UnavailableError
 from pipelinectl.plane import Connection
-from pipelinectl_nats.driver import NatsControlPlane
-from pipelinectl_nats.link import display_url
 
 
 def _driver(url: str, token: str | None = None, **settings) -> NatsControlPlane:
