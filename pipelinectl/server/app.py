@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import Body, FastAPI, Header, Query, Request, Security
+from fastapi import Body, Depends, FastAPI, Header, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -218,9 +218,6 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
             raise UnavailableError("the control plane is shutting down")
         return runtime
 
-    def allow(request: Request, role: str) -> str:
-        return auth.require(request.headers.get("authorization"), role).name
-
     def if_match_version(value: str | None) -> int | None:
         if value is None or value.strip() == "*":
             return None
@@ -275,7 +272,15 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
             locks.clear()
         return respond(obj, code, etag)
 
-    sec = Security(bearer)
+    def need(role: str) -> Any:
+        """Auth as a dependency, so it answers 401/403 before the body is even validated."""
+
+        async def check(request: Request, _c: HTTPAuthorizationCredentials | None = Security(bearer)) -> str:
+            return auth.require(request.headers.get("authorization"), role).name
+
+        return Depends(check)
+
+    VIEWER, OPERATOR, ADMIN = need("viewer"), need("operator"), need("admin")
     idem = Header(None, alias="Idempotency-Key", max_length=200,
                   description="a repeated key returns the first answer and never acts twice")
     ifm = Header(None, alias="If-Match", max_length=64, description='the stage version read, e.g. "3"')
@@ -290,28 +295,24 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         return Health(status="ok", version=__version__, auth=auth.enabled)
 
     @app.get("/v1/pipelines", response_model=PipelineList, tags=["pipelines"], responses=ERROR_DOC)
-    async def list_pipelines(request: Request, _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        allow(request, "viewer")
+    async def list_pipelines(request: Request, who: str = VIEWER) -> JSONResponse:
         items = [p.view() for p in running().pipelines.values()]
         return respond(PipelineList(items=items, total=len(items)))
 
     @app.get("/v1/pipelines/{pipeline}", response_model=m.Pipeline, tags=["pipelines"], responses=ERROR_DOC)
-    async def get_pipeline(request: Request, pipeline: str, _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        allow(request, "viewer")
+    async def get_pipeline(request: Request, pipeline: str, who: str = VIEWER) -> JSONResponse:
         return respond(running().pipeline(pipeline).view())
 
     @app.get("/v1/pipelines/{pipeline}/stages/{stage}", response_model=m.Stage, tags=["stages"], responses=ERROR_DOC)
     async def get_stage(request: Request, pipeline: str, stage: str,
-                        _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        allow(request, "viewer")
+                        who: str = VIEWER) -> JSONResponse:
         return respond(running().pipeline(pipeline).stage(stage).view(), etag=True)
 
     @app.post("/v1/pipelines/{pipeline}/stages/{stage}/pause", response_model=m.Stage, tags=["stages"],
               responses=ERROR_DOC)
     async def pause(request: Request, pipeline: str, stage: str, body: PauseBody | None = Body(None),
                     dry_run: bool = dry_q, idempotency_key: str | None = idem, if_match: str | None = ifm,
-                    _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        who = allow(request, "operator")
+                    who: str = OPERATOR) -> JSONResponse:
         body = body or PauseBody()
         dry = dry_run or body.dry_run
         p = running().pipeline(pipeline)
@@ -323,8 +324,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
               responses=ERROR_DOC)
     async def resume(request: Request, pipeline: str, stage: str, body: DryRunBody | None = Body(None),
                      dry_run: bool = dry_q, idempotency_key: str | None = idem, if_match: str | None = ifm,
-                     _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        who = allow(request, "operator")
+                     who: str = OPERATOR) -> JSONResponse:
         body = body or DryRunBody()
         dry = dry_run or body.dry_run
         p = running().pipeline(pipeline)
@@ -336,8 +336,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
               responses=ERROR_DOC)
     async def drain(request: Request, pipeline: str, stage: str, body: DryRunBody | None = Body(None),
                     dry_run: bool = dry_q, idempotency_key: str | None = idem, if_match: str | None = ifm,
-                    _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        who = allow(request, "operator")
+                    who: str = OPERATOR) -> JSONResponse:
         body = body or DryRunBody()
         dry = dry_run or body.dry_run
         p = running().pipeline(pipeline)
@@ -349,8 +348,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
               responses=ERROR_DOC)
     async def scale(request: Request, pipeline: str, stage: str, body: ScaleBody, dry_run: bool = dry_q,
                     idempotency_key: str | None = idem, if_match: str | None = ifm,
-                    _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        who = allow(request, "operator")
+                    who: str = OPERATOR) -> JSONResponse:
         dry = dry_run or body.dry_run
         p = running().pipeline(pipeline)
         version = if_match_version(if_match)
@@ -361,8 +359,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
               responses={200: {"model": m.ReplayJob, "description": "dry run: the planned job"}, **ERROR_DOC})
     async def start_replay(request: Request, pipeline: str, body: ReplayBody, dry_run: bool = dry_q,
                            idempotency_key: str | None = idem,
-                           _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        who = allow(request, "operator")
+                           who: str = OPERATOR) -> JSONResponse:
         dry = dry_run or body.dry_run
         p = running().pipeline(pipeline)
         req = m.ReplayRequest(pipeline=pipeline, stage=body.stage, from_offset=body.from_offset,
@@ -371,23 +368,20 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
 
     @app.get("/v1/pipelines/{pipeline}/replays", response_model=ReplayJobList, tags=["replays"], responses=ERROR_DOC)
     async def list_replays(request: Request, pipeline: str,
-                           _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        allow(request, "viewer")
+                           who: str = VIEWER) -> JSONResponse:
         items = running().pipeline(pipeline).replay_list()
         return respond(ReplayJobList(items=items, total=len(items)))
 
     @app.get("/v1/pipelines/{pipeline}/replays/{job_id}", response_model=m.ReplayJob, tags=["replays"],
              responses=ERROR_DOC)
     async def get_replay(request: Request, pipeline: str, job_id: str,
-                         _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        allow(request, "viewer")
+                         who: str = VIEWER) -> JSONResponse:
         return respond(running().pipeline(pipeline).replay_get(job_id))
 
     @app.post("/v1/pipelines/{pipeline}/replays/{job_id}/cancel", response_model=m.ReplayJob, tags=["replays"],
               responses=ERROR_DOC)
     async def cancel_replay(request: Request, pipeline: str, job_id: str, idempotency_key: str | None = idem,
-                            _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        who = allow(request, "operator")
+                            who: str = OPERATOR) -> JSONResponse:
         p = running().pipeline(pipeline)
         return await mutate(request, who, None, False, lambda: wrap(p.replay_cancel(job_id)))
 
@@ -396,8 +390,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
                        error_kind: ErrorKindLit | None = None, since: datetime | None = None,
                        until: datetime | None = None, page_size: int = Query(100, ge=1, le=1000),
                        page_token: str | None = Query(None, max_length=64),
-                       _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        allow(request, "viewer")
+                       who: str = VIEWER) -> JSONResponse:
         p = running().pipeline(pipeline)
         f = m.DLQFilter(pipeline=pipeline, stage=stage, error_kind=error_kind, since=since, until=until)
         items, token, total = p.dlq_list(f, page_size, page_token)
@@ -405,8 +398,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
 
     @app.get("/v1/pipelines/{pipeline}/dlq/{item_id}", response_model=m.DLQItem, tags=["dlq"], responses=ERROR_DOC)
     async def get_dlq(request: Request, pipeline: str, item_id: str,
-                      _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        allow(request, "viewer")
+                      who: str = VIEWER) -> JSONResponse:
         return respond(running().pipeline(pipeline).dlq_get(item_id))
 
     def dlq_filter(pipeline: str, body: SelectBody) -> m.DLQFilter:
@@ -416,8 +408,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
     @app.post("/v1/pipelines/{pipeline}/dlq/redrive", response_model=m.BulkResult, tags=["dlq"], responses=ERROR_DOC)
     async def redrive(request: Request, pipeline: str, body: SelectBody, dry_run: bool = dry_q,
                       idempotency_key: str | None = idem,
-                      _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        who = allow(request, "operator")
+                      who: str = OPERATOR) -> JSONResponse:
         dry = dry_run or body.dry_run
         p = running().pipeline(pipeline)
         return await mutate(request, who, body, dry, lambda: wrap(p.dlq_redrive(dlq_filter(pipeline, body), dry)))
@@ -425,8 +416,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
     @app.post("/v1/pipelines/{pipeline}/dlq/purge", response_model=m.BulkResult, tags=["dlq"], responses=ERROR_DOC)
     async def purge(request: Request, pipeline: str, body: SelectBody, dry_run: bool = dry_q,
                     idempotency_key: str | None = idem,
-                    _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        who = allow(request, "admin")
+                    who: str = ADMIN) -> JSONResponse:
         dry = dry_run or body.dry_run
         p = running().pipeline(pipeline)
         return await mutate(request, who, body, dry, lambda: wrap(p.dlq_purge(dlq_filter(pipeline, body), dry)))
@@ -436,24 +426,21 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
                          definition: str | None = Query(None, max_length=200),
                          page_size: int = Query(100, ge=1, le=1000),
                          page_token: str | None = Query(None, max_length=64),
-                         _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        allow(request, "viewer")
+                         who: str = VIEWER) -> JSONResponse:
         p = running().pipeline(pipeline)
         items, token, total = p.sagas.list(status, definition, page_size, page_token)
         return respond(SagaList(items=items, next_page_token=token, total=total))
 
     @app.get("/v1/pipelines/{pipeline}/sagas/{saga_id}", response_model=m.Saga, tags=["sagas"], responses=ERROR_DOC)
     async def get_saga(request: Request, pipeline: str, saga_id: str,
-                       _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        allow(request, "viewer")
+                       who: str = VIEWER) -> JSONResponse:
         return respond(running().pipeline(pipeline).sagas.get(saga_id))
 
     @app.post("/v1/pipelines/{pipeline}/sagas/{saga_id}/force-fail", response_model=m.Saga, tags=["sagas"],
               responses=ERROR_DOC)
     async def force_fail(request: Request, pipeline: str, saga_id: str, body: ReasonBody, dry_run: bool = dry_q,
                          idempotency_key: str | None = idem,
-                         _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        who = allow(request, "admin")
+                         who: str = ADMIN) -> JSONResponse:
         dry = dry_run or body.dry_run
         p = running().pipeline(pipeline)
         return await mutate(request, who, body, dry, lambda: p.sagas.force_fail(saga_id, body.reason, dry))
@@ -462,8 +449,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
               responses=ERROR_DOC)
     async def retry(request: Request, pipeline: str, saga_id: str, body: RetryBody | None = Body(None),
                     dry_run: bool = dry_q, idempotency_key: str | None = idem,
-                    _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        who = allow(request, "operator")
+                    who: str = OPERATOR) -> JSONResponse:
         body = body or RetryBody()
         dry = dry_run or body.dry_run
         p = running().pipeline(pipeline)
@@ -473,8 +459,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
               responses=ERROR_DOC)
     async def force_complete(request: Request, pipeline: str, saga_id: str, body: ReasonBody,
                              dry_run: bool = dry_q, idempotency_key: str | None = idem,
-                             _c: HTTPAuthorizationCredentials | None = sec) -> JSONResponse:
-        who = allow(request, "admin")
+                             who: str = ADMIN) -> JSONResponse:
         dry = dry_run or body.dry_run
         p = running().pipeline(pipeline)
         return await mutate(request, who, body, dry, lambda: p.sagas.force_complete(saga_id, body.reason, dry))
