@@ -1,0 +1,34 @@
+"""The smallest pipelinectl plugin: a driver that can only report status, and one command."""
+
+import typer
+
+from pipelinectl.model import Pipeline, Stage
+from pipelinectl.plane import Capability, Connection, UnsupportedVerbs
+
+
+class HelloPlane(UnsupportedVerbs):
+    """Every verb but `status` is inherited from UnsupportedVerbs: exit 7, naming driver and verb."""
+
+    driver = "hello"
+    capabilities = frozenset({Capability.STATUS})
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def status(self, pipeline=None):
+        name = pipeline or self.connection.pipeline or "hello"
+        return [Pipeline(name=name, driver=self.driver, stages=[Stage(pipeline=name, name="greet")])]
+
+
+app = typer.Typer()
+
+
+@app.callback()
+def hello() -> None:
+    """Commands added by the hello plugin."""
+
+
+@app.command()
+def greet(name: str) -> None:
+    """Say hello."""
+    typer.echo(f"hello, {name}")

@@ -1,0 +1,98 @@
+"""Plugins through the installed `pipelinectl` executable (subprocess, isolated home and site)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+import yaml
+
+from tests.plugins.support import install_example, write_distribution
+from tests.support.cli import CliEnv
+
+SECRET = "tok-3f9a-very-secret"
+
+
+@pytest.fixture
+def cli(tmp_path) -> CliEnv:
+    """A home whose only plugins are the docs' example, a broken one and an external executable."""
+    env = CliEnv(tmp_path)
+    site = tmp_path / "site"
+    site.mkdir()
+    name = install_example(site)
+    write_distribution(site, "broken-plugin", "0.0.1", {"pipelinectl.drivers": {"broken": "no_such_mod:Plane"}})
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    hi = bin_dir / "pipelinectl-hi"
+    hi.write_text('#!/bin/sh\nprintf "arg=%s\\n" "$@"\nenv | grep "^PIPELINECTL_" | sort\nexit 5\n')
+    hi.chmod(hi.stat().st_mode | stat.S_IXUSR)
+    token_file = tmp_path / "token"
+    token_file.write_text(SECRET)
+    token_file.chmod(0o600)
+    env.extra_env.update(
+        PYTHONPATH=str(site),
+        PIPELINECTL_LOAD_PLUGINS=f"{name},broken-plugin",
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    )
+    env.config_path.parent.mkdir(parents=True, exist_ok=True)
+    env.config_path.write_text(yaml.safe_dump({"current-context": "h", "contexts": {
+        "h": {"driver": "hello", "url": "http://127.0.0.1:9", "pipeline": "orders", "namespace": "ns1",
+              "token-file": str(token_file)},
+        "b": {"driver": "broken", "url": "http://127.0.0.1:9"}}}))
+    env.config_path.chmod(0o600)
+    return env
+
+
+def test_plugin_list_reports_versions_verbs_and_the_broken_one(cli):
+    result = cli.run("plugin", "list", "-o", "json")
+    assert result.rc == 0, result
+    items = {(p["name"], p["type"]): p for p in result.json()["items"]}
+    assert items[("hello", "driver")]["capabilities"] == ["status"]
+    assert items[("hello", "driver")]["version"] == "0.1.0"
+    assert items[("hello", "command")]["error"] is None
+    assert "no_such_mod" in items[("broken", "driver")]["error"]
+    assert items[("hi", "external")]["distribution"] == "PATH"
+    assert "warning: driver plugin 'broken' (broken-plugin) failed to load" in result.stderr
+
+    table = cli.run("plugin", "list")
+    assert table.rc == 0, table
+    assert "hello" in table.stdout and "pipelinectl-hello" in table.stdout and "ModuleNotFoundError" in table.stdout
+
+
+def test_plugin_command_group_runs(cli):
+    result = cli.run("hello", "greet", "World")
+    assert result.rc == 0, result
+    assert result.stdout == "hello, World\n"
+
+
+def test_unsupported_verb_exits_7_naming_driver_and_verb(cli):
+    for argv, verb in ((("saga", "list"), "saga list"), (("dlq", "list"), "dlq list")):
+        result = cli.run(*argv)
+        assert result.rc == 7, result
+        assert result.stderr == f"error: '{verb}' is not supported by the hello driver\n"
+
+
+def test_a_context_on_the_broken_driver_fails_with_its_name_others_still_work(cli):
+    result = cli.run("--context", "b", "saga", "list")
+    assert result.rc == 1, result
+    assert "driver plugin 'broken' (broken-plugin) failed to load" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert cli.run("hello", "greet", "x").rc == 0
+    assert cli.run("saga", "list").rc == 7
+
+
+def test_external_executable_gets_context_settings_not_the_token(cli):
+    result = cli.run("hi", "a", "b c")
+    assert result.rc == 5, result  # its exit code is ours
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["arg=a", "arg=b c"]
+    for expected in ("PIPELINECTL_CONTEXT=h", "PIPELINECTL_DRIVER=hello", "PIPELINECTL_URL=http://127.0.0.1:9",
+                     "PIPELINECTL_PIPELINE=orders", "PIPELINECTL_NAMESPACE=ns1"):
+        assert expected in lines, result
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_unknown_command_is_a_usage_error(cli):
+    result = cli.run("no-such-command")
+    assert result.rc == 2 and "unknown command 'no-such-command'" in result.stderr
