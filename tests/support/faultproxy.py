@@ -48,8 +48,11 @@ _CODES = {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED
 class Fault:
     """What to do to the next request(s) that match.
 
-    `match` is a prefix of "METHOD /path" (e.g. "POST", "GET /v1/pipelines");
-    None matches every request. `times=None` applies forever.
+    `match` is a prefix of "METHOD /path?query" (e.g. "POST", "GET /v1/pipelines"),
+    or the whole of it when it ends with `$`; None matches every request.
+    `unless_body`: the fault skips a request whose body, without spaces, holds this text
+    (e.g. '"dry_run":true' to spare a dry-run plan and hit the real write).
+    `times=None` applies forever.
     """
 
     action: str = "pass"
@@ -58,13 +61,22 @@ class Fault:
     delay: float = 0.0
     match: str | None = None
     times: int | None = 1
+    unless_body: str | None = None
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"unknown fault action {self.action!r}; choose from {ACTIONS}")
 
-    def matches(self, request_line: str) -> bool:
-        return self.match is None or request_line.startswith(self.match)
+    def matches(self, request_line: str, body: bytes = b"") -> bool:
+        if self.unless_body is not None:
+            compact = body.replace(b" ", b"").replace(b"\n", b"")
+            if self.unless_body.replace(" ", "").encode() in compact:
+                return False
+        if self.match is None:
+            return True
+        if self.match.endswith("$"):
+            return request_line == self.match[:-1]
+        return request_line.startswith(self.match)
 
 
 @dataclass
@@ -166,10 +178,10 @@ class FaultProxy:
                 self._clients.add(client)
             threading.Thread(target=self._handle, args=(client,), daemon=True).start()
 
-    def _choose(self, request_line: str) -> Fault:
+    def _choose(self, request_line: str, body: bytes) -> Fault:
         with self._lock:
             for fault in self._faults:
-                if (fault.times is None or fault.times > 0) and fault.matches(request_line):
+                if (fault.times is None or fault.times > 0) and fault.matches(request_line, body):
                     if fault.times is not None:
                         fault.times -= 1
                     return fault
@@ -182,7 +194,7 @@ class FaultProxy:
             if request is None:
                 return
             head, body, method, path, headers = request
-            fault = self._choose(f"{method} {path}")
+            fault = self._choose(f"{method} {path}", body)
             with self._lock:
                 self.log.append(Seen(method, path, headers, body, fault.action))
             action = fault.action
