@@ -86,8 +86,9 @@ def failure_message(failure: dict[str, Any] | None) -> str | None:
     parts: list[str] = []
     while isinstance(failure, dict):
         msg = (failure.get("message") or "").strip()
-        if msg and msg not in parts:
-            parts.append(msg.splitlines()[0])
+        first = msg.splitlines()[0] if msg else ""
+        if first and first not in parts:
+            parts.append(first)
         failure = failure.get("cause")
     return ": ".join(parts) or None
 
