@@ -95,7 +95,14 @@ def _payload_view(data: bytes, limit: int | None) -> tuple[Any, dict[str, Any]]:
         info["payload_encoding"] = "base64"
     if limit is not None and len(text) > limit:
         info["payload_truncated"] = True
-        text = text[:limit]
+        return text[:limit], info
+    if info["payload_encoding"] == "utf-8" and text.startswith(("{", "[")):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return text, info
+        info["payload_encoding"] = "json"
+        return parsed, info
     return text, info
 
 
@@ -105,6 +112,18 @@ def _default_progress(what: str, done: int, total: int) -> None:
         end = "\n" if done >= total else ""
         sys.stderr.write(f"\r{what} {done}/{total}{end}")
         sys.stderr.flush()
+
+
+def _stage_subjects(value: Any) -> dict[str, str]:
+    """`stage_subjects` as a mapping, or as `--set stage_subjects=parse=orders.parse,enrich=orders.enrich`."""
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    pairs = [p.partition("=") for p in str(value).split(",") if p.strip()]
+    if any(not sep or not k.strip() or not v.strip() for k, sep, v in pairs):
+        raise UsageError(f"setting stage_subjects='{value}' is not STAGE=SUBJECT[,STAGE=SUBJECT...]")
+    return {k.strip(): v.strip() for k, _, v in pairs}
 
 
 class NatsControlPlane(UnsupportedVerbs):
@@ -124,7 +143,7 @@ class NatsControlPlane(UnsupportedVerbs):
         self.dlq_stream: str = settings.get("dlq_stream") or dlq.DEFAULT_STREAM
         self.streams: list[str] = [s.strip() for s in (connection.pipeline or "").split(",") if s.strip()]
         # stage -> subject to republish replays/redrives to (default: the message's own subject)
-        self.stage_subjects: dict[str, str] = dict(settings.get("stage_subjects") or {})
+        self.stage_subjects: dict[str, str] = _stage_subjects(settings.get("stage_subjects"))
         self.progress: ProgressFn | None = _default_progress  # replay and redrive report here
 
     def close(self) -> None:
@@ -203,7 +222,7 @@ class NatsControlPlane(UnsupportedVerbs):
             "stream": stream,
             "consumer": name,
             "filter_subjects": cfg.get("filter_subjects") or ([cfg["filter_subject"]] if cfg.get("filter_subject") else []),
-            "kind": "push" if cfg.get("deliver_subject") else "pull",
+            "consumer_type": "push" if cfg.get("deliver_subject") else "pull",
             "max_ack_pending": max_ack,
             "max_deliver": cfg.get("max_deliver", -1),
             "ack_wait_seconds": (cfg.get("ack_wait") or 0) / 1e9,
