@@ -36,7 +36,28 @@ def _supports(plugin) -> str:  # type: ignore[no-untyped-def]
         return "-"
     if plugin.capabilities is None:
         return "?" if plugin.error else "(not declared)"
-    return ", ".join(plugin.capabilities) or "(nothing)"
+    return _compact(plugin.capabilities) or "(nothing)"
+
+
+def _compact(capabilities: list[str]) -> str:
+    """'dlq-list, dlq-show, pause, pause-until' -> 'dlq(list, show), pause(+until)': a table cell, not a paragraph."""
+    families = ("dlq", "saga", "replay", "pause")
+    groups: dict[str, list[str]] = {}
+    for cap in capabilities:
+        head, _, rest = cap.partition("-")
+        if head in families and rest:
+            groups.setdefault(head, []).append(rest)
+        else:
+            groups.setdefault(cap, [])
+    parts = []
+    for head, rests in groups.items():
+        if not rests:
+            parts.append(head)
+        elif head in capabilities:  # the verb itself plus options of it
+            parts.append(f"{head}(+{', +'.join(rests)})")
+        else:
+            parts.append(f"{head}({', '.join(rests)})")
+    return ", ".join(parts)
 
 
 @app.command("list")
