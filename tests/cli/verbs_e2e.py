@@ -76,7 +76,7 @@ class Plane:
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     root: Path = tmp_path_factory.mktemp("verbs-e2e")
-    server = start_server(root / "server")
+    server = start_server(root / "server", env={"PIPELINECTL_DEMO_RATE": "6"})  # stuck sagas come sooner
     try:
         cli = CliEnv(root / "user")
         for role in ("viewer", "operator"):
