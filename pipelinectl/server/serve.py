@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,4 +62,9 @@ def serve(pipelines: list[Pipeline], *, host: str = "127.0.0.1", port: int = 808
     echo(banner(host, port, db, auth, pipelines))
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
                             timeout_graceful_shutdown=max(1, int(stop_timeout / 2)), access_log=False)
+    # uvicorn re-raises the signal that stopped it once it has shut down; a no-op handler
+    # turns that into a normal return, so a graceful stop exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.Server(config).run()
+    echo("pipelinectl control plane stopped\n")

@@ -34,7 +34,7 @@ def build() -> Pipeline:
         return item.payload
 
     async def c(item):  # noqa: ANN001, ANN202
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
         return item.payload
 
     p.add_stage(StageDef("a", a, parallelism=2, capacity=20))
