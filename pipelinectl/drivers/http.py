@@ -17,6 +17,7 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import random
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +25,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
+if "httpx" not in sys.modules:
+    # httpx imports its own command-line tool (click, rich, pygments) when they are installed;
+    # a None entry makes that optional import fail fast and saves ~0.1 s on every command.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+import httpx  # noqa: E402
 
 from pipelinectl.errors import (
     ConflictError,

@@ -121,11 +121,10 @@ class CliEnv:
             var = "PIPELINECTL_TEST_TOKEN_" + "".join(c if c.isalnum() else "_" for c in name).upper()
             self.extra_env[var] = token
             args += ["--token-env", var]
+        if use:
+            args.append("--use")
         result = self.run(*args)
         assert result.rc == 0, result
-        if use:
-            result = self.run("config", "use-context", name)
-            assert result.rc == 0, result
 
     # -- running ------------------------------------------------------------
     def run(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
@@ -145,15 +144,16 @@ class CliEnv:
 
     def run_pty(self, *args: str, answers: list[tuple[str, str]] | None = None,
                 env: dict[str, str] | None = None, timeout: float = 60.0,
-                columns: int = 160, rows: int = 40) -> Result:
+                columns: int = 160, rows: int = 40, interrupt_after: str | None = None) -> Result:
         """Run on a pseudo-terminal (stdin, stdout and stderr all a TTY).
 
         `answers` is a list of (text to wait for, line to send), sent in order as
         each text appears in the output. The output of a TTY run is one stream;
-        it is returned as `stdout` (with `\\r\\n` turned into `\\n`).
+        it is returned as `stdout` (with `\\r\\n` turned into `\\n`). With `interrupt_after`, Ctrl-C
+        (SIGINT to the process group) is sent once that text has appeared.
         """
         return run_pty([executable(), *args], env=self.env(env), answers=answers, timeout=timeout,
-                       columns=columns, rows=rows, cwd=self.root)
+                       columns=columns, rows=rows, cwd=self.root, interrupt_after=interrupt_after)
 
 
 def run_pty(argv: list[str], *, env: dict[str, str], answers: list[tuple[str, str]] | None = None,
