@@ -1,0 +1,89 @@
+"""replay, replay list / show / cancel: the installed executable against a real reference server."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.verbs_e2e import Plane, plane  # noqa: F401  (fixture)
+
+
+def test_replay_by_offset_refused_off_a_terminal_then_runs_with_yes_and_wait(plane: Plane) -> None:
+    plane.wait_for("20 input items", lambda: plane.get("")["input_offset"] >= 20)
+    jobs = len(plane.replays())
+    refused = plane.run("replay", "--from-offset", "0", "--to-offset", "20", "--stage", "validate")
+    assert refused.rc == 2, refused
+    assert "refusing to replay 20 items of pipeline 'orders' into stage 'validate' (offsets 0..20) on context " \
+           "'admin' without --yes (no terminal to ask on)" in refused.stderr
+    assert len(plane.replays()) == jobs
+    done = plane.run("replay", "--from-offset", "0", "--to-offset", "20", "--stage", "validate", "--yes", "--wait",
+                     "--poll", "0.2", "-o", "json")
+    assert done.rc == 0, done
+    job = done.json()
+    plane.validate(job, "ReplayJob")
+    assert job["state"] == "completed" and job["total"] == 20
+    assert job["replayed"] + job["skipped"] == 20
+    assert done.stderr == ""  # piped: no progress bar, nothing but the result
+    assert job["id"] in [j["id"] for j in plane.replays()]
+    entry = plane.cli.audit_lines()[-1]
+    assert entry["verb"] == "replay" and entry["result"].startswith(f"job {job['id']} ") and entry["request_id"]
+
+
+def test_replay_by_time_dry_run_changes_nothing(plane: Plane) -> None:
+    jobs = len(plane.replays())
+    result = plane.run("replay", "--from=-1h", "--to=now", "--dry-run")
+    assert result.rc == 0, result
+    assert result.stdout.startswith("dry run: replay would send ")
+    as_json = plane.run("replay", "--from", "2026-01-01", "--to", "2030-01-01", "--dry-run", "-o", "json")
+    assert as_json.json()["state"] == "planned"
+    plane.validate(as_json.json(), "ReplayJob")
+    assert len(plane.replays()) == jobs
+
+
+def test_list_show_cancel(plane: Plane) -> None:
+    plane.run("pause", "ingest")  # a paused target stage keeps a replay running long enough to cancel it
+    try:
+        started = plane.run("replay", "--from-offset", "0", "--to-offset", "30", "--stage", "ingest", "--yes",
+                            "-o", "json")
+        assert started.rc == 0, started
+        job_id = started.json()["id"]
+        listed = plane.run("replay", "list", "-o", "json")
+        assert job_id in [j["id"] for j in listed.json()["items"]]
+        for item in listed.json()["items"]:
+            plane.validate(item, "ReplayJob")
+        table = plane.run("replay", "list")
+        assert table.stdout.splitlines()[0].split()[:3] == ["ID", "STAGE", "STATE"]
+        shown = plane.run("replay", "show", job_id)
+        assert f"Replay job {job_id}" in shown.stdout and "Range:    offsets 0..30" in shown.stdout
+        cancelled = plane.run("replay", "cancel", job_id)
+        if cancelled.rc == 0:
+            assert f"replay job {job_id}: cancelled" in cancelled.stdout
+            assert plane.get(f"/replays/{job_id}")["state"] == "cancelled"
+        else:  # it finished first: the plane says so, exit 4
+            assert cancelled.rc == 4 and "only pending or running jobs can be cancelled" in cancelled.stderr
+        assert plane.cli.audit_lines()[-1]["verb"] == "replay cancel"
+    finally:
+        plane.run("resume", "ingest")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("replay",), 2, "replay needs a range"),
+        (("replay", "--from=2026-05-02", "--to=2026-05-01", "--yes"), 2, "must be after --from"),
+        (("replay", "--from=2026-05-01", "--yes"), 2, "--to is required with --from"),
+        (("replay", "--from=someday", "--to=now", "--yes"), 2, "--from: 'someday' is not a time"),
+        (("replay", "--from-offset", "9", "--to-offset", "3", "--yes"), 2, "must be after --from-offset"),
+        (("replay", "--from-offset", "0", "--to-offset", "3", "--stage", "nope", "--yes"), 3, "unknown stage 'nope'"),
+        (("replay", "show", "replay-nope"), 3, "replay-nope"),
+        (("replay", "cancel", "replay-nope"), 3, "replay-nope"),
+        (("--context", "viewer", "replay", "--from-offset", "0", "--to-offset", "3", "--yes"), 5, ""),
+    ],
+)
+def test_refused_input_changes_nothing(plane: Plane, args: tuple[str, ...], code: int, message: str) -> None:
+    jobs = [j["id"] for j in plane.replays()]
+    audit = len(plane.cli.audit_lines())
+    result = plane.run(*args)
+    assert result.rc == code, result
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert [j["id"] for j in plane.replays()] == jobs
+    assert plane.cli.audit_lines()[audit:] == []
