@@ -113,7 +113,10 @@ def replay(
         _emit(session, plan)
         return
     session.confirm(f"replay {what}", yes=yes)
-    arguments: dict[str, Any] = {"stage": name, "from": from_, "to": to, "from_offset": a, "to_offset": b,
+    from ..model import format_time
+
+    arguments: dict[str, Any] = {"stage": name, "from": from_, "to": to, "from_time": format_time(start),
+                                 "to_time": format_time(end), "from_offset": a, "to_offset": b,
                                  "planned": plan.total}
     job = mutate(session, verb="replay", target=f"{target}/{plan.stage}", arguments=arguments,
                  call=lambda: session.plane.replay(request), summary=lambda j: f"job {j.id} {j.state}")

@@ -198,3 +198,25 @@ def test_help_shows_examples(fake: Harness) -> None:
         lines = [line.strip() for line in result.stdout.splitlines()]
         assert "Examples:" in lines
         assert any(line.startswith(f"pipelinectl dlq {sub} ") for line in lines), result.stdout
+
+
+def test_watch_prints_new_items_only_and_ctrl_c_ends_it_cleanly(fake: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelinectl.cli import dlq
+    from pipelinectl.model import DLQItem
+
+    looks = []
+
+    def sleep(seconds: float) -> None:
+        looks.append(seconds)
+        if len(looks) == 1:  # a new dead letter arrives during the first pause
+            fake.plane.dlq["dlq-8"] = DLQItem(id="dlq-8", pipeline="orders", stage="parse",
+                                              error_kind="fatal", message="late arrival")
+        elif len(looks) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(dlq.time, "sleep", sleep)
+    result = fake("dlq", "list", "--stage", "parse", "--watch", "--interval", "0.5", "-o", "jsonl")
+    assert result.rc == 0, result
+    ids = [line.split('"id":"')[1].split('"')[0] for line in result.stdout.splitlines()]
+    assert ids == ["dlq-1", "dlq-2", "dlq-3", "dlq-4", "dlq-5", "dlq-8"]
+    assert looks == [0.5, 0.5, 0.5]

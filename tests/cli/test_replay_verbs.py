@@ -101,3 +101,11 @@ def test_help_shows_the_range_grammar_and_examples(fake: Harness) -> None:
     for sub in ("list", "show", "cancel"):
         sub_help = fake("replay", sub, "--help")
         assert sub_help.rc == 0 and f"pipelinectl replay {sub}" in sub_help.stdout
+
+
+def test_audit_records_the_resolved_time_range(fake: Harness) -> None:
+    assert fake("replay", "--from", "2026-05-01T10:00:00+02:00", "--to", "2026-05-01T12:00:00Z", "--yes").rc == 0
+    (entry,) = fake.audit()
+    assert entry["arguments"]["from_time"] == "2026-05-01T08:00:00Z"
+    assert entry["arguments"]["to_time"] == "2026-05-01T12:00:00Z"
+    assert entry["arguments"]["from"] == "2026-05-01T10:00:00+02:00"
