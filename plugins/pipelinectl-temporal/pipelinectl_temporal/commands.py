@@ -64,9 +64,7 @@ def batches(limit: int = typer.Option(20, "--limit", help="At most this many, ne
     page = plane.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/batch-operations",
                               params={"pageSize": limit})
     jobs = [plane.saga_batch_show(ns, op.get("jobId")) for op in page.get("operationInfo") or []]
-    session.emit(jobs if jobs else [])
-    if not jobs and session.options.output in ("table", "wide"):
-        typer.echo("No batch jobs.")
+    session.renderer.emit(jobs, kind="BatchJob")
 
 
 def _print(session, data: dict) -> None:  # type: ignore[no-untyped-def]

@@ -228,6 +228,9 @@ class TemporalControlPlane(UnsupportedVerbs):
                 self._activity_op(ns, saga_id, saga.details.get("run_id"), str(p["activity_id"]),
                                   "reset", reason)
             return self.saga_show(ns, saga_id)
+        if saga.details.get("temporal_status") in ("Completed", "ContinuedAsNew") and not wants_reset:
+            raise ConflictError(f"saga '{saga_id}' is completed; nothing to retry",
+                                hint="pass an event id to rerun it from there")
         event_id = self._reset_event(saga, options)
         if dry_run:
             saga.details["dry_run"] = {"reset_to_event": event_id}

@@ -183,16 +183,15 @@ class SagaWorker:
         """Make the failing backend of this order work again (see sagaworker.py)."""
         (self.effects.parent / f"fixed-{order_id}").touch()
 
-    def effects_of(self, order_id: str) -> list[str]:
-        """The operations that really ran for this order, in order."""
+    def records_of(self, order_id: str) -> list[dict[str, Any]]:
+        """What really ran for this order, in order: {op, order, attempt} per activity run."""
         import json
 
         if not self.effects.exists():
             return []
-        ops = []
-        for line in self.effects.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                if record["order"] == order_id:
-                    ops.append(record["op"])
-        return ops
+        records = [json.loads(line) for line in self.effects.read_text().splitlines() if line.strip()]
+        return [r for r in records if r["order"] == order_id]
+
+    def effects_of(self, order_id: str) -> list[str]:
+        """The operations that really ran for this order, in order."""
+        return [r["op"] for r in self.records_of(order_id)]

@@ -10,6 +10,8 @@ Per order (the workflow input):
   stuck_at: a step that keeps failing (retried forever) until the file
             `<effects dir>/fixed-<order>` exists: the saga is stuck until then.
   hold:     seconds `ship` sleeps (heartbeating), to catch a saga mid-flight.
+  backoff:  seconds between attempts of a step (default 0.5-1 s), so a test can tell an
+            operator's retry (attempt back to 1, now) from the server's own next attempt.
 
 Run: python sagaworker.py --address HOST:PORT --namespace NS [--namespace NS2] --task-queue Q --effects FILE
 """
@@ -94,10 +96,14 @@ class OrderSaga:
     async def run(self, order: dict) -> str:
         done = []
         try:
+            retry = RETRY
+            if order.get("backoff"):  # a long wait between attempts, as production policies have
+                interval = timedelta(seconds=float(order["backoff"]))
+                retry = RetryPolicy(initial_interval=interval, backoff_coefficient=1.0, maximum_interval=interval)
             for step, undo in STEPS:
                 await workflow.execute_activity(
                     step, order, start_to_close_timeout=timedelta(seconds=30),
-                    heartbeat_timeout=timedelta(seconds=5), retry_policy=RETRY)
+                    heartbeat_timeout=timedelta(seconds=5), retry_policy=retry)
                 done.append(undo)
             return "shipped"
         except BaseException:

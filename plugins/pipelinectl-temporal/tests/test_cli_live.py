@@ -103,13 +103,14 @@ def test_terminate(cli, temporal, worker, uid):
 
 def test_retry_stuck_and_reset_to_event(cli, temporal, worker, uid):
     stuck = f"{uid}-stuck"
-    temporal.start_saga(NS, stuck, {"id": stuck, "stuck_at": "ship"})
-    wait_for(lambda: worker.effects_of(stuck).count("ship-error") >= 2, what="ship to keep failing")
+    temporal.start_saga(NS, stuck, {"id": stuck, "stuck_at": "ship", "backoff": 30})
+    wait_for(lambda: "ship-error" in worker.effects_of(stuck), what="ship to fail")
+    wait_for(lambda: temporal.describe(NS, stuck)["pendingActivities"][0].get("lastFailure"), what="its failure")
     worker.fix(stuck)
     result = cli.run("saga", "retry", stuck, "--reason", "carrier back")
     assert result.rc == 0, result
-    temporal.wait_status(NS, stuck, {"COMPLETED"}, timeout=15)
-    assert worker.effects_of(stuck)[-1] == "ship"
+    temporal.wait_status(NS, stuck, {"COMPLETED"}, timeout=15)  # well before the 30 s backoff
+    assert worker.records_of(stuck)[-1] == {"op": "ship", "order": stuck, "attempt": 1}
 
     failed = f"{uid}-failed"
     temporal.start_saga(NS, failed, {"id": failed, "fail_at": "ship"})
@@ -169,3 +170,40 @@ def test_plugin_list_and_temporal_info(cli, temporal):
 
     assert info["server_version"] == httpx.get(f"{temporal.http_url}/api/v1/system-info").json()["serverVersion"]
     assert info["activity_api"] in ("workflow-scoped", "namespace-scoped")
+
+
+def test_set_context_status_pause_resume_and_batches(tmp_path, temporal, worker, uid):
+    env = CliEnv(tmp_path)
+    made = env.run("config", "set-context", "tq", "--driver", "temporal", "--url", temporal.http_url,
+                   "--namespace", NS, "--set", "task_queues=orders", "--use")
+    assert made.rc == 0, made
+
+    saga_id = f"{uid}-paused"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "reserve"})
+    wait_for(lambda: temporal.describe(NS, saga_id).get("pendingActivities"), what="a pending activity")
+    temporal.wait_visible(NS, f"WorkflowId = '{saga_id}'", 1)
+
+    status = env.run("status", "-o", "json")
+    assert status.rc == 0, status
+    (pipeline,) = status.json()["items"]
+    assert pipeline["name"] == NS and pipeline["driver"] == "temporal"
+    assert [s["name"] for s in pipeline["stages"]] == ["orders"]
+    assert pipeline["stages"][0]["details"]["workers"]
+    assert pipeline["sagas_by_status"]["running"] >= 1
+
+    paused = env.run("pause", saga_id)
+    assert paused.rc == 0, paused
+    assert temporal.describe(NS, saga_id)["pendingActivities"][0].get("paused") is True
+    listed = env.run("saga", "list", "--query", f"WorkflowId = '{saga_id}'", "-o", "json")
+    wait_for(lambda: env.run("saga", "list", "--status", "stuck", "--query", f"WorkflowId = '{saga_id}'",
+                             "-o", "json").json()["items"], what="the paused saga to list as stuck")
+    assert listed.rc == 0, listed
+
+    worker.fix(saga_id)
+    resumed = env.run("resume", saga_id)
+    assert resumed.rc == 0, resumed
+    temporal.wait_status(NS, saga_id, {"COMPLETED"}, timeout=15)
+
+    batches = env.run("temporal", "batches", "-o", "json")
+    assert batches.rc == 0, batches
+    assert batches.json()["kind"] == "BatchJobList"
