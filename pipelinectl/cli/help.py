@@ -8,7 +8,7 @@ from .options import GLOBAL_OPTIONS_HELP
 EXAMPLES = (
     "pipelinectl demo                          # start the embedded control plane and select it",
     "pipelinectl status                        # pipelines, stages, health at a glance",
-    "pipelinectl pause validate --yes          # stop a stage taking new items",
+    "pipelinectl pause validate -p orders      # stop a stage taking new items",
     "pipelinectl dlq list --error-kind validation -o jsonl",
 )
 

@@ -11,8 +11,10 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.support.cli import CliEnv
-from tests.support.cli import cli_fixture  # noqa: F401  (the `cli` fixture)
+from tests.support.cli import (
+    CliEnv,
+    cli_fixture,  # noqa: F401  (the `cli` fixture)
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR = jsonschema.Draft202012Validator(json.loads((ROOT / "docs" / "schema" / "output.schema.json").read_text()))

@@ -17,8 +17,11 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.support.cli import CliEnv, executable
-from tests.support.cli import cli_fixture  # noqa: F401  (the `cli` fixture)
+from tests.support.cli import (
+    CliEnv,
+    cli_fixture,  # noqa: F401  (the `cli` fixture)
+    executable,
+)
 from tests.support.server import free_port, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
