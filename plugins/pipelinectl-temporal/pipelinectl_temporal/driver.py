@@ -6,6 +6,8 @@ id; the latest run is meant). Context settings (`config set-context ... --set`):
   workflow_types     workflow types `status` counts (default: all)
   stuck_attempts     failed attempts in a row that make a running saga "stuck" (default 3)
   compensation_words activity-name words marking a compensation (default undo, compensate, ...)
+  pause_scope        "activities" (default: pause/resume a workflow's pending activities) or
+                     "workflow" (PauseWorkflowExecution; the server must enable it)
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ class TemporalControlPlane(UnsupportedVerbs):
         self.stuck_attempts = int(settings.get("stuck_attempts") or mapping.DEFAULT_STUCK_ATTEMPTS)
         words = _as_list(settings.get("compensation_words"))
         self.compensation_words = tuple(w.lower() for w in words) or mapping.DEFAULT_COMPENSATION_WORDS
+        self.pause_scope = str(settings.get("pause_scope") or "activities").lower()
+        if self.pause_scope not in ("activities", "workflow"):
+            raise UsageError(f"context '{connection.context}': pause_scope must be 'activities' or 'workflow', "
+                             f"not '{self.pause_scope}'")
 
     # -- helpers ----------------------------------------------------------
     def _ns(self, pipeline: str | None) -> str:
@@ -121,7 +127,7 @@ class TemporalControlPlane(UnsupportedVerbs):
                 return events
 
     def _require_running(self, saga: Saga, verb: str) -> None:
-        if saga.details.get("temporal_status") != "Running":
+        if saga.details.get("temporal_status") not in ("Running", "Paused"):
             raise ConflictError(
                 f"saga '{saga.id}' is already closed ({saga.details.get('temporal_status')}); nothing to {verb}")
 
@@ -210,7 +216,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         options = dict(options or {})
         reason = reason or "retried with pipelinectl"
         saga = self.saga_show(ns, saga_id)
-        running = saga.details.get("temporal_status") == "Running"
+        running = saga.details.get("temporal_status") in ("Running", "Paused")
         wants_reset = bool(options.get("event_id") or options.get("reset_type"))
         if running and not wants_reset:
             targets = [p for p in saga.details.get("pending_activities", [])
@@ -375,6 +381,8 @@ class TemporalControlPlane(UnsupportedVerbs):
 
     def _pause_activities(self, pipeline: str, workflow_id: str, op: str, dry_run: bool) -> Stage:
         ns = self._ns(pipeline)
+        if self.pause_scope == "workflow":
+            return self._pause_workflow(ns, workflow_id, op, dry_run)
         describe = self._describe(ns, workflow_id)
         saga = mapping.saga_from_info(describe.get("workflowExecutionInfo") or {}, ns)
         self._require_running(saga, op)
@@ -397,6 +405,29 @@ class TemporalControlPlane(UnsupportedVerbs):
                  "paused": bool(p.get("paused"))} for p in pending],
                 "changed": [p.get("activityId") for p in targets], "dry_run": dry_run},
         )
+
+    def _pause_workflow(self, ns: str, workflow_id: str, op: str, dry_run: bool) -> Stage:
+        """PauseWorkflowExecution: the whole workflow stops (timers, tasks); needs the server's
+        frontend.WorkflowPauseEnabled, else Temporal answers UNIMPLEMENTED -> exit 7."""
+        verb = "pause" if op == "pause" else "resume"
+        info = self._describe(ns, workflow_id).get("workflowExecutionInfo") or {}
+        status = mapping.temporal_status(info.get("status"))
+        if status not in ("Running", "Paused"):
+            raise ConflictError(f"saga '{workflow_id}' is already closed ({status}); nothing to {verb}")
+        wanted = "Paused" if op == "pause" else "Running"
+        if not dry_run and status != wanted:
+            try:
+                self.http.request("POST", self._wf(ns, workflow_id, f"/{op}"), retry=True, body={
+                    "namespace": ns, "workflowId": workflow_id,
+                    "runId": (info.get("execution") or {}).get("runId"),
+                    "identity": IDENTITY, "reason": f"{verb} with pipelinectl", "requestId": str(uuid.uuid4())})
+            except UnsupportedError as exc:
+                raise UnsupportedError.verb(DRIVER, f"{verb} (workflow)", exc.message) from None
+            status = mapping.temporal_status(
+                (self._describe(ns, workflow_id).get("workflowExecutionInfo") or {}).get("status"))
+        return Stage(pipeline=ns, name=workflow_id, state="paused" if status == "Paused" else "running",
+                     details={"kind": "workflow", "scope": "workflow", "temporal_status": status,
+                              "dry_run": dry_run})
 
     # -- status -----------------------------------------------------------
     def status(self, pipeline: str | None = None) -> list[Pipeline]:

@@ -8,6 +8,7 @@ Status mapping (documented in the plugin README):
   Failed, TimedOut, Terminated   -> failed
   Canceled                       -> compensated (cancellation is how a saga is asked to
                                     undo its work; its cancellation handler ran)
+  Paused (workflow pause)        -> stuck
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TEMPORAL_STATUS = {
     "WORKFLOW_EXECUTION_STATUS_TERMINATED": "Terminated",
     "WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW": "ContinuedAsNew",
     "WORKFLOW_EXECUTION_STATUS_TIMED_OUT": "TimedOut",
+    "WORKFLOW_EXECUTION_STATUS_PAUSED": "Paused",
 }
 SAGA_STATUS = {
     "Running": "running",
@@ -35,11 +37,12 @@ SAGA_STATUS = {
     "TimedOut": "failed",
     "Terminated": "failed",
     "Canceled": "compensated",
+    "Paused": "stuck",  # paused by an operator: not progressing until unpaused
 }
 # saga status -> the visibility clause that selects it (stuck/compensating need a describe too)
 STATUS_QUERY = {
     "running": "ExecutionStatus = 'Running'",
-    "stuck": "ExecutionStatus = 'Running'",
+    "stuck": "ExecutionStatus IN ('Running', 'Paused')",
     "compensating": "ExecutionStatus = 'Running'",
     "completed": "ExecutionStatus IN ('Completed', 'ContinuedAsNew')",
     "failed": "ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated')",

@@ -37,6 +37,7 @@ class DevServer:
 
     root: Path
     namespaces: tuple[str, ...] = ("default",)
+    dynamic_config: dict[str, str] = field(default_factory=dict)
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
@@ -68,6 +69,8 @@ class DevServer:
         for ns in self.namespaces:
             if ns != "default":
                 args += ["--namespace", ns]
+        for key, value in self.dynamic_config.items():
+            args += ["--dynamic-config-value", f"{key}={value}"]
         log = open(self.root / "server.log", "w")  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout

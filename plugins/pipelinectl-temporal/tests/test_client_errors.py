@@ -123,3 +123,22 @@ def test_extra_headers_and_no_token_when_none():
                             headers={"temporal-namespace": "ns"})
     p = TemporalControlPlane(connection, transport=httpx.MockTransport(handler))
     assert p.saga_count(SagaFilter(pipeline="ns")) == 7
+
+
+def test_workflow_pause_not_enabled_is_unsupported_naming_the_verb():
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"workflowExecutionInfo": {
+                "execution": {"workflowId": "w", "runId": "r"}, "status": "WORKFLOW_EXECUTION_STATUS_RUNNING"}})
+        return httpx.Response(501, json={"code": 12, "message": "workflow pause is not enabled for namespace: ns"})
+
+    with pytest.raises(UnsupportedError) as err:
+        plane(handler, settings={"pause_scope": "workflow"}).pause("ns", "w")
+    assert err.value.exit_code == ExitCode.UNSUPPORTED
+    assert err.value.message == ("'pause (workflow)' is not supported by the temporal driver: "
+                                 "workflow pause is not enabled for namespace: ns")
+
+
+def test_a_bad_pause_scope_is_a_usage_error():
+    with pytest.raises(UsageError, match="pause_scope"):
+        plane(lambda r: httpx.Response(200), settings={"pause_scope": "queue"})

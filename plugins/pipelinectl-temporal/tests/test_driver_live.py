@@ -187,6 +187,26 @@ def test_pause_and_resume_a_workflows_activities(temporal, worker, plane, uid):
     assert worker.effects_of(saga_id)[-3:] == ["reserve", "charge", "ship"]
 
 
+def test_pause_scope_workflow_pauses_the_whole_workflow(temporal, worker, uid):
+    saga_id = f"{uid}-wpause"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "charge", "backoff": 2})
+    wait_until(lambda: "charge-error" in worker.effects_of(saga_id), what="charge to fail")
+    plane = TemporalControlPlane(Connection(context="t", driver="temporal", url=temporal.http_url, namespace=NS,
+                                            settings={"pause_scope": "workflow"}))
+    try:
+        stage = plane.pause(NS, saga_id)
+        assert stage.state == "paused" and temporal.status_of(NS, saga_id) == "PAUSED"
+        assert plane.saga_show(NS, saga_id).status == "stuck"
+        temporal.wait_visible(NS, f"WorkflowId = '{saga_id}' AND ExecutionStatus = 'Paused'", 1)
+        assert [s.id for s in plane.saga_list(by_prefix(saga_id, status="stuck"))] == [saga_id]
+        worker.fix(saga_id)
+        stage = plane.resume(NS, saga_id)
+        assert stage.state == "running"
+        temporal.wait_status(NS, saga_id, {"COMPLETED"}, timeout=15)
+    finally:
+        plane.close()
+
+
 def test_retry_resets_a_failed_saga_to_before_its_failed_step(temporal, worker, plane, uid):
     saga_id = f"{uid}-reset"
     temporal.start_saga(NS, saga_id, {"id": saga_id, "fail_at": "ship"})
