@@ -326,12 +326,12 @@ class TemporalControlPlane(UnsupportedVerbs):
             raise UsageError("a batch needs a query or a filter; refusing to act on every workflow")
         reason = reason or f"{action} with pipelinectl"  # Temporal requires a reason
         total = self.saga_count(selection)
+        op_body: dict[str, Any] = {"identity": IDENTITY}
+        if operation == "resetOperation":
+            operation, op_body = self._retry_operation(selection, query, total)
         if dry_run:
             return BatchJob(id="", action=action, query=query, state="planned", total=total)
         job_id = f"pipelinectl-{uuid.uuid4()}"
-        op_body: dict[str, Any] = {"identity": IDENTITY}
-        if operation == "resetOperation":
-            op_body["options"] = {"lastWorkflowTask": {}}
         self.http.request("POST", f"/api/v1/namespaces/{seg(ns)}/batch-operations/{seg(job_id)}", retry=True,
                           body={"namespace": ns, "jobId": job_id, "reason": reason,
                                 "visibilityQuery": query, operation: op_body})
@@ -340,6 +340,26 @@ class TemporalControlPlane(UnsupportedVerbs):
         if not job.total:
             job.total = total
         return job
+
+    def _retry_operation(self, selection: SagaFilter, query: str, total: int) -> tuple[str, dict[str, Any]]:
+        """Retry many: running sagas get their activities reset (attempt 1, now, unpaused);
+        closed ones are reset to their last workflow task. One batch does one of the two."""
+        running_query = f"({query}) AND ExecutionStatus = 'Running'"
+        running = self.saga_count(SagaFilter(pipeline=selection.pipeline, query=running_query))
+        if running and running != total:
+            raise UsageError(
+                f"the query matches {running} running and {total - running} closed saga(s); retry one kind at a time",
+                hint="add \"AND ExecutionStatus = 'Running'\" (resets their activities) "
+                     "or \"AND ExecutionStatus != 'Running'\" (resets the workflows)")
+        if running:
+            version = self.http.server_version()
+            if version and version < WORKFLOW_SCOPED_ACTIVITY_API:
+                raise UnsupportedError.verb(DRIVER, "saga retry --query (running sagas)",
+                                            f"batch activity reset is used from Temporal 1.32; server is "
+                                            f"{'.'.join(map(str, version))}")
+            return "resetActivitiesOperation", {"identity": IDENTITY, "matchAll": True, "resetAttempts": True,
+                                                "resetHeartbeat": True, "keepPaused": False}
+        return "resetOperation", {"identity": IDENTITY, "options": {"lastWorkflowTask": {}}}
 
     def _batch_show(self, ns: str, job_id: str, attempts: int = 1) -> BatchJob:
         for attempt in range(attempts):
@@ -354,7 +374,8 @@ class TemporalControlPlane(UnsupportedVerbs):
         op = (data.get("operationType") or "").removeprefix("BATCH_OPERATION_TYPE_").lower()
         return BatchJob(
             id=data.get("jobId", job_id),
-            action={"cancel": "force-fail", "terminate": "terminate", "reset": "retry"}.get(op, op),
+            action={"cancel": "force-fail", "terminate": "terminate", "reset": "retry",
+                    "reset_activity": "retry"}.get(op, op),
             query=data.get("query", ""),
             state={"running": "running", "completed": "completed", "failed": "failed"}.get(state, state),
             total=int(data.get("totalOperationCount") or 0),

@@ -11,7 +11,7 @@ import time
 import pytest
 from pipelinectl_temporal.driver import TemporalControlPlane
 
-from pipelinectl.errors import ConflictError, NotFoundError, UnsupportedError
+from pipelinectl.errors import ConflictError, NotFoundError, UnsupportedError, UsageError
 from pipelinectl.model import SagaFilter
 from pipelinectl.plane import Capability, Connection
 
@@ -249,6 +249,34 @@ def test_batch_by_query_cancels_every_match_and_reports_progress(temporal, worke
     job = plane.saga_batch("terminate", SagaFilter(pipeline=NS, query=f"WorkflowId = '{uid}-other'"), "cleanup")
     wait_until(lambda: plane.saga_batch_show(NS, job.id).state == "completed", what="terminate batch")
     assert temporal.status_of(NS, f"{uid}-other") == "TERMINATED"
+
+
+def test_batch_retry_resets_the_activities_of_stuck_sagas(temporal, worker, plane, uid):
+    ids = [f"{uid}-r{i}" for i in range(2)]
+    for saga_id in ids:
+        temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "charge", "backoff": 30})
+    temporal.start_saga(NS, f"{uid}-r-done", {"id": f"{uid}-r-done"})
+    temporal.wait_status(NS, f"{uid}-r-done", {"COMPLETED"})
+    for saga_id in ids:
+        wait_until(lambda s=saga_id: "charge-error" in worker.effects_of(s), what="charge to fail")
+        wait_until(lambda s=saga_id: temporal.describe(NS, s)["pendingActivities"][0].get("lastFailure"),
+                   what="the failure recorded")
+    temporal.wait_visible(NS, f"WorkflowId STARTS_WITH '{uid}-r' AND ExecutionStatus != 'Running'", 1)
+
+    with pytest.raises(UsageError, match="2 running and 1 closed"):
+        plane.saga_batch("retry", SagaFilter(pipeline=NS, query=f"WorkflowId STARTS_WITH '{uid}-r'"), "mixed")
+
+    for saga_id in ids:
+        worker.fix(saga_id)
+    selection = SagaFilter(pipeline=NS, status="running", query=f"WorkflowId STARTS_WITH '{uid}-r'")
+    job = plane.saga_batch("retry", selection, "payments back")
+    assert job.action == "retry"
+    for saga_id in ids:
+        temporal.wait_status(NS, saga_id, {"COMPLETED"}, timeout=20)  # long before the 30 s backoff
+        assert {"op": "charge", "order": saga_id, "attempt": 1} in worker.records_of(saga_id)
+    done = wait_until(lambda: (j := plane.saga_batch_show(NS, job.id)).state == "completed" and j,
+                      what="the batch to finish")
+    assert (done.total, done.failed) == (2, 0)
 
 
 def test_status_counts_queues_and_oldest_running(temporal, worker, plane, uid):
