@@ -131,6 +131,13 @@ ERRORS = (400, 401, 403, 404, 409, 412, 429, 500, 503)
 ERROR_DOC = {code: {"model": ErrorBody, "description": STATUS_CODES.get(code, "INTERNAL")} for code in ERRORS}
 
 
+def query_names(dependant: Any) -> set[str]:
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= query_names(sub)
+    return names
+
+
 def error_response(status: int, code: str, message: str, *, detail: Any = None, cause: str | None = None,
                    request_id: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
     if detail is not None and not isinstance(detail, dict):
@@ -160,7 +167,19 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
             if runtime is not None:
                 await runtime.stop(stop_timeout)
 
+    async def known_query_only(request: Request) -> None:
+        """A typo like `?dryrun=true` must not be silently ignored on a mutation: unknown parameters are 400."""
+        route = request.scope.get("route")
+        if route is None or not request.query_params:
+            return
+        allowed = query_names(route.dependant)
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise UsageError(f"unknown query parameter {unknown[0][:40]!r}",
+                             detail={"allowed": sorted(allowed)})
+
     app = FastAPI(
+        dependencies=[Depends(known_query_only)],
         title="pipelinectl control plane",
         version=__version__,
         description="Operate pipelines: stages, replays, dead-letter queue and sagas. See docs/api.md.",

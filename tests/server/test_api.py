@@ -82,6 +82,9 @@ def test_validation_errors_are_400_with_error_body(admin):
     assert_error(admin.get("/dlq", params={"page_token": "garbage"}), 400, "INVALID_ARGUMENT")
     assert_error(admin.get("/dlq", params={"error_kind": "cosmic"}), 400, "INVALID_ARGUMENT")
     assert_error(admin.post("/dlq/purge", json={}), 400, "INVALID_ARGUMENT")
+    typo = assert_error(admin.post("/stages/charge/pause?dryrun=true"), 400, "INVALID_ARGUMENT")  # not ignored
+    assert "dry_run" in typo["detail"]["allowed"]
+    assert stage(admin, "charge")["state"] == "running"
     assert_error(admin.post("/dlq/redrive", json={"bogus": 1}), 400, "INVALID_ARGUMENT")
     assert_error(admin.post("/replays", json={"from_offset": 5}), 400, "INVALID_ARGUMENT")
     assert_error(admin.post("/replays", json={"from_offset": 5, "to_offset": 2}), 400, "INVALID_ARGUMENT")
