@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import random
 import ssl
@@ -84,6 +85,18 @@ def decode_headers(raw: bytes | None) -> dict[str, str]:
     return headers
 
 
+def _quiet_asyncio_ssl_note() -> None:
+    """Drop asyncio's 'eof_received() has no effect when using ssl' note, which nats-py triggers on TLS."""
+    import logging
+
+    logger = logging.getLogger("asyncio")
+    if not any(getattr(f, "_pipelinectl_nats", False) for f in logger.filters):
+        note = logging.Filter()
+        note.filter = lambda record: "eof_received()" not in record.getMessage()  # type: ignore[method-assign]
+        note._pipelinectl_nats = True  # type: ignore[attr-defined]
+        logger.addFilter(note)
+
+
 class Link:
     """The driver's connection: lazy, private loop, JSON API, error mapping."""
 
@@ -93,6 +106,7 @@ class Link:
         self.deadline = float(connection.timeout or 30.0)
         self.request_timeout = float(connection.settings.get("request_timeout", min(5.0, self.deadline)))
         self._loop = asyncio.new_event_loop()
+        _quiet_asyncio_ssl_note()
         self._nc: Any = None
         self._last_error: BaseException | None = None
         self._auth_refused = False
@@ -183,7 +197,8 @@ class Link:
 
         servers = [u.strip() for u in self.connection.url.split(",") if u.strip()]
         self.trace(f"nats: connecting to {self.url}")
-        nc = await nats.connect(
+        client = nats.NATS()
+        connecting = asyncio.ensure_future(client.connect(
             servers=servers,
             name="pipelinectl",
             connect_timeout=min(2, max(1, int(self.request_timeout))),
@@ -196,7 +211,21 @@ class Link:
             disconnected_cb=on_disconnect,
             reconnected_cb=on_reconnect,
             **self._auth_options(),
-        )
+        ))
+        # nats-py can keep retrying a server that fails the TLS handshake: bound the
+        # first connect, and stop at once on a refusal that no retry will fix.
+        give_up = time.monotonic() + min(self.deadline, 4.0 * len(servers) + 2.0)
+        while not connecting.done():
+            if self._auth_refused or isinstance(self._last_error, ssl.SSLError) or time.monotonic() > give_up:
+                connecting.cancel()
+                with contextlib.suppress(BaseException):
+                    await connecting
+                with contextlib.suppress(BaseException):
+                    await client.close()
+                raise self._connect_failure()
+            await asyncio.sleep(0.02)
+        connecting.result()
+        nc = client
         nc.options["max_reconnect_attempts"] = -1
         nc.options["reconnect_time_wait"] = 0.5
         self._nc = nc
@@ -265,6 +294,11 @@ class Link:
             delay = min(delay * 2, 2.0)
 
     # -- errors -------------------------------------------------------------
+    def _connect_failure(self) -> PipelinectlError:
+        import nats.errors as ne
+
+        return self._map(ne.NoServersError())
+
     def _map(self, exc: BaseException) -> PipelinectlError:
         import nats.errors as ne
 
