@@ -38,7 +38,13 @@ def mount(root: typer.Typer, name: str, obj: Any, *, help: str | None = None, hi
             root.command(name, help=info.help or help, hidden=hidden, context_settings=CONTEXT_SETTINGS,
                          epilog=info.epilog)(info.callback)
         else:
-            root.add_typer(obj, name=name, help=help, hidden=hidden)
+            # typer gives add_typer(help=) priority over the group's own text: pass the table's
+            # one-line summary only when the group has no help of its own (keeps its Examples).
+            own = obj.info.help if isinstance(obj.info.help, str) else None
+            callback = obj.registered_callback
+            if own is None and callback is not None:
+                own = callback.help if isinstance(callback.help, str) else getattr(callback.callback, "__doc__", None)
+            root.add_typer(obj, name=name, hidden=hidden, **({} if own else {"help": help}))
     else:
         root.command(name, help=help if obj.__doc__ is None else None, hidden=hidden,
                      context_settings=CONTEXT_SETTINGS)(obj)

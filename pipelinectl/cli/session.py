@@ -101,11 +101,23 @@ class Session:
         return make_driver(self.connection_for(ctx))
 
     def pipeline(self, explicit: str | None = None) -> str:
-        """The pipeline to act on: -p, else the context's, else the plane's only one."""
+        """The pipeline to act on: -p, else the context's, else the plane's only one.
+
+        A context may name several pipelines (`--pipeline ORDERS,PAYMENTS`, e.g. NATS
+        streams): then -p must choose. An engine context without a pipeline uses its
+        namespace (a Temporal namespace is the pipeline), sparing a status() round trip.
+        """
         if explicit:
             return explicit
-        if self.context.pipeline:
-            return self.context.pipeline
+        ctx = self.context
+        if ctx.pipeline:
+            names = [n.strip() for n in ctx.pipeline.split(",") if n.strip()]
+            if len(names) == 1:
+                return names[0]
+            raise UsageError(f"context '{ctx.name}' names several pipelines; choose one with -p/--pipeline",
+                             hint=f"pipelines: {', '.join(names)}")
+        if ctx.namespace and ctx.driver != "http":
+            return ctx.namespace
         pipelines = self.plane.status()
         if len(pipelines) == 1:
             return pipelines[0].name

@@ -52,13 +52,26 @@ def status(
             raise UsageError("--watch and --all-contexts cannot be combined; watch one context at a time")
         _all_contexts(wanted)
         return
+    only: list[str] = []
     if not wanted and not all_pipelines:
-        wanted = session.context.pipeline
+        only = context_pipelines(session.context)
+        if len(only) == 1:
+            wanted, only = only[0], []
     if watch:
-        _watch(wanted, interval)
+        _watch(wanted, interval, only)
         return
-    pipelines = session.plane.status(wanted)
+    pipelines = _fetch(session.plane, wanted, only)
     _render_once(pipelines, single=wanted is not None)
+
+
+def context_pipelines(ctx: Any) -> list[str]:
+    """The pipelines a context names (`--pipeline A` or `--pipeline A,B`); empty: all of them."""
+    return [n.strip() for n in (ctx.pipeline or "").split(",") if n.strip()]
+
+
+def _fetch(plane: Any, wanted: str | None, only: list[str]) -> list[Any]:
+    found = plane.status(wanted)
+    return [p for p in found if p.name in only] if only else found
 
 
 # -- one shot -------------------------------------------------------------------
@@ -194,21 +207,22 @@ def rich_view(pipelines: list[Any], *, wide: bool, context: str | None, footer: 
 
 
 # -- watch ----------------------------------------------------------------------
-def _watch(wanted: str | None, interval: float) -> None:
+def _watch(wanted: str | None, interval: float, only: list[str]) -> None:
     session = current()
     plane = session.plane
-    pipelines = plane.status(wanted)  # the first read fails loudly: wrong context, plane down
+    pipelines = _fetch(plane, wanted, only)  # the first read fails loudly: wrong context, plane down
     fmt = session.options.output
     try:
         if sys.stdout.isatty() and fmt in ("table", "wide"):
-            _watch_live(plane, wanted, interval, pipelines, wide=fmt == "wide")
+            _watch_live(plane, wanted, only, interval, pipelines, wide=fmt == "wide")
         else:
-            _watch_lines(plane, wanted, interval, pipelines)
+            _watch_lines(plane, wanted, only, interval, pipelines)
     except KeyboardInterrupt:
         return  # Ctrl-C is how a watch ends: exit 0, no noise
 
 
-def _watch_live(plane: Any, wanted: str | None, interval: float, pipelines: list[Any], *, wide: bool) -> None:
+def _watch_live(plane: Any, wanted: str | None, only: list[str], interval: float, pipelines: list[Any], *,
+                wide: bool) -> None:
     from rich.console import Console
     from rich.live import Live
 
@@ -226,7 +240,7 @@ def _watch_live(plane: Any, wanted: str | None, interval: float, pipelines: list
         while True:
             time.sleep(interval)
             try:
-                pipelines = plane.status(wanted)
+                pipelines = _fetch(plane, wanted, only)
                 error = None
             except PipelinectlError as exc:
                 error = session.redact(exc.one_line())
@@ -239,7 +253,7 @@ def _change_key(s: Any) -> tuple[Any, ...]:
     return (health(s), s.parallelism, s.in_flight, s.queue_depth, s.dlq_size, round(s.error_rate, 3), s.version)
 
 
-def _watch_lines(plane: Any, wanted: str | None, interval: float, pipelines: list[Any]) -> None:
+def _watch_lines(plane: Any, wanted: str | None, only: list[str], interval: float, pipelines: list[Any]) -> None:
     """Piped: one line per stage that changed (everything on the first pass)."""
     session = current()
     fmt = session.options.output
@@ -266,7 +280,7 @@ def _watch_lines(plane: Any, wanted: str | None, interval: float, pipelines: lis
                 sys.stdout.flush()
         time.sleep(interval)
         try:
-            pipelines = plane.status(wanted)
+            pipelines = _fetch(plane, wanted, only)
             last_error = None
         except PipelinectlError as exc:  # keep watching through a blip; say so once
             message = session.redact(exc.one_line())
@@ -292,7 +306,10 @@ def _context_status(ctx: Any, wanted: str | None) -> dict[str, Any]:
     plane = None
     try:
         plane = session.plane_for(ctx)
-        row["pipelines"] = [p.to_dict() for p in plane.status(wanted or ctx.pipeline)]
+        only = [] if wanted else context_pipelines(ctx)
+        if len(only) == 1:
+            wanted, only = only[0], []
+        row["pipelines"] = [p.to_dict() for p in _fetch(plane, wanted, only)]
         row["ok"] = True
     except PipelinectlError as exc:
         row["error"] = {"code": exc.code, "exit_code": int(exc.exit_code), "message": session.redact(exc.one_line())}

@@ -98,6 +98,7 @@ class HttpControlPlane:
     backoff_cap = 5.0
     max_attempts = 6
     refused_attempts = 3
+    min_attempt_timeout = 2.0  # a read attempt gets max(this, deadline/3) before it is retried
 
     def __init__(self, connection: Connection, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep,
@@ -179,12 +180,15 @@ class HttpControlPlane:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise self._deadline_error(method, url, attempt - 1, started)
+            # A read attempt that hangs is abandoned after a share of the deadline and retried;
+            # a write keeps the whole remaining time (the plane may legitimately be busy acting).
+            read = remaining if write else min(remaining, max(self.min_attempt_timeout, conn.timeout / 3))
             self._trace(f"> {method} {self._show_url(url, query)} {self._show_headers(headers)}")
             sent = self._clock()
             try:
                 response = self._client.request(
                     method, url, params=query or None, json=body, headers=headers,
-                    timeout=httpx.Timeout(remaining, connect=min(remaining, 10.0)),
+                    timeout=httpx.Timeout(read, connect=min(remaining, 10.0)),
                 )
             except httpx.TimeoutException as exc:
                 self._trace(f"< {method} {url} timed out after {self._ms(sent)} ({type(exc).__name__})")

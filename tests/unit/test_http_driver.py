@@ -351,3 +351,33 @@ def test_path_segments_are_quoted():
     plane, _ = make(handler)
     plane.get_stage("orders", "a/b c")
     assert seen == ["/v1/pipelines/orders/stages/a%2Fb%20c"]
+
+
+def test_a_read_attempt_gets_a_share_of_the_deadline_a_write_all_of_it():
+    timeouts = {}
+
+    def handler(request):
+        timeouts[request.method] = request.extensions["timeout"]["read"]
+        return httpx.Response(200, json=STAGE)
+
+    plane, _ = make(handler, timeout=30)
+    plane.get_stage("orders", "parse")
+    plane.pause("orders", "parse")
+    assert timeouts["GET"] == 10.0, "a hung read is abandoned after a third of the deadline and retried"
+    assert timeouts["POST"] == 30.0
+
+
+def test_a_hung_read_attempt_is_retried_inside_the_deadline():
+    clock = Clock()
+    calls = []
+
+    def handler(request):
+        calls.append(clock.now)
+        if len(calls) == 1:
+            clock.now += request.extensions["timeout"]["read"]
+            raise httpx.ReadTimeout("timed out", request=request)
+        return httpx.Response(200, json={"kind": "PipelineList", "items": []})
+
+    plane, _ = make(handler, timeout=15, clock=clock)
+    assert plane.status() == []
+    assert len(calls) == 2 and calls[1] - calls[0] < 15
