@@ -195,12 +195,33 @@ class NatsControlPlane(UnsupportedVerbs):
             if exc.code == 404:
                 return None
             raise
+        if not self._covers(info, stream):
+            return None
         counts: dict[str, dict[str, int]] = {}
         for subj, n in (info.get("state", {}).get("subjects") or {}).items():
             entry = dlq.parse_entry(0, subj, b"", None)
             kinds = counts.setdefault(entry.consumer, {})
             kinds[entry.error_kind] = kinds.get(entry.error_kind, 0) + int(n)
         return counts
+
+    @staticmethod
+    def _covers(dlq_info: dict[str, Any], stream: str) -> bool:
+        """Does the DLQ stream record both advisories of this stream?"""
+        have = set(dlq_info.get("config", {}).get("subjects") or [])
+        return all(s in have for s in dlq.stream_subjects([stream])) or f"{dlq.PREFIX}.>" in have
+
+    async def _require_dlq(self, stream: str) -> None:
+        """A DLQ that does not record this stream would list nothing: say so instead."""
+        hint = f"run 'pipelinectl nats dlq setup -p {stream}'"
+        try:
+            info = await self.link.api(f"STREAM.INFO.{self.dlq_stream}")
+        except ApiError as exc:
+            if exc.code == 404:
+                raise NotFoundError(f"no dead-letter stream '{self.dlq_stream}' at {self.link.url}", hint=hint) from exc
+            raise api_error(exc, "dead-letter stream") from exc
+        if not self._covers(info, stream):
+            raise NotFoundError(f"the dead-letter stream '{self.dlq_stream}' does not record pipeline '{stream}'",
+                                hint=hint)
 
     async def _limits(self, stream_info: dict[str, Any]) -> int | None:
         limit = (stream_info.get("config", {}).get("consumer_limits") or {}).get("max_ack_pending")
@@ -236,7 +257,7 @@ class NatsControlPlane(UnsupportedVerbs):
             "pause_indefinite": indefinite,
             "pause_remaining_seconds": round(remaining_ns / 1e9, 3) if paused and remaining_ns and not indefinite else None,
             "max_ack_pending_limit": limit,
-            "dlq": "not set up" if dlq_counts is None else self.dlq_stream,
+            "dlq": f"not set up (pipelinectl nats dlq setup -p {stream})" if dlq_counts is None else self.dlq_stream,
         }
         return Stage(
             pipeline=stream,
@@ -664,6 +685,7 @@ class NatsControlPlane(UnsupportedVerbs):
 
     def _entries(self, selection: DLQFilter, page_size: int) -> Iterator[tuple[dlq.Entry, dict[str, Any] | None]]:
         stream = self._check_filter(selection)
+        self.link.run(self._require_dlq(stream))
         cursor: int | None = 1
         while cursor is not None:
             page, cursor = self.link.run(self._page(stream, selection, cursor, max(1, page_size)))
@@ -682,12 +704,10 @@ class NatsControlPlane(UnsupportedVerbs):
             return 0
 
         async def go() -> int:
+            await self._require_dlq(stream)
             try:
                 info = await self.link.api(f"STREAM.INFO.{self.dlq_stream}", {"subjects_filter": subject})
             except ApiError as exc:
-                if exc.code == 404:
-                    raise NotFoundError(f"no dead-letter stream '{self.dlq_stream}' at {self.link.url}",
-                                        hint="create it with 'pipelinectl nats dlq setup'") from exc
                 raise api_error(exc, "dead-letter count") from exc
             return sum(int(n) for n in (info.get("state", {}).get("subjects") or {}).values())
 
@@ -700,6 +720,8 @@ class NatsControlPlane(UnsupportedVerbs):
 
         async def go() -> DLQItem:
             entry = await self._dlq_get(int(item_id))
+            if entry is None:
+                await self._require_dlq(stream)  # a missing DLQ says so, not "entry not found"
             if entry is None or entry.stream != stream:
                 raise NotFoundError(f"DLQ entry {item_id} not found for pipeline '{stream}'")
             return self._item(entry, await self._original(entry), None)

@@ -139,6 +139,16 @@ def test_dlq_filters_and_errors(admin, driver_for):
         list(driver.dlq_list(DLQFilter(pipeline="DS5", error_kind="weird")))
     with pytest.raises(UsageError, match="not a DLQ entry id"):
         driver.dlq_show("DS5", "abc")
+    driver.dlq_setup(["DS5"])
+    admin.add_stream("DS5B", ["ds5b.>"])
+    with pytest.raises(NotFoundError, match="does not record pipeline 'DS5B'") as err:
+        list(driver.dlq_list(DLQFilter(pipeline="DS5B", all=True)))
+    assert "dlq setup -p DS5B" in err.value.one_line()
+    with pytest.raises(NotFoundError, match="does not record"):
+        driver.dlq_count(DLQFilter(pipeline="DS5B", all=True))
+    # status still works, and says the DLQ does not cover that stream
+    admin.add_consumer("DS5B", "parse")
+    assert driver.get_stage("DS5B", "parse").details["dlq"].startswith("not set up")
     other = driver_for("DS5", dlq_stream="NO_SUCH_DLQ")
     with pytest.raises(NotFoundError, match="no dead-letter stream 'NO_SUCH_DLQ'") as err:
         list(other.dlq_list(DLQFilter(pipeline="DS5", all=True)))

@@ -28,7 +28,7 @@ def test_status_maps_stream_and_consumer(admin, driver_for):
     assert (stage.name, stage.state, stage.parallelism, stage.queue_depth, stage.in_flight) == ("parse", "running", 7, 5, 0)
     assert stage.details["max_deliver"] == 4 and stage.details["ack_wait_seconds"] == 3.0
     assert stage.details["filter_subjects"] == ["st1.in"]
-    assert stage.details["dlq"] == "not set up"
+    assert stage.details["dlq"].startswith("not set up")
     assert stage.to_dict()["kind"] == "Stage"
 
 
