@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ def append(*, context: str | None, verb: str, target: str, arguments: dict[str, 
     except Exception:
         user = str(os.getuid())
     entry = {
-        "time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "user": user,
         "context": context,
         "verb": verb,

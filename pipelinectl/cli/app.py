@@ -14,7 +14,8 @@ from typing import Any
 
 import typer
 
-from ..errors import ExitCode, PipelinectlError
+from pipelinectl.errors import ExitCode, PipelinectlError
+
 from . import session as session_module
 from .commands import COMMANDS
 from .options import GlobalOptions
@@ -70,7 +71,7 @@ def build_root(name: str | None) -> typer.Typer:
         spec = COMMANDS[command]
         mount(root, command, _import_target(spec.target), help=spec.summary, hidden=spec.alias_of is not None)
     if name is None:
-        from ..plugins import command_entries
+        from pipelinectl.plugins import command_entries
 
         for plugin_name, entry in command_entries().items():
             if plugin_name not in COMMANDS:
@@ -82,7 +83,7 @@ def build_root(name: str | None) -> typer.Typer:
 
 
 def _suggest(name: str) -> str:
-    from ..plugins import command_entries
+    from pipelinectl.plugins import command_entries
 
     known = list(COMMANDS) + list(command_entries())
     close = difflib.get_close_matches(name, known, n=1)
@@ -93,7 +94,7 @@ def _resolve(name: str) -> typer.Typer | int:
     """The root app for `name`, or an exit code when an external plugin ran instead."""
     if name in COMMANDS:
         return build_root(name)
-    from ..plugins import command_entries, find_external
+    from pipelinectl.plugins import command_entries, find_external
 
     entry = command_entries().get(name)
     if entry is not None:
@@ -118,7 +119,7 @@ def run(options: GlobalOptions, argv: list[str]) -> int:
             return _fail(f"unknown option '{name}' before the command; see 'pipelinectl --help'", ExitCode.USAGE)
         root = _resolve(name)
         if root == -1:
-            from ..plugins import run_external
+            from pipelinectl.plugins import run_external
 
             return run_external(name, argv[1:], session_module.current().external_env())
         command = typer.main.get_command(root)  # type: ignore[arg-type]
@@ -153,7 +154,7 @@ def run(options: GlobalOptions, argv: list[str]) -> int:
             import traceback
 
             traceback.print_exc(file=sys.stderr)
-        from ..redact import redact
+        from pipelinectl.redact import redact
 
         return _fail(
             f"internal error: {type(exc).__name__}: {redact(str(exc))} (rerun with -v for a traceback)",

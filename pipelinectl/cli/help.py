@@ -86,7 +86,7 @@ def _plugin_summaries() -> dict[str, str]:
 
 def _scan_plugins() -> dict[str, str]:
     try:
-        from ..plugins import command_entries
+        from pipelinectl.plugins import command_entries
 
         return {name: entry.summary or f"commands from {entry.distribution}" for name, entry in command_entries().items()}
     except Exception:  # a broken plugin's metadata never breaks help

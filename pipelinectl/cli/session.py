@@ -13,13 +13,14 @@ import sys
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AbortedError, UsageError
+from pipelinectl.errors import AbortedError, UsageError
+
 from .options import GlobalOptions
 
 if TYPE_CHECKING:
-    from ..config import Config, Context
-    from ..output import Renderer
-    from ..plane import Connection, ControlPlane
+    from pipelinectl.config import Config, Context
+    from pipelinectl.output import Renderer
+    from pipelinectl.plane import Connection, ControlPlane
 
 _current: Session | None = None
 
@@ -31,7 +32,7 @@ class Session:
     # -- configuration ------------------------------------------------------
     @cached_property
     def config(self) -> Config:
-        from ..config import load_config, warn
+        from pipelinectl.config import load_config, warn
 
         config = load_config(self.options.config)
         for message in config.warnings:
@@ -59,8 +60,8 @@ class Session:
 
     def connection_for(self, ctx: Context) -> Connection:
         """A Connection for any context of the config (`status --all-contexts` uses several)."""
-        from ..config import read_token, warn
-        from ..plane import Connection
+        from pipelinectl.config import read_token, warn
+        from pipelinectl.plane import Connection
 
         if not ctx.url:
             raise UsageError(f"context '{ctx.name}' has no url; set one with 'pipelinectl config set-context {ctx.name} --url URL'")
@@ -90,13 +91,13 @@ class Session:
 
     @cached_property
     def plane(self) -> ControlPlane:
-        from ..plugins import make_driver
+        from pipelinectl.plugins import make_driver
 
         return make_driver(self.connection)
 
     def plane_for(self, ctx: Context) -> ControlPlane:
         """A driver for another context; the caller closes it."""
-        from ..plugins import make_driver
+        from pipelinectl.plugins import make_driver
 
         return make_driver(self.connection_for(ctx))
 
@@ -128,7 +129,7 @@ class Session:
     # -- output -------------------------------------------------------------
     @cached_property
     def renderer(self) -> Renderer:
-        from ..output import Renderer
+        from pipelinectl.output import Renderer
 
         return Renderer(self.options.output, color=self.color)
 
@@ -152,7 +153,7 @@ class Session:
         sys.stderr.write(self.redact(line) + "\n")
 
     def redact(self, text: str) -> str:
-        from ..redact import redact
+        from pipelinectl.redact import redact
 
         return redact(text)
 
@@ -180,7 +181,7 @@ class Session:
 
     def audit(self, verb: str, target: str, arguments: dict[str, Any], result: str,
               request_id: str | None = None) -> None:
-        from ..audit import append
+        from pipelinectl.audit import append
 
         append(
             context=self.options.context or self.config.current_context,
