@@ -324,3 +324,34 @@ def test_version_fast_path_time(cli):
 
 
 
+
+
+# -- retries, seen through -v ----------------------------------------------------------------
+def test_transient_503_is_retried_after_retry_after_and_traced(cli, server):
+    from urllib.parse import urlsplit
+
+    from tests.support.faultproxy import Fault, FaultProxy
+
+    with FaultProxy(urlsplit(server.url).port) as proxy:
+        proxy.add(Fault("status", status=503, retry_after=1))
+        cli.set_context("flaky", proxy.url, token=server.tokens["viewer"])
+        result = cli.run("-v", "status", "-o", "json")
+        assert result.rc == 0, result
+        assert result.json()["kind"] == "PipelineList"
+        assert "< 503" in result.stderr and "! retrying in 1.00s (attempt 2/" in result.stderr
+        assert result.seconds >= 1.0
+        assert server.tokens["viewer"] not in result.output
+
+        proxy.add(Fault("status", status=503, times=None))
+        failed = cli.run("--timeout", "2", "status")
+    assert failed.rc == 6, failed
+    assert "gave up after" in one_line_error(failed)
+
+
+def test_version_names_client_context_and_server(cli, server):
+    cli.set_context("demo", server.url, token=server.tokens["viewer"])
+    result = cli.run("version", "-o", "json")
+    assert result.rc == 0, result
+    data = result.json()
+    assert data["kind"] == "Version" and data["context"] == "demo" and data["server"]
+    validate_output(data)

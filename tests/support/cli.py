@@ -220,6 +220,21 @@ def run_pty(argv: list[str], *, env: dict[str, str], answers: list[tuple[str, st
     return Result(rc, seen.replace("\r\n", "\n"), "", tuple(argv[1:]), time.perf_counter() - started)
 
 
+def validate_output(obj: Any) -> None:
+    """Validate one machine-output object (a -o json document or a -o jsonl line) against
+    docs/schema/output.schema.json; raises jsonschema.ValidationError naming the mismatch."""
+    import jsonschema
+
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "schema" / "output.schema.json").read_text())
+        _VALIDATOR = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    _VALIDATOR.validate(obj)
+
+
+_VALIDATOR: Any = None
+
+
 @pytest.fixture(name="cli")
 def cli_fixture(tmp_path: Path) -> CliEnv:
     """`cli`: an isolated CliEnv under the test's tmp_path.
