@@ -12,6 +12,7 @@ Sagas and drain are not JetStream concepts: they stay unsupported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import uuid
@@ -659,29 +660,59 @@ class NatsControlPlane(UnsupportedVerbs):
     async def _page(self, stream: str, selection: DLQFilter, cursor: int, size: int
                     ) -> tuple[list[tuple[dlq.Entry, dict[str, Any] | None]], int | None]:
         """Up to `size` matching entries from DLQ sequence `cursor`, originals resolved; next cursor or None."""
-        entries: list[dlq.Entry] = []
-        nxt: int | None = cursor
         if selection.ids:
             wanted = sorted({int(i) for i in selection.ids if int(i) >= cursor})
-            for seq in wanted[:size]:
-                entry = await self._dlq_get(seq)
-                if entry is not None and self._matches(entry, stream, selection):
-                    entries.append(entry)
+            found = await asyncio.gather(*(self._dlq_get(seq) for seq in wanted[:size]))
+            entries = [e for e in found if e is not None and self._matches(e, stream, selection)]
             nxt = wanted[size] if len(wanted) > size else None
         else:
             subject = self._filter_subject(stream, selection)
             if subject is None:
                 return [], None
-            while len(entries) < size:
-                entry = await self._dlq_get(nxt or 1, subject)
-                if entry is None:
-                    nxt = None
-                    break
-                nxt = entry.seq + 1
-                if self._matches(entry, stream, selection):
-                    entries.append(entry)
+            scanned, nxt = await self._scan(subject, cursor, size)
+            entries = [e for e in scanned if self._matches(e, stream, selection)]
         originals = await asyncio.gather(*(self._original(e) for e in entries))
         return list(zip(entries, originals, strict=True)), nxt
+
+    async def _scan(self, subject: str, cursor: int, size: int) -> tuple[list[dlq.Entry], int | None]:
+        """Read up to `size` DLQ entries on `subject` from `cursor` through a temporary consumer.
+
+        One pull instead of a request per entry; the consumer is deleted before returning
+        (and expires on its own if we die first).
+        """
+        name = f"pipelinectl-dlq-{uuid.uuid4().hex[:12]}"
+        config = {
+            "name": name, "ack_policy": "none", "deliver_policy": "by_start_sequence", "opt_start_seq": cursor,
+            "filter_subject": subject, "mem_storage": True, "num_replicas": 1, "inactive_threshold": int(30e9),
+        }
+        try:
+            created = await self.link.api(f"CONSUMER.CREATE.{self.dlq_stream}.{name}",
+                                          {"stream_name": self.dlq_stream, "config": config, "action": "create"})
+        except ApiError as exc:
+            raise api_error(exc, "dead-letter read") from exc
+        entries: list[dlq.Entry] = []
+        pending = int(created.get("num_pending", 0))
+        try:
+            if pending:
+                js = (await self.link.nc()).jetstream()
+                sub = await js.pull_subscribe_bind(consumer=name, stream=self.dlq_stream)
+                try:
+                    while pending and len(entries) < size:
+                        msgs = await sub.fetch(min(size - len(entries), pending), timeout=self.link.request_timeout)
+                        if not msgs:
+                            break
+                        for msg in msgs:
+                            meta = msg.metadata
+                            entries.append(dlq.parse_entry(meta.sequence.stream, msg.subject, msg.data or b"",
+                                                           meta.timestamp))
+                            pending = meta.num_pending
+                finally:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+        finally:
+            await self._delete_consumer(self.dlq_stream, name)
+        nxt = entries[-1].seq + 1 if entries and pending else None
+        return entries, nxt
 
     def _entries(self, selection: DLQFilter, page_size: int) -> Iterator[tuple[dlq.Entry, dict[str, Any] | None]]:
         stream = self._check_filter(selection)

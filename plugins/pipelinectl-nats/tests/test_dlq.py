@@ -167,6 +167,7 @@ def test_dlq_list_pages_through_many_entries(admin, driver_for, workers, tmp_pat
     rest = list(pages)
     ids = [first.id] + [i.id for i in rest]
     assert len(ids) == 25 and ids == sorted(ids, key=int)
+    assert admin.consumer_names("PIPELINECTL_DLQ") == []  # each page's temporary reader is gone
     since = next(i for i in rest if i.offset == 20).last_seen
     assert {i.offset for i in driver.dlq_list(DLQFilter(pipeline="DS6", since=since))} >= {20, 21, 22, 23, 24, 25}
 
