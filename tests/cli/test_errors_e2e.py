@@ -21,8 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.cli import cli_fixture  # noqa: F401  (the `cli` fixture)
-from tests.support.cli import validate_output
+from tests.support.cli import (
+    cli_fixture,  # noqa: F401  (the `cli` fixture)
+    validate_output,
+)
 from tests.support.server import free_port, start_server
 
 
