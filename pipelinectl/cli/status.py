@@ -178,8 +178,8 @@ def rich_view(pipelines: list[Any], *, wide: bool, context: str | None, footer: 
 
     parts: list[Any] = []
     for p in pipelines:
-        table = Table(title=_summary(p, context), title_justify="left", title_style="bold", box=None,
-                      header_style="bold", pad_edge=False)
+        parts.append(Text(_summary(p, context), style="bold", no_wrap=True, overflow="ellipsis"))
+        table = Table(box=None, header_style="bold", pad_edge=False)
         headers = HEADERS + (WIDE_HEADERS if wide else [])
         for header in headers:
             numeric = header in ("IN-FLIGHT", "QUEUE", "THROUGHPUT", "ERRORS", "DLQ", "PROCESSED", "FAILED")
