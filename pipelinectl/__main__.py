@@ -1,4 +1,8 @@
-"""Entry point. Fast paths (`--version`, top-level help) run before any heavy import."""
+"""Entry point. Fast paths (`--version`, top-level help, shell completion) run before any heavy import.
+
+`pipelinectl __complete ...` is what the completion scripts run at every Tab:
+it is answered by pipelinectl.complete from a generated table, without typer.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["__complete"]:
+        from .complete import main as complete
+
+        return complete(args[1:])
     if args in (["--version"], ["-V"]):
         from . import __version__
 
