@@ -200,18 +200,33 @@ def to_ts(value: datetime | None) -> float | None:
 
 
 class Signal:
-    """A broadcast wake-up: waiters re-check their condition after each `notify`."""
+    """Wake-ups for tasks waiting on a condition: `notify(1)` wakes one waiter, `notify()` all.
+
+    Waking one (not all) keeps the cost of moving an item independent of the
+    pool size. A woken task that is cancelled passes its wake-up on, so none is lost.
+    """
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._waiters: deque[asyncio.Future] = deque()
 
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
+    def notify(self, n: int | None = None) -> None:
+        while self._waiters and (n is None or n > 0):
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                if n is not None:
+                    n -= 1
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         while not predicate():
-            await self._event.wait()
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self.notify(1)
+                raise
 
 
 # --- one stage at run time ----------------------------------------------------------------------------
@@ -236,8 +251,10 @@ class StageRuntime:
         self.active = 0
         self.tasks: set[asyncio.Task] = set()
         self.window: deque[tuple[float, bool]] = deque()
-        self.signal = Signal()
+        self.work_ready = Signal()  # workers of this stage wait here
+        self.room = Signal()  # whoever feeds this stage waits here while it is full
         self.last_take: float = 0.0  # monotonic time of the last item taken (the bench reads it)
+        self.changed_at: float = 0.0  # monotonic time of the last settings change
 
     # state --------------------------------------------------------------------------------------------
     def load(self, row: Any) -> None:
@@ -266,11 +283,16 @@ class StageRuntime:
         if parallelism is not None:
             self.parallelism = parallelism
         self.version += 1
+        self.changed_at = time.monotonic()
         with self.p.store.tx():
             self.persist_settings()
         self.ensure_workers()
-        self.signal.notify()
+        self.wake_all()
         self.check_drained()
+
+    def wake_all(self) -> None:
+        self.work_ready.notify()
+        self.room.notify()
 
     def check_drained(self) -> None:
         if self.state == "draining" and not self.queue and self.in_flight == 0:
@@ -281,14 +303,16 @@ class StageRuntime:
 
     async def wait_room(self) -> None:
         """Backpressure: wait while this stage's queue is full (or it is draining)."""
-        await self.signal.wait_for(lambda: self.has_room() or self.p.stopping)
+        await self.room.wait_for(lambda: self.has_room() or self.p.stopping)
         if self.p.stopping:
             raise asyncio.CancelledError
 
     def accept(self, work: Work) -> None:
         """Put an item (already committed to this stage in the store) into the queue."""
         self.queue.append(work)
-        self.signal.notify()
+        self.work_ready.notify(1)
+        if self.has_room():
+            self.room.notify(1)  # pass the turn to the next waiting producer
 
     # workers ------------------------------------------------------------------------------------------
     def ensure_workers(self) -> None:
@@ -304,14 +328,18 @@ class StageRuntime:
         )
 
     async def _take(self) -> Work | None:
-        await self.signal.wait_for(self._can_take)
+        await self.work_ready.wait_for(self._can_take)
         if self.p.stopping or self.active > self.parallelism:
             self.active -= 1  # scale-down (or stop): this worker leaves; checked and done without a yield
+            if self.queue:
+                self.work_ready.notify(1)  # the wake-up this worker got belongs to another
             return None
         self.last_take = time.monotonic()
         self.in_flight += 1
         work = self.queue.popleft()
-        self.signal.notify()  # room for upstream
+        if self.queue:
+            self.work_ready.notify(1)
+        self.room.notify(1)
         return work
 
     async def _worker(self) -> None:
@@ -329,11 +357,11 @@ class StageRuntime:
                 raise  # shutdown: the work row stays at this stage and is picked up after restart
             except Exception:  # a bug in the runtime itself: keep the item, log, go on
                 log.exception("stage %s/%s: unexpected error", self.p.name, self.name)
-                self.queue.append(work)
                 await asyncio.sleep(1.0)
+                self.queue.appendleft(work)
+                self.work_ready.notify(1)
             finally:
                 self.in_flight -= 1
-                self.signal.notify()
                 self.check_drained()
 
     async def _process(self, work: Work) -> None:
@@ -523,6 +551,7 @@ class PipelineRuntime:
             ).lastrowid
         self.next_offset = offset + 1
         first.accept(Work(wid, key, offset, payload, "input", t))
+        await asyncio.sleep(0)  # a fast source must not hold the loop while the first queue has room
         return offset
 
     async def _run_source(self) -> None:
@@ -879,7 +908,7 @@ class Runtime:
         tasks: list[asyncio.Task] = []
         for p in self.pipelines.values():
             for st in p.stages:
-                st.signal.notify()
+                st.wake_all()
             for task in list(p.tasks):
                 if task.get_name().endswith("/source") or task.get_name().startswith("replay"):
                     task.cancel()
