@@ -146,6 +146,7 @@ class NatsControlPlane(UnsupportedVerbs):
         # stage -> subject to republish replays/redrives to (default: the message's own subject)
         self.stage_subjects: dict[str, str] = _stage_subjects(settings.get("stage_subjects"))
         self.progress: ProgressFn | None = _default_progress  # replay and redrive report here
+        self.bulk_page = 200  # DLQ entries read per page by redrive and purge
 
     def close(self) -> None:
         self.link.close()
@@ -669,7 +670,8 @@ class NatsControlPlane(UnsupportedVerbs):
             subject = self._filter_subject(stream, selection)
             if subject is None:
                 return [], None
-            scanned, nxt = await self._scan(subject, cursor, size)
+            # a scan only reads: safe to redo whole when the server goes away mid-page
+            scanned, nxt = await self.link.retrying(lambda: self._scan(subject, cursor, size), what="dead-letter read")
             entries = [e for e in scanned if self._matches(e, stream, selection)]
         originals = await asyncio.gather(*(self._original(e) for e in entries))
         return list(zip(entries, originals, strict=True)), nxt
@@ -771,7 +773,15 @@ class NatsControlPlane(UnsupportedVerbs):
         """
         self._require_selection(selection, "redrive")
         result = BulkResult(action="redrive", pipeline=selection.pipeline, dry_run=dry_run)
-        for entry, original in self._entries(selection, 200):
+        try:
+            self._redrive(selection, dry_run, result)
+        except UnavailableError as exc:  # reading the next page failed past the deadline
+            raise type(exc)(f"{exc.message}; {len(result.succeeded)} entries were redriven before this, "
+                            "the others are still in the DLQ") from exc
+        return result
+
+    def _redrive(self, selection: DLQFilter, dry_run: bool, result: BulkResult) -> None:
+        for entry, original in self._entries(selection, self.bulk_page):
             result.matched.append(entry.id)
             if dry_run:
                 if original is None:
@@ -791,7 +801,6 @@ class NatsControlPlane(UnsupportedVerbs):
             result.succeeded.append(entry.id)
             if self.progress:
                 self.progress("redriving", len(result.succeeded), len(result.matched))
-        return result
 
     async def _redrive_one(self, entry: dlq.Entry, original: dict[str, Any]) -> None:
         target = self.stage_subjects.get(entry.consumer) or original["subject"]
@@ -814,7 +823,7 @@ class NatsControlPlane(UnsupportedVerbs):
     def dlq_purge(self, selection: DLQFilter, *, dry_run: bool = False) -> BulkResult:
         self._require_selection(selection, "purge")
         result = BulkResult(action="purge", pipeline=selection.pipeline, dry_run=dry_run)
-        for entry, _original in self._entries(selection, 500):
+        for entry, _original in self._entries(selection, self.bulk_page):
             result.matched.append(entry.id)
             if dry_run:
                 continue

@@ -201,16 +201,18 @@ def test_server_restart_in_the_middle_of_a_redrive_loses_no_message(fresh_server
         restarted.set()
 
     def progress(what: str, done: int, matched: int) -> None:
-        if done == 40 and server.proc.poll() is None:
+        if done == 50 and server.proc.poll() is None:  # the end of a page: the next page read meets the outage
             server.kill()
             threading.Thread(target=restart_later, daemon=True).start()
 
     traced: list[str] = []
     driver.progress = progress
+    driver.bulk_page = 50
     driver.link.connection.trace = traced.append
     result = driver.dlq_redrive(DLQFilter(pipeline="DSR", all=True))
     assert restarted.is_set()
     assert any("retrying" in line for line in traced)  # the call really waited out the restart
+    assert any("CONSUMER.CREATE.PIPELINECTL_DLQ" in line for line in traced[traced.index("nats: disconnected"):])
     assert result.failed == {} and len(result.succeeded) == n
     worker.wait_for(lambda rows: len(set(worker.processed_ids())) == n, timeout=30)
     time.sleep(0.5)
