@@ -1,0 +1,104 @@
+"""The shared watch engine, in process: lines per change, JSON lines, removals, the end when the target is gone."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from pipelinectl.errors import NotFoundError, UnavailableError
+from pipelinectl.model import Saga, Stage
+from pipelinectl.watch import watch
+
+
+def scripted(*snapshots):
+    """A fetch that returns each snapshot in turn; an exception instance is raised instead."""
+    queue = list(snapshots)
+
+    def fetch():
+        value = queue.pop(0)
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    return fetch
+
+
+def stage(state="running", depth=0, throughput=0.0):
+    return Stage(pipeline="orders", name="charge", state=state, queue_depth=depth, throughput=throughput)
+
+
+def test_jsonl_one_line_per_change_and_end_when_target_gone(capsys):
+    out = io.StringIO()
+    fetch = scripted(
+        [stage()],
+        [stage(throughput=9.5)],           # a rate wobble is not a change
+        [stage(state="paused")],
+        [stage(state="paused")],
+        NotFoundError("pipeline 'orders' not found"),
+    )
+    code = watch(fetch, output="jsonl", interval=0, stream=out, live=False)
+    assert code == 0
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(d["kind"], d["state"]) for d in lines] == [("Stage", "running"), ("Stage", "paused")]
+    assert "watch ended: pipeline 'orders' not found" in capsys.readouterr().err
+
+
+def test_none_means_gone_and_removed_objects_are_said():
+    out = io.StringIO()
+    a = Saga(id="s1", pipeline="orders", definition="order", status="running")
+    b = Saga(id="s2", pipeline="orders", definition="order", status="stuck")
+    fetch = scripted([a, b], [b], None)
+    assert watch(fetch, output="jsonl", interval=0, stream=out, live=False) == 0
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [d["id"] for d in lines] == ["s1", "s2", "s1"]
+    assert lines[2] == {"kind": "Saga", "removed": True, "pipeline": "orders", "id": "s1"}
+
+
+def test_only_new_shows_each_object_once_in_text():
+    out = io.StringIO()
+    a = Saga(id="s1", pipeline="orders", definition="order", status="running")
+    a2 = Saga(id="s1", pipeline="orders", definition="order", status="completed")
+    b = Saga(id="s2", pipeline="orders", definition="order", status="stuck")
+    fetch = scripted([a], [a2, b], [], None)
+    watch(fetch, output="table", interval=0, stream=out, live=False, only_new=True)
+    text = out.getvalue().splitlines()
+    assert len(text) == 2
+    assert "saga/s1 " in text[0] and "status=running" in text[0]
+    assert "saga/s2 " in text[1] and "status=stuck" in text[1]
+
+
+def test_a_failed_refresh_is_said_once_and_the_watch_goes_on(capsys):
+    out = io.StringIO()
+    blip = UnavailableError("connection refused")
+    fetch = scripted([stage()], blip, blip, [stage(depth=5)], None)
+    watch(fetch, output="jsonl", interval=0, stream=out, live=False)
+    depths = [json.loads(line)["queue_depth"] for line in out.getvalue().splitlines()]
+    assert depths == [0, 5]
+    err = capsys.readouterr().err
+    assert err.count("refresh failed: connection refused") == 1
+
+
+def test_first_fetch_error_is_the_commands_error():
+    with pytest.raises(NotFoundError):
+        watch(scripted(NotFoundError("no such stage")), output="jsonl", interval=0, stream=io.StringIO(), live=False)
+
+
+def test_ctrl_c_ends_with_success():
+    out = io.StringIO()
+
+    def sleep(_):
+        raise KeyboardInterrupt
+
+    assert watch(scripted([stage()]), output="jsonl", stream=out, live=False, sleep=sleep) == 0
+    assert out.getvalue().count("\n") == 1
+
+
+def test_live_view_redraws_in_place():
+    out = io.StringIO()
+    fetch = scripted([stage()], [stage(state="paused")], None)
+    assert watch(fetch, output="table", interval=0, stream=out, live=True) == 0
+    text = out.getvalue()
+    assert "running" in text and "paused" in text
+    assert "\x1b[" in text  # cursor movement: the view was redrawn, not appended as lines
