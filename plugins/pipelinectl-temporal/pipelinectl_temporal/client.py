@@ -148,7 +148,7 @@ class TemporalHTTP:
                 return self._once(method, path, params, body)
             except UnavailableError as exc:
                 wait = getattr(exc, "retry_after", None) or delay * (0.5 + random.random())
-                if not retry or time.monotonic() + wait > deadline:
+                if not retry or not getattr(exc, "retryable", True) or time.monotonic() + wait > deadline:
                     raise
                 self._trace(f"retry {attempt} in {wait:.2f}s after: {exc.message}")
                 time.sleep(wait)
@@ -162,6 +162,17 @@ class TemporalHTTP:
             response = self._http().request(method, path, params=params, json=body, headers=self._auth())
         except httpx.TimeoutException as exc:
             raise UnavailableError(f"Temporal at {self.connection.url} timed out ({type(exc).__name__})") from None
+        except httpx.ConnectError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
+                err = UnavailableError(
+                    f"the TLS certificate of {self.connection.url} is not trusted",
+                    hint="give the context its CA with --ca-file FILE (verification stays on)")
+                err.retryable = False  # type: ignore[attr-defined]  # retrying cannot fix a certificate
+                raise err from None
+            raise UnavailableError(
+                f"cannot reach Temporal at {self.connection.url}: {type(exc).__name__}",
+                hint="is the server running and is the context's url its HTTP port?",
+            ) from None
         except httpx.TransportError as exc:
             raise UnavailableError(
                 f"cannot reach Temporal at {self.connection.url}: {type(exc).__name__}",
