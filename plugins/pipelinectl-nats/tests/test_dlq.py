@@ -228,3 +228,11 @@ def test_server_restart_in_the_middle_of_a_redrive_loses_no_message(fresh_server
     state = check.link.run(check.link.api("STREAM.INFO.DSR"))["state"]
     assert state["last_seq"] == 2 * n  # n originals + n redriven copies, no duplicate publish
     assert driver.dlq_count(DLQFilter(pipeline="DSR", all=True)) == 0
+
+
+def test_status_without_a_pipeline_lists_streams_but_not_the_dlq(admin, driver_for):
+    driver = driver_for(None)
+    admin.add_stream("DS7", ["ds7.>"])
+    driver.dlq_setup(["DS7"])
+    names = [p.name for p in driver.status()]
+    assert "DS7" in names and "PIPELINECTL_DLQ" not in names

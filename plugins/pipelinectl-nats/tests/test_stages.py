@@ -145,3 +145,21 @@ def test_scale_is_observed_in_real_processing(admin, driver_for, workers, tmp_pa
     worker.wait_for(lambda rows: len(worker.processed_ids()) == 12)
     peak = max(r["inflight"] for r in worker.rows("processed") if r["id"].startswith("b"))
     assert 2 <= peak <= 4
+
+
+def test_scale_above_the_server_limit_is_refused_by_the_server(server_factory, tmp_path, driver_for):
+    """A limit only the server knows (its jetstream config): its refusal comes back as a usage error."""
+    conf = tmp_path / "limits.conf"
+    conf.write_text("jetstream { limits { max_ack_pending: 50 } }\n")
+    srv = server_factory("-c", str(conf))
+    driver = driver_for("LIM", url=srv.url)
+    run, api = driver.link.run, driver.link.api
+    run(api("STREAM.CREATE.LIM", {"name": "LIM", "subjects": ["lim.>"]}))
+    run(api("CONSUMER.CREATE.LIM.parse", {"stream_name": "LIM", "config": {
+        "durable_name": "parse", "ack_policy": "explicit", "max_ack_pending": 10}}))
+    with pytest.raises(UsageError) as err:
+        driver.scale("LIM", "parse", 100)
+    text = err.value.one_line()
+    assert "refused max_ack_pending=100" in text and "exceeds system limit of 50" in text and "nothing was changed" in text
+    assert driver.get_stage("LIM", "parse").parallelism == 10
+    assert driver.scale("LIM", "parse", 50).parallelism == 50
