@@ -125,3 +125,15 @@ def test_sagas_unsupported_and_secrets_never_printed(cli, server_factory):
     cli.set_context("n", srv.url, token="tok-abcdef-123", pipeline="X", extra_args=("--driver", "nats"))
     missing = cli.run("status")
     assert missing.rc == 3 and "pipeline 'X' not found" in missing.stderr
+
+
+def test_replay_shows_progress_on_a_terminal_only(cli, server, admin):
+    _pipeline(admin, "CL4")
+    _context(cli, server, "CL4")
+    for i in range(4):
+        admin.publish("cl4.in", {"id": str(i)})
+    on_tty = cli.run_pty("replay", "--from-offset", "1", "--to-offset", "5", "-s", "parse", "--yes")
+    assert on_tty.rc == 0, on_tty
+    assert "replaying 4/4" in on_tty.stdout
+    piped = cli.run("replay", "--from-offset", "1", "--to-offset", "5", "-s", "parse", "--yes")
+    assert piped.rc == 0 and "replaying" not in piped.output
