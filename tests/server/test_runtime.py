@@ -1,0 +1,126 @@
+"""The runtime in-process (real SQLite, real asyncio workers): error kinds, retries, live resize, redrive."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+from pipelinectl import model as m
+from pipelinectl.server import FatalError, Pipeline, RetryPolicy, Runtime, StageDef, TransientError
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not met"
+        await asyncio.sleep(0.01)
+
+
+def test_error_kinds_retries_and_fatal_pause(tmp_path):
+    calls: dict[str, int] = {}
+
+    async def work(item):
+        calls[item.key] = calls.get(item.key, 0) + 1
+        n = item.payload["n"]
+        if n == 1:
+            raise TransientError("always down")
+        if n == 2 and item.attempt < 3:
+            raise TransientError("flaky")
+        if n == 3:
+            raise KeyError("bug")  # unknown exception: persistent
+        if n == 4:
+            raise ValueError("bad input")  # validation
+        if n == 5:
+            raise FatalError("disk gone")
+        return None
+
+    p = Pipeline("t")
+    p.add_stage(StageDef("work", work, retry=RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.005)))
+
+    async def scenario() -> None:
+        rt = Runtime([p], tmp_path / "t.db")
+        await rt.start()
+        for n in range(6):
+            await rt.submit("t", f"k{n}", {"n": n})
+        pr = rt.pipeline("t")
+        await until(lambda: pr.stage("work").state == "paused")  # the fatal item paused the stage
+        await until(lambda: pr.stage("work").in_flight == 0)
+        items, _, total = pr.dlq_list(m.DLQFilter(pipeline="t"), 100, None)
+        kinds = {i.key: (i.error_kind, i.attempts) for i in items}
+        assert kinds["k1"] == ("transient", 4)  # retried up to the budget, then dead-lettered
+        assert kinds["k3"][0] == "persistent" and kinds["k4"][0] == "validation" and kinds["k5"][0] == "fatal"
+        assert "k2" not in kinds and calls["k2"] == 3  # the flaky one succeeded on its third attempt
+        view = pr.stage("work").view()
+        assert "fatal" in view.details["paused_reason"] and view.errors_by_kind["transient"] == 1
+        await rt.stop(5)
+
+    asyncio.run(scenario())
+
+
+def test_live_resize_under_load_loses_and_doubles_nothing(tmp_path):
+    seen: list[str] = []
+
+    async def slow(item):
+        await asyncio.sleep(0.002)
+        seen.append(item.key)
+
+    p = Pipeline("r")
+    p.add_stage(StageDef("a", slow, parallelism=2, max_parallelism=32, capacity=10))
+    total = 400
+
+    async def scenario() -> None:
+        rt = Runtime([p], tmp_path / "r.db")
+        await rt.start()
+        pr = rt.pipeline("r")
+
+        async def feed() -> None:
+            for n in range(total):
+                await rt.submit("r", f"k{n}", n)
+
+        feeder = asyncio.create_task(feed())
+        for size in (16, 1, 8, 3, 32, 2):
+            await asyncio.sleep(0.05)
+            pr.scale("a", size)
+            await until(lambda size=size: pr.stage("a").active == size)
+        await feeder
+        await until(lambda: pr.stage("a").processed == total)
+        assert sorted(seen) == sorted(f"k{n}" for n in range(total))
+        assert len(seen) == len(set(seen))
+        await rt.stop(5)
+
+    asyncio.run(scenario())
+
+
+def test_redrive_is_one_transaction_and_replay_skips_applied(tmp_path):
+    broken = {"on": True}
+
+    async def flaky(item):
+        if broken["on"] and item.payload % 2:
+            raise ValueError("odd")
+
+    p = Pipeline("d")
+    p.add_stage(StageDef("a", flaky))
+    p.add_stage(StageDef("b", flaky))
+
+    async def scenario() -> None:
+        rt = Runtime([p], tmp_path / "d.db")
+        await rt.start()
+        pr = rt.pipeline("d")
+        for n in range(10):
+            await rt.submit("d", f"k{n}", n)
+        await until(lambda: pr.dlq_count() == 5 and pr.stage("b").processed == 5)
+        broken["on"] = False
+        result = pr.dlq_redrive(m.DLQFilter(pipeline="d", all=True))
+        assert len(result.succeeded) == 5 and pr.dlq_count() == 0
+        await until(lambda: pr.stage("b").processed == 10)
+        job = pr.replay_start(m.ReplayRequest(pipeline="d", from_offset=0, to_offset=10))
+        await until(lambda: pr.replay_get(job.id).state == "completed")
+        done = pr.replay_get(job.id)
+        assert (done.skipped, done.replayed) == (10, 0)
+        assert pr.stage("a").processed == 10 and pr.stage("b").processed == 10
+        await rt.stop(5)
+
+    asyncio.run(scenario())
+    db = sqlite3.connect(tmp_path / "d.db")
+    assert db.execute("SELECT COUNT(*) FROM applied WHERE stage='b'").fetchone()[0] == 10
