@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cli.verbs_e2e import Plane, plane  # noqa: F401  (fixture)
+from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cli.verbs_e2e import Plane, plane  # noqa: F401  (fixture)
+from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
 
 
 def test_replay_by_offset_refused_off_a_terminal_then_runs_with_yes_and_wait(plane: Plane) -> None:

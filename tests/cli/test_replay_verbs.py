@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipelinectl.errors import ExitCode
-from tests.cli.verbs_fake import Harness, fake  # noqa: F401  (fixture)
+from tests.cli.verbs_fake import Harness, fake_fixture  # noqa: F401  (the fake fixture)
 
 
 def test_replay_by_time_needs_yes_off_a_terminal_and_names_count_range_and_context(fake: Harness) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cli.verbs_e2e import Plane, plane  # noqa: F401  (fixture)
+from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
 
 OPERATOR_EVENTS = {"force_fail", "force_complete", "retry"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipelinectl.errors import ExitCode
-from tests.cli.verbs_fake import Harness, NoSagaPlane, PLANES, fake  # noqa: F401  (fixture)
+from tests.cli.verbs_fake import PLANES, Harness, NoSagaPlane, fake_fixture  # noqa: F401  (the fake fixture)
 
 
 def test_pause_by_name_and_selector_is_idempotent_and_audited_once_each(fake: Harness) -> None:

@@ -6,7 +6,7 @@ never prompts, and long operations show a progress bar on the terminal.
 
 from __future__ import annotations
 
-from tests.cli.verbs_e2e import Plane, plane  # noqa: F401  (fixture)
+from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
 
 EOF = "\x04"  # Ctrl-D at the start of a line: the terminal's end of file
 

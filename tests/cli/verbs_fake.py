@@ -361,8 +361,8 @@ class _Stream(io.StringIO):
         return self._tty
 
 
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
+@pytest.fixture(name="fake")
+def fake_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
     from pipelinectl import plugins
 
     plane = FakePlane()

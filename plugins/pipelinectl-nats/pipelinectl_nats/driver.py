@@ -512,7 +512,7 @@ class NatsControlPlane(UnsupportedVerbs):
             pending = int(created.get("num_pending", 0))
             total_hint = pending
             done = 0
-            js = (await self.link.nc()).jetstream()
+            js = await self.link.jetstream()
             sub = await js.pull_subscribe_bind(consumer=reader["name"], stream=stream)
             try:
                 while pending > 0:
@@ -696,7 +696,7 @@ class NatsControlPlane(UnsupportedVerbs):
         pending = int(created.get("num_pending", 0))
         try:
             if pending:
-                js = (await self.link.nc()).jetstream()
+                js = await self.link.jetstream()
                 sub = await js.pull_subscribe_bind(consumer=name, stream=self.dlq_stream)
                 try:
                     while pending and len(entries) < size:

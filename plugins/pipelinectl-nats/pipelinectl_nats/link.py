@@ -105,6 +105,9 @@ class Link:
         self.url = display_url(connection.url)
         self.deadline = float(connection.timeout or 30.0)
         self.request_timeout = float(connection.settings.get("request_timeout", min(5.0, self.deadline)))
+        domain = connection.settings.get("domain")
+        # a JetStream domain (leaf nodes, hubs) answers on $JS.<domain>.API
+        self.api_prefix = f"$JS.{domain}.API" if domain else "$JS.API"
         self._loop = asyncio.new_event_loop()
         _quiet_asyncio_ssl_note()
         self._nc: Any = None
@@ -232,10 +235,14 @@ class Link:
         return nc
 
     # -- requests ---------------------------------------------------------------
+    async def jetstream(self) -> Any:
+        """nats-py's JetStream context on the same API prefix (used for pull fetches)."""
+        return (await self.nc()).jetstream(prefix=self.api_prefix)
+
     async def api(self, subject: str, body: dict[str, Any] | None = None, *, retry: bool = True) -> dict[str, Any]:
         """One JetStream API request ($JS.API.<subject>); the decoded answer or an ApiError."""
         payload = json.dumps(body).encode() if body is not None else b""
-        full = f"$JS.API.{subject}"
+        full = f"{self.api_prefix}.{subject}"
 
         async def once() -> dict[str, Any]:
             nc = await self.nc()

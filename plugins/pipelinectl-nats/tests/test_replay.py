@@ -87,3 +87,24 @@ def test_temporary_reader_is_removed_when_the_replay_fails(admin, driver_for):
     with pytest.raises(UnavailableError):
         driver.replay(ReplayRequest(pipeline="RP5", stage="parse", from_offset=1))
     assert admin.consumer_names("RP5") == ["parse"]
+
+
+def test_a_jetstream_domain_is_reached_on_its_own_api_prefix(server_factory, tmp_path, driver_for):
+    conf = tmp_path / "domain.conf"
+    conf.write_text("jetstream { domain: hub }\n")
+    srv = server_factory("-c", str(conf))
+    driver = driver_for("DOM", url=srv.url, domain="hub")
+    traced: list[str] = []
+    driver.link.connection.trace = traced.append
+    run, api = driver.link.run, driver.link.api
+    run(api("STREAM.CREATE.DOM", {"name": "DOM", "subjects": ["dom.>"]}))
+    run(api("CONSUMER.CREATE.DOM.parse", {"stream_name": "DOM", "config": {
+        "durable_name": "parse", "ack_policy": "explicit", "filter_subject": "dom.in"}}))
+    for i in range(3):
+        run(driver.link.publish("dom.in", b"{}", {}))
+    job = driver.replay(ReplayRequest(pipeline="DOM", stage="parse", from_offset=1))
+    assert (job.total, job.replayed) == (3, 3)
+    assert all(".API." not in line or "$JS.hub.API." in line for line in traced)
+    wrong = driver_for("DOM", url=srv.url, domain="elsewhere", timeout=1.0, request_timeout=0.5)
+    with pytest.raises(UnavailableError):
+        wrong.status()
