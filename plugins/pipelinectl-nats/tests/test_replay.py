@@ -100,7 +100,7 @@ def test_a_jetstream_domain_is_reached_on_its_own_api_prefix(server_factory, tmp
     run(api("STREAM.CREATE.DOM", {"name": "DOM", "subjects": ["dom.>"]}))
     run(api("CONSUMER.CREATE.DOM.parse", {"stream_name": "DOM", "config": {
         "durable_name": "parse", "ack_policy": "explicit", "filter_subject": "dom.in"}}))
-    for i in range(3):
+    for _ in range(3):
         run(driver.link.publish("dom.in", b"{}", {}))
     job = driver.replay(ReplayRequest(pipeline="DOM", stage="parse", from_offset=1))
     assert (job.total, job.replayed) == (3, 3)
