@@ -9,7 +9,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 @app.callback()
 def _group() -> None:
-    """Temporal specifics: server info and batch jobs (sagas use the common `saga` verbs)."""
+    """Temporal specifics: server info, counts and batch jobs (sagas use the common `saga` verbs)."""
 
 
 def _plane():  # type: ignore[no-untyped-def]
@@ -67,6 +67,27 @@ def batches(limit: int = typer.Option(20, "--limit", help="At most this many, ne
     session.renderer.emit(jobs, kind="BatchJob")
 
 
+@app.command("count")
+def count(
+    query: str | None = typer.Option(None, "--query", "-q", metavar="QUERY", help="A visibility query."),
+    status: str | None = typer.Option(None, "--status", metavar="STATUS", help="A saga status (as in saga list)."),
+    definition: str | None = typer.Option(None, "--definition", "-d", metavar="NAME", help="A workflow type."),
+) -> None:
+    """Count sagas (CountWorkflowExecutions), in total and by Temporal status.
+
+    Examples:
+      pipelinectl temporal count --status failed
+      pipelinectl temporal count --query "StartTime > '2026-01-01T00:00:00Z'" -o json
+    """
+    from pipelinectl.model import SagaFilter
+
+    session, plane = _plane()
+    selection = SagaFilter(pipeline=plane._ns(None), status=status, definition=definition, query=query)
+    data = {"kind": "SagaCount", "namespace": selection.pipeline, "total": plane.saga_count(selection),
+            "by_temporal_status": plane.count_by_status(selection)}
+    _print(session, data)
+
+
 def _print(session, data: dict) -> None:  # type: ignore[no-untyped-def]
     if session.options.output in ("json", "yaml", "jsonl"):
         from pipelinectl.output import Renderer
@@ -79,4 +100,8 @@ def _print(session, data: dict) -> None:  # type: ignore[no-untyped-def]
         return
     for key, value in data.items():
         if key != "kind":
-            typer.echo(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
+            elif isinstance(value, list):
+                value = ", ".join(value)
+            typer.echo(f"{key}: {value}")

@@ -173,6 +173,25 @@ class TemporalControlPlane(UnsupportedVerbs):
         page = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflow-count", params=params)
         return int(page.get("count") or 0)
 
+    def count_by_status(self, selection: SagaFilter) -> dict[str, int]:
+        """Temporal status -> count (`GROUP BY ExecutionStatus`, one request)."""
+        import base64
+        import json
+
+        ns = self._ns(selection.pipeline)
+        query = mapping.build_query(selection.status, selection.definition, selection.query)
+        grouped = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflow-count",
+                                    params={"query": (f"{query} " if query else "") + "GROUP BY ExecutionStatus"})
+        counts: dict[str, int] = {}
+        for group in grouped.get("groups") or []:
+            raw = ((group.get("groupValues") or [{}])[0]).get("data", "")
+            try:
+                name = json.loads(base64.b64decode(raw)) if raw else "?"
+            except ValueError:
+                name = str(raw)
+            counts[str(name)] = counts.get(str(name), 0) + int(group.get("count") or 0)
+        return counts
+
     def saga_show(self, pipeline: str, saga_id: str) -> Saga:
         ns = self._ns(pipeline)
         describe = self._describe(ns, saga_id)
@@ -459,20 +478,9 @@ class TemporalControlPlane(UnsupportedVerbs):
         if self.workflow_types:
             scope = "WorkflowType IN (" + ", ".join(mapping.quote_value(t) for t in self.workflow_types) + ")"
         by_status: dict[str, int] = {}
-        grouped = self.http.request("GET", f"{base}/workflow-count", params={
-            "query": (scope + " " if scope else "") + "GROUP BY ExecutionStatus"})
-        import base64
-        import json
-
-        for group in grouped.get("groups") or []:
-            values = group.get("groupValues") or [{}]
-            raw = values[0].get("data", "")
-            try:
-                name = json.loads(base64.b64decode(raw)) if raw else "?"
-            except ValueError:
-                name = str(raw)
+        for name, n in self.count_by_status(SagaFilter(pipeline=ns, query=scope or None)).items():
             saga_status = mapping.SAGA_STATUS.get(name, name.lower())
-            by_status[saga_status] = by_status.get(saga_status, 0) + int(group.get("count") or 0)
+            by_status[saga_status] = by_status.get(saga_status, 0) + n
         running_q = "ExecutionStatus = 'Running'" + (f" AND {scope}" if scope else "")
         now = datetime.now(UTC)
         oldest = []

@@ -67,6 +67,11 @@ def test_list_and_inspect(cli, temporal, worker, uid):
     for text in ("Steps", "undo_reserve", "charge declined", "ActivityTaskFailed"):
         assert text in result.stdout
 
+    counted = cli.run("temporal", "count", "--query", f"WorkflowId STARTS_WITH '{uid}'", "-o", "json")
+    assert counted.rc == 0, counted
+    assert counted.json()["total"] == 2
+    assert counted.json()["by_temporal_status"] == {"Completed": 1, "Failed": 1}
+
     result = cli.run("saga", "inspect", "no-such-saga")
     assert result.rc == 3 and "not found" in result.stderr
 
