@@ -25,10 +25,9 @@ CONTEXT_KEYS = ["driver", "url", "pipeline", "namespace", "token-env", "token-fi
 scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=10))
 key = st.one_of(st.sampled_from(CONTEXT_KEYS + ["current-context", "contexts", "url "]), st.text(max_size=8),
                 st.integers(), st.booleans(), st.none())
-# Keys of one type per mapping; mixed types in a context body are the pinned edge case below.
 text_key = st.one_of(st.sampled_from(CONTEXT_KEYS), st.text(max_size=8))
 value = st.recursive(scalar, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                      st.dictionaries(text_key, inner, max_size=4)), max_leaves=10)
+                                                      st.dictionaries(key, inner, max_size=4)), max_leaves=10)
 context_body = st.one_of(value, st.dictionaries(st.sampled_from(CONTEXT_KEYS), value, max_size=6),
                          st.dictionaries(text_key, value, max_size=4),
                          st.dictionaries(st.integers(), value, min_size=1, max_size=2))
@@ -77,17 +76,14 @@ def test_any_bytes_load_or_are_a_usage_error(raw):
     _load_text(raw)
 
 
-_OPEN = "open bug, see /work/coord/REQUESTS.md (reliability helper -> config owner)"
-
 
 @pytest.mark.parametrize("raw", [
-    pytest.param(yaml.safe_dump({"contexts": {"a": {1: "x", None: "y"}}}).encode(), id="mixed-key-types",
-                 marks=pytest.mark.xfail(raises=TypeError, strict=True, reason=_OPEN)),
-    pytest.param(b"[" * 5000, id="deep-nesting",
-                 marks=pytest.mark.xfail(raises=RecursionError, strict=True, reason=_OPEN)),
+    pytest.param(yaml.safe_dump({"contexts": {"a": {1: "x", None: "y"}}}).encode(), id="mixed-key-types"),
+    pytest.param(b"[" * 5000, id="deep-nesting"),
     pytest.param(b"contexts:\n  a: {url: [1, 2]}\n", id="url-not-a-string"),
 ])
 def test_edge_files_found_by_fuzzing(raw):
+    """Inputs fuzzing found (each once a traceback), kept as fixed cases."""
     _load_text(raw)
 
 

@@ -1,0 +1,107 @@
+"""Whole-CLI argv fuzzing: whatever is typed, pipelinectl answers with help, a result,
+or one `error:` line and a documented exit code; never a traceback, never exit 1.
+
+No context is configured (each example gets a fresh empty home), so nothing is
+sent anywhere and every command that needs a plane must refuse as a usage
+error (2), or not-found (3) for a `--context` that does not exist. In-process
+main() runs many examples quickly; a few run the installed executable as a
+subprocess to prove the same holds for the real entry point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+import tempfile
+from unittest import mock
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from pipelinectl.cli.commands import COMMANDS
+from pipelinectl.errors import ExitCode
+from tests.support.cli import CliEnv
+
+
+def _module_exists(target: str) -> bool:
+    return importlib.util.find_spec(target.partition(":")[0]) is not None
+
+
+# `server` and `demo` start a control plane (they are meant to run a long time): not fuzzed here.
+# A command whose module is missing fails test_every_command_in_the_table_has_its_module instead.
+FUZZED_COMMANDS = sorted(name for name, spec in COMMANDS.items()
+                         if name not in ("server", "demo") and _module_exists(spec.target))
+SUBCOMMANDS = ["list", "show", "redrive", "purge", "cancel", "retry", "force-fail", "force-complete", "get-contexts",
+               "set-context", "use-context", "current-context", "delete-context", "view", "run", "validate", "bash"]
+OPTIONS = ["-p", "--pipeline", "--yes", "-y", "--dry-run", "--all", "--id", "--since", "--until", "--from", "--to",
+           "--from-offset", "--to-offset", "--stage", "--error-kind", "--reason", "--for", "--url", "--limit",
+           "--watch", "--page-size", "--help", "-h", "-o", "--output", "--timeout", "--context", "-v", "--", "-"]
+VALUES = ["json", "jsonl", "xml", "0", "-1", "1e9", "nan", "2026-13-01", "-2h", "stage=", "stage=parse",
+          "error-kind=validation", "=", "", " ", "\x00", "é", "dlq-1", "orders", "validate", "http://",
+          "state=paused", "a" * 300]
+word = st.one_of(st.sampled_from(SUBCOMMANDS), st.sampled_from(OPTIONS), st.sampled_from(VALUES),
+                 st.text(max_size=15).filter(lambda t: "\x00" not in t and "\n" not in t and "\r" not in t))
+argv_strategy = st.builds(lambda cmd, rest: [cmd, *rest], st.sampled_from(FUZZED_COMMANDS + ["bogus", "-x", ""]),
+                          st.lists(word, max_size=6))
+ALLOWED = {ExitCode.OK, ExitCode.USAGE, ExitCode.NOT_FOUND}
+
+
+def _env(home: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINECTL_")}
+    env.pop("NO_COLOR", None)
+    env.update(HOME=home, XDG_CONFIG_HOME=f"{home}/.config", XDG_STATE_HOME=f"{home}/.local/state",
+               XDG_CACHE_HOME=f"{home}/.cache", PIPELINECTL_LOAD_PLUGINS="", COLUMNS="120")
+    return env
+
+
+def _check(rc: int, stdout: str, stderr: str, argv: list[str]) -> None:
+    assert "Traceback" not in stdout + stderr, (argv, stderr)
+    assert rc in ALLOWED, (argv, rc, stderr)
+    if rc != 0:
+        lines = [line for line in stderr.splitlines() if not line.startswith("warning: ")]
+        assert len(lines) == 1 and lines[0].startswith("error: "), (argv, stderr)
+        assert len(lines[0]) < 2000
+
+
+def run_in_process(argv: list[str]) -> tuple[int, str, str]:
+    from pipelinectl.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with tempfile.TemporaryDirectory() as home, mock.patch.dict(os.environ, _env(home), clear=True), \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(argv))
+    return rc, out.getvalue(), err.getvalue()
+
+
+@settings(max_examples=250, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(argv_strategy)
+@example(["dlq", "list", "--since", "9999-12-31T23:59:59-01:00"])
+@example(["scale", "validate", "nan"])
+@example(["pause", "--until", "nan", "validate"])
+@example(["replay", "--from-offset", "10", "--to-offset", "5"])
+@example(["config", "set-context", "", "--url", ""])
+@example(["status", "--context", "nope"])
+def test_any_argv_in_process(argv):
+    rc, out, err = run_in_process(argv)
+    _check(rc, out, err, argv)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(argv_strategy)
+@example(["dlq", "purge", "--all"])
+@example(["-o", "xml", "status"])
+def test_any_argv_installed_executable(argv):
+    argv = [arg.replace("\x00", "") for arg in argv]  # an OS argv cannot carry NUL bytes
+    with tempfile.TemporaryDirectory() as tmp:
+        env = CliEnv(tmp)
+        env.extra_env["PIPELINECTL_LOAD_PLUGINS"] = ""
+        result = env.run(*argv, timeout=30)
+    _check(result.rc, result.stdout, result.stderr, argv)
+
+
+def test_every_command_in_the_table_has_its_module():
+    missing = [name for name, spec in COMMANDS.items() if not _module_exists(spec.target)]
+    assert not missing, f"commands in the table without a module: {missing}"
