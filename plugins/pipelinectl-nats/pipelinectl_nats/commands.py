@@ -67,7 +67,9 @@ def dlq_setup(
     streams = [s for p in (pipelines or []) for s in p.split(",") if s.strip()] or None
     age = _duration(max_age)
     result = session_call(session, plane, streams, age, replicas, dry_run)
-    if session.options.output in ("table", "wide", "name"):
+    if session.options.output == "name":
+        typer.echo(result["stream"])
+    elif session.options.output in ("table", "wide"):
         verb = {"created": "created", "updated": "extended", "unchanged": "already covers these streams:"}[result["action"]]
         prefix = "dry run: would have " if dry_run and result["action"] != "unchanged" else ""
         typer.echo(f"{prefix}{verb} dead-letter stream {result['stream']}"

@@ -80,6 +80,11 @@ def test_dlq_setup_list_inspect_redrive_purge(cli, server, admin, workers, tmp_p
     assert setup.rc == 0, setup
     assert "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.CL3.*" in setup.stdout
     assert "already covers" in cli.run("nats", "dlq", "setup").stdout
+    as_json = cli.run("nats", "dlq", "setup", "--dry-run", "-o", "json")
+    assert as_json.rc == 0 and as_json.json()["action"] == "unchanged" and as_json.json()["stream"] == "PIPELINECTL_DLQ"
+    assert cli.run("nats", "dlq", "setup", "-o", "name").stdout == "PIPELINECTL_DLQ\n"
+    bad_age = cli.run("nats", "dlq", "setup", "--max-age", "soon")
+    assert bad_age.rc == 2 and "not a duration" in bad_age.output
 
     fix = tmp_path / "fixed"
     worker = workers("CL3", "parse", tmp_path / "w.jsonl", fix_file=fix)
