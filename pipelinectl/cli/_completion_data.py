@@ -50,6 +50,17 @@ TREE = {
             'variadic': False,
             'commands': {},
         },
+        'wait': {
+            'options': {
+                '--help': (None, 'show the help and exit'),
+                '-h': (None, 'show the help and exit'),
+            },
+            'args': [],
+            'variadic': False,
+            'commands': {},
+            'summary': 'Wait until a condition holds (state, depth, DLQ count, saga, replay)',
+            'hidden': False,
+        },
         'pause': {
             'summary': 'Stop a stage taking new items; in-flight items finish',
             'hidden': False,
@@ -414,6 +425,17 @@ TREE = {
                     'commands': {},
                 },
             },
+        },
+        'drill': {
+            'options': {
+                '--help': (None, 'show the help and exit'),
+                '-h': (None, 'show the help and exit'),
+            },
+            'args': [],
+            'variadic': False,
+            'commands': {},
+            'summary': 'Run and validate drill files (CI incident rehearsals)',
+            'hidden': False,
         },
         'config': {
             'summary': 'Manage contexts: which control plane, how to reach it',

@@ -1,0 +1,139 @@
+"""Drive the checked-in bash completion for real: bash sources completions/pipelinectl.bash,
+sets COMP_WORDS/COMP_CWORD/COMP_LINE/COMP_POINT as readline would, calls the function and
+prints COMPREPLY. zsh and fish run their scripts the same way when they are installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import CliEnv, cli_fixture, executable  # noqa: F401  (the `cli` fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
+BASH_SCRIPT = ROOT / "completions" / "pipelinectl.bash"
+BASH = shutil.which("bash")
+
+pytestmark = pytest.mark.skipif(BASH is None, reason="bash is not installed")
+
+
+def _env(cli: CliEnv) -> dict[str, str]:
+    env = cli.env()
+    env["PATH"] = os.pathsep.join([str(Path(executable()).parent), env.get("PATH", "")])
+    return env
+
+
+def bash_complete(cli: CliEnv, words: list[str], *, cwd: Path | None = None) -> list[str]:
+    """COMPREPLY after Tab with the cursor at the end of `words` (the last one is being typed).
+
+    COMP_WORDS is split the way bash splits it: `=` and `:` are words of their own.
+    """
+    line = " ".join(words)
+    comp_words: list[str] = []
+    for word in words:
+        head, eq, tail = word.partition("=")
+        if eq and head.startswith("-"):
+            comp_words += [head, "="] + ([tail] if tail else [])
+        else:
+            comp_words.append(word)
+    quoted = " ".join(_q(w) for w in comp_words)
+    program = f"""
+source {_q(str(BASH_SCRIPT))}
+COMP_WORDS=({quoted})
+COMP_CWORD={len(comp_words) - 1}
+COMP_LINE={_q(line)}
+COMP_POINT={len(line)}
+_pipelinectl pipelinectl {_q(comp_words[-1])} {_q(comp_words[-2] if len(comp_words) > 1 else "")}
+printf '%s\\n' "${{COMPREPLY[@]}}"
+"""
+    done = subprocess.run([BASH, "--norc", "--noprofile", "-c", program], capture_output=True, text=True,
+                          env=_env(cli), cwd=cwd or cli.root, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr
+    return [line for line in done.stdout.split("\n") if line]
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def test_the_completion_is_registered_for_pipelinectl(cli: CliEnv) -> None:
+    done = subprocess.run([BASH, "--norc", "--noprofile", "-c", f"source {_q(str(BASH_SCRIPT))}; complete -p pipelinectl"],
+                          capture_output=True, text=True, env=_env(cli), timeout=30)
+    assert done.returncode == 0 and "-F _pipelinectl" in done.stdout and "pipelinectl" in done.stdout
+
+
+def test_commands(cli: CliEnv) -> None:
+    from pipelinectl.cli.commands import COMMANDS
+
+    assert bash_complete(cli, ["pipelinectl", ""]) == [n for n, s in COMMANDS.items() if s.alias_of is None]
+    assert bash_complete(cli, ["pipelinectl", "sa"]) == ["saga"]
+
+
+def test_a_subcommand(cli: CliEnv) -> None:
+    assert bash_complete(cli, ["pipelinectl", "dlq", "re"]) == ["redrive"]
+    assert bash_complete(cli, ["pipelinectl", "--context", "x", "saga", "force-c"]) == ["force-complete"]
+
+
+def test_an_option(cli: CliEnv) -> None:
+    assert bash_complete(cli, ["pipelinectl", "dlq", "list", "--err"]) == ["--error-kind"]
+    assert bash_complete(cli, ["pipelinectl", "pause", "--dr"]) == ["--dry-run"]
+
+
+def test_output_format_values(cli: CliEnv) -> None:
+    from pipelinectl.cli.options import OUTPUT_FORMATS
+
+    assert bash_complete(cli, ["pipelinectl", "status", "-o", ""]) == list(OUTPUT_FORMATS)
+    assert bash_complete(cli, ["pipelinectl", "status", "-o", "j"]) == ["json", "jsonl"]
+    # `--output=js`: bash splits at "=", readline replaces only "js", so the candidates are bare values.
+    assert bash_complete(cli, ["pipelinectl", "status", "--output=js"]) == ["json", "jsonl"]
+    assert bash_complete(cli, ["pipelinectl", "status", "--output="]) == list(OUTPUT_FORMATS)
+
+
+def test_context_names_from_a_temp_config(cli: CliEnv) -> None:
+    cli.set_context("prod-eu", "https://plane.eu:8765")
+    cli.set_context("prod-us", "https://plane.us:8765", use=False)
+    cli.set_context("staging", "https://plane.staging:8765", use=False)
+    assert bash_complete(cli, ["pipelinectl", "config", "use-context", ""]) == ["prod-eu", "prod-us", "staging"]
+    assert bash_complete(cli, ["pipelinectl", "--context", "prod"]) == ["prod-eu", "prod-us"]
+    assert bash_complete(cli, ["pipelinectl", "status", "--context=st"]) == ["staging"]
+
+
+def test_files_for_file_options(cli: CliEnv, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "ctx-a.yaml").write_text("")
+    (work / "ctx-b.yaml").write_text("")
+    (work / "other.txt").write_text("")
+    assert bash_complete(cli, ["pipelinectl", "--config", "ctx"], cwd=work) == ["ctx-a.yaml", "ctx-b.yaml"]
+
+
+def test_completion_script_matches_the_command_output(cli: CliEnv) -> None:
+    result = cli.run("completion", "bash")
+    assert result.rc == 0 and result.stdout == BASH_SCRIPT.read_text()
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_script_loads_and_completes(cli: CliEnv) -> None:
+    script = ROOT / "completions" / "_pipelinectl"
+    program = f"""
+autoload -U compinit && compinit -u
+source {_q(str(script))}
+print -r -- ${{_comps[pipelinectl]}}
+"""
+    done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True, env=_env(cli), timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "_pipelinectl", done
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_script_completes(cli: CliEnv) -> None:
+    script = ROOT / "completions" / "pipelinectl.fish"
+    program = f"source {_q(str(script))}; complete -C 'pipelinectl dlq re'"
+    done = subprocess.run(["fish", "--no-config", "-c", program], capture_output=True, text=True, env=_env(cli),
+                          timeout=60)
+    assert done.returncode == 0, done
+    assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["redrive"]
+
