@@ -256,8 +256,7 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
             dry_run_note(session, f"no DLQ items match ({what})")
         else:
             session.info(f"no DLQ items match ({what}); nothing to {action}")
-        if session.options.output not in ("table", "wide"):
-            session.emit(plan)
+        _render(session, plan, show_ids=False)
         return
     if dry_run:
         dry_run_note(session, f"{action} would act on {plural(count, 'item')} of pipeline '{target}' ({what})")
@@ -267,12 +266,19 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
     if always_confirm or bulk:
         session.confirm(f"{action} {plural(count, 'DLQ item')} of pipeline '{target}' ({what})", yes=yes)
 
+    interrupted: list[bool] = []
+
     def act() -> BulkResult:
+        """Chunk by chunk; Ctrl-C stops between chunks and the partial result is still reported and audited."""
         total = BulkResult(action=action, pipeline=target, matched=list(plan.matched))
         with progress(session, f"{action} {target}", count) as bar:
             for start in range(0, count, CHUNK):
                 chunk = plan.matched[start:start + CHUNK]
-                done = verb(DLQFilter(pipeline=target, ids=chunk), dry_run=False)
+                try:
+                    done = verb(DLQFilter(pipeline=target, ids=chunk), dry_run=False)
+                except KeyboardInterrupt:
+                    interrupted.append(True)
+                    break
                 total.succeeded.extend(done.succeeded)
                 total.failed.update(done.failed)
                 bar.advance(len(chunk))
@@ -281,23 +287,49 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
     arguments: dict[str, Any] = {"ids": selection.ids, "all": all_, "stage": stage, "error_kind": error_kind,
                                  "since": since, "until": until, "matched": count}
     result = mutate(session, verb=f"dlq {action}", target=f"{target}/dlq", arguments=arguments, call=act,
-                    summary=lambda r: f"succeeded={len(r.succeeded)} failed={len(r.failed)}")
+                    summary=lambda r: f"succeeded={len(r.succeeded)} failed={len(r.failed)}"
+                                      + (" interrupted" if interrupted else ""))
     past = "redriven" if action == "redrive" else "purged"
     say(session, f"{plural(len(result.succeeded), 'item')} {past} from pipeline '{target}' "
                  f"(context '{context_label(session)}')")
     _render(session, result, show_ids=False)
+    if interrupted:
+        left = count - len(result.succeeded) - len(result.failed)
+        sys.stderr.write(f"interrupted: {plural(left, 'item')} not {past}; they stay in the DLQ\n")
+        raise KeyboardInterrupt
     if result.failed:
         for item_id, reason in sorted(result.failed.items()):
             sys.stderr.write(f"  {item_id}: {session.redact(reason)}\n")
         raise ConflictError(f"{plural(len(result.failed), 'item')} could not be {past}; they stay in the DLQ",
                             hint="see the reasons above; retry with their IDs")
+    if not selection.ids:
+        _still_matching(session, selection, action)
+
+
+def _still_matching(session: Session, selection: DLQFilter, action: str) -> None:
+    """Items that match the filters now were not in the confirmed plan (they arrived since): say so."""
+    from ..errors import UnsupportedError
+
+    try:
+        remaining = session.plane.dlq_count(selection)
+    except UnsupportedError:
+        return
+    if remaining:
+        session.info(f"{plural(remaining, 'more item')} match{'es' if remaining == 1 else ''} now "
+                     f"(not in the confirmed plan); run the command again to {action} them")
 
 
 def _render(session: Session, result: BulkResult, *, show_ids: bool) -> None:
-    if session.options.output not in ("table", "wide"):
+    """Machine formats get the BulkResult; -o name the affected items; tables list IDs on a dry run or -o wide."""
+    fmt = session.options.output
+    if fmt == "name":
+        for item_id in result.matched if result.dry_run else result.succeeded:
+            sys.stdout.write(f"dlqitem/{item_id}\n")
+        return
+    if fmt not in ("table", "wide"):
         session.emit(result)
         return
-    if session.options.output == "wide" or show_ids:
+    if fmt == "wide" or show_ids:
         for item_id in result.matched[:50]:
             sys.stdout.write(f"  {item_id}\n")
         if len(result.matched) > 50:

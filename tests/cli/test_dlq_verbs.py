@@ -220,3 +220,58 @@ def test_watch_prints_new_items_only_and_ctrl_c_ends_it_cleanly(fake: Harness, m
     ids = [line.split('"id":"')[1].split('"')[0] for line in result.stdout.splitlines()]
     assert ids == ["dlq-1", "dlq-2", "dlq-3", "dlq-4", "dlq-5", "dlq-8"]
     assert looks == [0.5, 0.5, 0.5]
+
+
+def test_ctrl_c_between_chunks_reports_and_audits_the_partial_result(fake: Harness,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelinectl.cli import dlq
+
+    monkeypatch.setattr(dlq, "CHUNK", 3)
+    original = fake.plane.dlq_purge
+    sent: list[int] = []
+
+    def purge(selection, *, dry_run=False):  # type: ignore[no-untyped-def]
+        if not dry_run:
+            sent.append(len(selection.ids))
+            if len(sent) == 2:
+                raise KeyboardInterrupt
+        return original(selection, dry_run=dry_run)
+
+    monkeypatch.setattr(fake.plane, "dlq_purge", purge)
+    result = fake("dlq", "purge", "--all", "--yes")
+    assert result.rc == ExitCode.INTERRUPTED, result
+    assert "3 items purged" in result.stdout
+    assert "interrupted: 4 items not purged; they stay in the DLQ" in result.stderr
+    assert sorted(fake.plane.dlq) == ["dlq-4", "dlq-5", "dlq-6", "dlq-7"]
+    (entry,) = fake.audit()
+    assert entry["result"] == "succeeded=3 failed=0 interrupted"
+
+
+def test_name_output_lists_the_affected_items(fake: Harness) -> None:
+    dry = fake("dlq", "redrive", "--stage", "enrich", "--dry-run", "-o", "name")
+    assert dry.stdout.split() == ["dlqitem/dlq-6", "dlqitem/dlq-7"]
+    done = fake("dlq", "purge", "dlq-6", "--yes", "-o", "name")
+    assert done.stdout.split() == ["dlqitem/dlq-6"]
+    none = fake("dlq", "purge", "--error-kind", "fatal", "--yes", "-o", "name")
+    assert none.rc == 0 and none.stdout == ""
+
+
+def test_items_arriving_after_the_plan_are_reported_not_touched(fake: Harness,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelinectl.model import DLQItem
+
+    original = fake.plane.dlq_purge
+
+    def purge(selection, *, dry_run=False):  # type: ignore[no-untyped-def]
+        result = original(selection, dry_run=dry_run)
+        if dry_run:
+            fake.plane.dlq["dlq-9"] = DLQItem(id="dlq-9", pipeline="orders", stage="enrich", error_kind="transient",
+                                              message="late")
+        return result
+
+    monkeypatch.setattr(fake.plane, "dlq_purge", purge)
+    result = fake("dlq", "purge", "--error-kind", "transient", "--yes")
+    assert result.rc == 0, result
+    assert "3 items purged" in result.stdout
+    assert "1 more item matches now (not in the confirmed plan); run the command again to purge them" in result.stderr
+    assert "dlq-9" in fake.plane.dlq
