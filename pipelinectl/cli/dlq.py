@@ -50,7 +50,7 @@ def _group() -> None:
 
     Examples:
 
-      pipelinectl dlq list --stage enrich --since -2h
+      pipelinectl dlq list --stage ship --since -2h
 
       pipelinectl dlq redrive --error-kind transient --yes
     """
@@ -118,7 +118,7 @@ def list_(
 
     Examples:
 
-      pipelinectl dlq list --stage enrich --error-kind validation --since -2h
+      pipelinectl dlq list --stage validate --error-kind validation --since -2h
 
       pipelinectl dlq list -o jsonl --limit 5000 > dlq.jsonl
     """
@@ -361,7 +361,7 @@ def redrive(
 
       pipelinectl dlq redrive dlq-42
 
-      pipelinectl dlq redrive --stage enrich --error-kind transient --yes
+      pipelinectl dlq redrive --stage charge --error-kind transient --yes
     """
     _bulk("redrive", list(ids or []), all_, pipeline, stage, error_kind, since, until, dry_run, yes,
           always_confirm=False)

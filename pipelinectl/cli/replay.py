@@ -76,7 +76,7 @@ def replay(
 
     Examples:
 
-      pipelinectl replay --from=2026-05-01 --to=2026-05-02 --stage enrich --wait
+      pipelinectl replay --from=2026-05-01 --to=2026-05-02 --stage ship --wait
 
       pipelinectl replay --from-offset 1200 --to-offset 1300 --dry-run
     """
@@ -184,9 +184,9 @@ def show(
 
     Examples:
 
-      pipelinectl replay show rpl-3
+      pipelinectl replay show replay-3f2a9c1b
 
-      pipelinectl replay show rpl-3 -o json
+      pipelinectl replay show replay-3f2a9c1b -o json
     """
     session = current()
     job = session.plane.replay_show(session.pipeline(pipeline), job_id)
@@ -209,7 +209,7 @@ def cancel(
 
     Examples:
 
-      pipelinectl replay cancel rpl-3
+      pipelinectl replay cancel replay-3f2a9c1b
     """
     session = current()
     target = session.pipeline(pipeline)

@@ -47,7 +47,7 @@ def _group() -> None:
 
       pipelinectl saga list --status stuck
 
-      pipelinectl saga inspect order-1042
+      pipelinectl saga inspect saga-order-000042
     """
 
 
@@ -128,9 +128,9 @@ def inspect(
 
     Examples:
 
-      pipelinectl saga inspect order-1042
+      pipelinectl saga inspect saga-order-000042
 
-      pipelinectl saga show order-1042 -o json
+      pipelinectl saga show saga-order-000042 -o json
     """
     _inspect(saga_id, pipeline)
 
@@ -144,7 +144,7 @@ def show(
 
     Examples:
 
-      pipelinectl saga show order-1042
+      pipelinectl saga show saga-order-000042
     """
     _inspect(saga_id, pipeline)
 
@@ -253,7 +253,7 @@ def force_fail(
 
     Examples:
 
-      pipelinectl saga force-fail order-1042 --reason "card processor outage"
+      pipelinectl saga force-fail saga-order-000042 --reason "card processor outage"
 
       pipelinectl saga force-fail --query "status = 'stuck'" --reason drill --yes
     """
@@ -287,7 +287,7 @@ def retry(
 
     Examples:
 
-      pipelinectl saga retry order-1042
+      pipelinectl saga retry saga-order-000042
 
       pipelinectl saga retry --query "status = 'stuck'" --yes
     """
@@ -323,7 +323,7 @@ def force_complete(
 
     Examples:
 
-      pipelinectl saga force-complete order-1042 --reason "shipped manually, ticket OPS-7"
+      pipelinectl saga force-complete saga-order-000042 --reason "shipped manually, ticket OPS-7"
     """
     session = current()
     why = _reason(reason, "force-complete")

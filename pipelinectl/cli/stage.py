@@ -82,9 +82,9 @@ def pause(
 
     Examples:
 
-      pipelinectl pause parse -p orders
+      pipelinectl pause validate -p orders
 
-      pipelinectl pause stage=enrich --until 30m
+      pipelinectl pause stage=ship --until 30m
     """
     session = current()
     name = stage_name(stage)
@@ -115,9 +115,9 @@ def resume(
 
     Examples:
 
-      pipelinectl resume parse -p orders
+      pipelinectl resume validate -p orders
 
-      pipelinectl resume stage=enrich
+      pipelinectl resume stage=ship
     """
     session = current()
     name = stage_name(stage)
@@ -138,9 +138,9 @@ def drain(
 
     Examples:
 
-      pipelinectl drain enrich -p orders
+      pipelinectl drain ship -p orders
 
-      pipelinectl drain stage=enrich --dry-run
+      pipelinectl drain stage=ship --dry-run
     """
     session = current()
     name = stage_name(stage)
@@ -165,9 +165,9 @@ def scale(
 
     Examples:
 
-      pipelinectl scale enrich --parallelism 8 -p orders
+      pipelinectl scale ship --parallelism 8 -p orders
 
-      pipelinectl resize stage=enrich --parallelism 2 --dry-run
+      pipelinectl resize stage=ship --parallelism 2 --dry-run
     """
     session = current()
     name = stage_name(stage)
