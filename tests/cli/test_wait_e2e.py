@@ -1,0 +1,121 @@
+"""`pipelinectl wait` against a real control plane: met, timed out, missing target, strict parsing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.cli import CliEnv
+from tests.support.server import RunningServer, start_server
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, CliEnv]]:
+    root = tmp_path_factory.mktemp("wait-e2e")
+    server = start_server(root / "server", env={"PIPELINECTL_DEMO_RATE": "6"})
+    try:
+        cli = CliEnv(root / "user")
+        cli.set_context("demo", server.url, token=server.tokens["admin"], pipeline="orders")
+        yield server, cli
+    finally:
+        server.stop()
+
+
+def api(server: RunningServer, method: str, path: str, **kw):
+    response = httpx.request(method, server.url + "/v1/pipelines/orders" + path, headers=server.headers("admin"),
+                             timeout=10, **kw)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_state_met_after_a_pause_elsewhere(env):
+    server, cli = env
+    api(server, "POST", "/stages/notify/resume", json={})
+    timer = threading.Timer(1.0, lambda: api(server, "POST", "/stages/notify/pause", json={}))
+    timer.start()
+    try:
+        result = cli.run("wait", "stage/notify", "--for", "state=paused", "--for-timeout", "20s", "-o", "json")
+    finally:
+        timer.join()
+        api(server, "POST", "/stages/notify/resume", json={})
+    assert result.rc == 0, result
+    doc = result.json()
+    assert doc["kind"] == "WaitResult" and doc["met"] is True and doc["observed"] == "paused"
+    assert doc["polls"] >= 2 and doc["elapsed_seconds"] > 0.2  # it saw "running" first, then waited
+
+
+def test_timeout_prints_the_last_value_and_exits_8(env):
+    _, cli = env
+    started = time.monotonic()
+    result = cli.run("wait", "charge", "--for", "state=draining", "--for-timeout", "2s")
+    assert result.rc == 8, result
+    assert 1.5 < time.monotonic() - started < 15
+    assert "stage orders/charge: state=running (state=draining NOT met" in result.stdout
+    assert result.stderr.startswith("error: state=draining not met within 2s")
+
+
+def test_dlq_count_by_stage_and_kind(env):
+    server, cli = env
+    # every 17th order is poison and fails validation: the demo's DLQ fills within seconds
+    result = cli.run("wait", "--for", "dlq>=1", "--stage", "validate", "--error-kind", "validation",
+                     "--for-timeout", "30s", "-o", "json")
+    assert result.rc == 0, result
+    assert result.json()["observed"] >= 1
+    total = api(server, "GET", "/dlq", params={"stage": "validate", "error_kind": "validation"})["total"]
+    assert total >= result.json()["observed"]
+    # a count that cannot be reached in time
+    result = cli.run("wait", "--for", f"dlq<={0}", "--stage", "validate", "--for-timeout", "1s", "-o", "json")
+    assert result.rc == 8, result
+    assert result.json()["met"] is False and result.json()["observed"] >= 1
+
+
+def test_queue_depth_and_in_flight_on_a_paused_stage(env):
+    server, cli = env
+    api(server, "POST", "/stages/ship/pause", json={})
+    try:
+        result = cli.run("wait", "ship", "--for", "in_flight<=0", "--for-timeout", "30s")
+        assert result.rc == 0, result
+        assert "in_flight=0" in result.stdout
+        # paused, its queue fills up as orders keep arriving
+        result = cli.run("wait", "ship", "--for", "queue_depth>=2", "--for-timeout", "30s", "-o", "json")
+        assert result.rc == 0, result
+        assert result.json()["observed"] >= 2
+        assert api(server, "GET", "/stages/ship")["queue_depth"] >= 2
+    finally:
+        api(server, "POST", "/stages/ship/resume", json={})
+
+
+def test_missing_targets_fail_fast_with_3(env):
+    _, cli = env
+    for args in (("nope", "--for", "state=paused"),
+                 ("saga/saga-missing", "--for", "saga=completed"),
+                 ("replay/rp-missing", "--for", "replay=completed"),
+                 ("--for", "dlq>=1", "--stage", "nope")):
+        started = time.monotonic()
+        result = cli.run("wait", *args, "--for-timeout", "30s")
+        assert result.rc == 3, result
+        assert time.monotonic() - started < 10, "a missing target must not wait for the timeout"
+        assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("condition", ["state", "state=", "state~paused", "state=sleeping", "depth<=3",
+                                       "queue_depth<=-1", "queue_depth<=ten", "saga>=completed", "dlq=many"])
+def test_malformed_conditions_are_one_line_usage_errors(env, condition):
+    _, cli = env
+    result = cli.run("wait", "charge", "--for", condition)
+    assert result.rc == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--for" in lines[0], result
+
+
+def test_replay_completed(env):
+    server, cli = env
+    job = api(server, "POST", "/replays", json={"stage": "notify", "from_offset": 0, "to_offset": 5})
+    result = cli.run("wait", f"replay/{job['id']}", "--for", "replay=completed", "--for-timeout", "60s", "-o", "json")
+    assert result.rc == 0, result
+    assert result.json()["observed"] == "completed"
+    assert api(server, "GET", f"/replays/{job['id']}")["state"] == "completed"
