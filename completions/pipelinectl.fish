@@ -19,4 +19,4 @@ function __pipelinectl_complete
     end
 end
 
-complete -c pipelinectl -f -a '(__pipelinectl_complete)'
+complete -c pipelinectl -f -k -a '(__pipelinectl_complete)'

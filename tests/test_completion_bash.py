@@ -117,23 +117,38 @@ def test_completion_script_matches_the_command_output(cli: CliEnv) -> None:
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
-def test_zsh_script_loads_and_completes(cli: CliEnv) -> None:
+def test_zsh_script_completes(cli: CliEnv) -> None:
+    """The zsh function with `words`/`CURRENT` set; _describe and _files stubbed to print what they get."""
+    cli.set_context("prod", "https://plane.prod:8765")
     script = ROOT / "completions" / "_pipelinectl"
     program = f"""
-autoload -U compinit && compinit -u
+compdef() {{ : }}
+_describe() {{ local arr=${{@[-1]}}; print -rl -- ${{(P)arr}} }}
+_files() {{ print -r -- "FILES" }}
 source {_q(str(script))}
-print -r -- ${{_comps[pipelinectl]}}
+words=(pipelinectl dlq re); CURRENT=3; _pipelinectl
+words=(pipelinectl --output=j); CURRENT=2; _pipelinectl
+words=(pipelinectl --config ''); CURRENT=3; _pipelinectl
+words=(pipelinectl config use-context ''); CURRENT=4; _pipelinectl
 """
     done = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True, env=_env(cli), timeout=60)
-    assert done.returncode == 0 and done.stdout.strip() == "_pipelinectl", done
+    assert done.returncode == 0, done
+    from pipelinectl.cli import _completion_data as data
+
+    redrive = data.TREE["commands"]["dlq"]["commands"]["redrive"]["summary"]
+    assert done.stdout.splitlines() == [f"redrive:{redrive}", "--output=json", "--output=jsonl", "FILES", "prod"]
 
 
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 def test_fish_script_completes(cli: CliEnv) -> None:
+    from pipelinectl.cli.options import OUTPUT_FORMATS
+
+    cli.set_context("prod", "https://plane.prod:8765")
     script = ROOT / "completions" / "pipelinectl.fish"
-    program = f"source {_q(str(script))}; complete -C 'pipelinectl dlq re'"
+    program = (f"source {_q(str(script))}; complete -C 'pipelinectl dlq re'; echo ==; complete -C 'pipelinectl -o '; "
+               "echo ==; complete -C 'pipelinectl --context '")
     done = subprocess.run(["fish", "--no-config", "-c", program], capture_output=True, text=True, env=_env(cli),
                           timeout=60)
     assert done.returncode == 0, done
-    assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["redrive"]
-
+    blocks = [[line.split("\t")[0] for line in block.strip().splitlines()] for block in done.stdout.split("==\n")]
+    assert blocks == [["redrive"], list(OUTPUT_FORMATS), ["prod"]]

@@ -106,7 +106,7 @@ function __pipelinectl_complete
     end
 end
 
-complete -c pipelinectl -f -a '(__pipelinectl_complete)'
+complete -c pipelinectl -f -k -a '(__pipelinectl_complete)'
 """
 
 SCRIPTS = {"bash": BASH, "zsh": ZSH, "fish": FISH}
