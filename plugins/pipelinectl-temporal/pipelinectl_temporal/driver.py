@@ -44,6 +44,7 @@ IDENTITY = "pipelinectl"
 # (`/workflows/{id}/activities/{activity}/pause`), verified against 1.32.0. Older
 # servers (1.27+) take `{execution, id}` at `/activities/pause`.
 WORKFLOW_SCOPED_ACTIVITY_API = (1, 32)
+OLDEST_SCAN_CAP = 20_000  # running workflows read to find the oldest where visibility cannot sort
 BATCH_ACTIONS = {
     "force-fail": "cancellationOperation",
     "cancel": "cancellationOperation",
@@ -485,7 +486,8 @@ class TemporalControlPlane(UnsupportedVerbs):
         now = datetime.now(UTC)
         oldest = []
         queues = list(self.task_queues)
-        for info in self._oldest_running(base, running_q, 5):
+        oldest_infos, complete = self._oldest_running(base, running_q, 5)
+        for info in oldest_infos:
             started = parse_time(info.get("startTime"))
             oldest.append({"id": (info.get("execution") or {}).get("workflowId"),
                            "type": (info.get("type") or {}).get("name"),
@@ -498,33 +500,43 @@ class TemporalControlPlane(UnsupportedVerbs):
             name=ns,
             driver=DRIVER,
             stages=stages,
-            sagas_in_flight=by_status.get("running", 0),
+            sagas_in_flight=by_status.get("running", 0) + by_status.get("stuck", 0),
             sagas_by_status=by_status,
             details={"server_version": self.http.system_info().get("serverVersion"),
                      "oldest_running": oldest,
+                     "oldest_running_complete": complete,  # False: more running than were scanned
                      "workflow_types": self.workflow_types or None},
         )]
 
-    def _oldest_running(self, base: str, query: str, limit: int) -> list[dict[str, Any]]:
-        """ORDER BY where visibility supports it (Elasticsearch); else scan (SQL visibility, capped)."""
+    def _oldest_running(self, base: str, query: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """The `limit` oldest running workflows, and whether every running one was seen.
+
+        ORDER BY where visibility supports it (Elasticsearch); SQL visibility cannot sort,
+        so every page is read (keeping only the oldest) up to OLDEST_SCAN_CAP workflows.
+        """
         try:
             page = self.http.request("GET", f"{base}/workflows",
                                      params={"query": query + " ORDER BY StartTime ASC", "pageSize": limit})
-            return list(page.get("executions") or [])
+            return list(page.get("executions") or []), True
         except UsageError:
             pass
-        seen: list[dict[str, Any]] = []
+        import heapq
+
+        oldest: list[dict[str, Any]] = []
+        scanned = 0
         token: str | None = None
-        while len(seen) < 5000:
+        while scanned < OLDEST_SCAN_CAP:
             params: dict[str, Any] = {"query": query, "pageSize": 1000}
             if token:
                 params["nextPageToken"] = token
             page = self.http.request("GET", f"{base}/workflows", params=params)
-            seen.extend(page.get("executions") or [])
+            executions = page.get("executions") or []
+            scanned += len(executions)
+            oldest = heapq.nsmallest(limit, oldest + executions, key=lambda i: i.get("startTime") or "")
             token = page.get("nextPageToken")
             if not token:
-                break
-        return sorted(seen, key=lambda i: i.get("startTime") or "")[:limit]
+                return oldest, True
+        return oldest, False
 
     def _queue_stage(self, ns: str, queue: str, scope: str) -> Stage:
         pollers: list[dict[str, Any]] = []

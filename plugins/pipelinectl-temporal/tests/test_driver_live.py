@@ -285,10 +285,16 @@ def test_status_counts_queues_and_oldest_running(temporal, worker, plane, uid):
     temporal.wait_visible(NS, f"WorkflowId = '{saga_id}' AND ExecutionStatus = 'Running'", 1)
     (pipeline,) = plane.status()
     assert pipeline.name == NS and pipeline.driver == "temporal"
-    assert pipeline.sagas_by_status["running"] >= 1 == pipeline.sagas_in_flight or pipeline.sagas_in_flight >= 1
-    assert pipeline.details["server_version"]
-    assert any(o["id"] == saga_id for o in pipeline.details["oldest_running"]) or \
-        len(pipeline.details["oldest_running"]) == 5
+    running = plane.saga_count(SagaFilter(pipeline=NS, status="running"))
+    assert pipeline.sagas_by_status["running"] == running >= 1
+    assert pipeline.sagas_in_flight >= running
+    assert pipeline.details["server_version"] == plane.http.system_info()["serverVersion"]
+    oldest = pipeline.details["oldest_running"]
+    assert pipeline.details["oldest_running_complete"] is True
+    assert [o["started_at"] for o in oldest] == sorted(o["started_at"] for o in oldest)
+    assert len(oldest) == min(running, 5)
+    if running <= 5:
+        assert saga_id in [o["id"] for o in oldest]
     (queue,) = pipeline.stages
     assert queue.name == "orders" and queue.in_flight >= 1
     assert queue.details["workers"], "the running worker polls this queue"
