@@ -157,6 +157,14 @@ def test_idempotency_key_acts_once(admin):
     assert_error(admin.post("/stages/charge/scale", json={"parallelism": 4}, headers={"Idempotency-Key": key}),
                  400, "INVALID_ARGUMENT")
     admin.post("/stages/charge/scale", json={"parallelism": 2})
+    # a retried replay start returns the same job (201) instead of starting a second one
+    key = str(uuid.uuid4())
+    body = {"stage": "notify", "from_offset": 0, "to_offset": 3}
+    a = admin.post("/replays", json=body, headers={"Idempotency-Key": key})
+    b = admin.post("/replays", json=body, headers={"Idempotency-Key": key})
+    assert a.status_code == b.status_code == 201 and a.json()["id"] == b.json()["id"]
+    jobs = [j for j in admin.get("/replays").json()["items"] if j["stage"] == "notify" and j["to_offset"] == 3]
+    assert len(jobs) == 1
 
 
 def test_dlq_list_paginates_filters_and_shows(admin):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC
 
 from pipelinectl import model as m
 from pipelinectl.server import FatalError, Pipeline, RetryPolicy, Runtime, StageDef, TransientError
@@ -124,3 +125,64 @@ def test_redrive_is_one_transaction_and_replay_skips_applied(tmp_path):
     asyncio.run(scenario())
     db = sqlite3.connect(tmp_path / "d.db")
     assert db.execute("SELECT COUNT(*) FROM applied WHERE stage='b'").fetchone()[0] == 10
+
+
+def test_one_coordinator_per_saga_and_adoption_after_its_lease(tmp_path):
+    from pipelinectl.server import Step
+    from pipelinectl.server import sagas as saga_module
+
+    runs: list[str] = []
+    gate = {"open": False}
+
+    async def slow(ctx):
+        runs.append(ctx.saga_id)
+        while not gate["open"]:
+            await asyncio.sleep(0.01)
+
+    def build() -> Pipeline:
+        p = Pipeline("s")
+        p.add_stage(StageDef("a", lambda item: asyncio.sleep(0)))
+        p.saga("x", [Step("one", slow)])
+        return p
+
+    async def scenario() -> None:
+        a, b = Runtime([build()], tmp_path / "s.db"), Runtime([build()], tmp_path / "s.db")
+        await a.start()
+        await b.start()
+        a.pipeline("s").sagas.start("x", "saga-1")
+        await until(lambda: runs == ["saga-1"])
+        for _ in range(3):
+            b.pipeline("s").sagas.tick()  # a holds a live lease: b must not drive it too
+            await asyncio.sleep(0.05)
+        assert runs == ["saga-1"] and not b.pipeline("s").sagas.running
+        # a dies without releasing (its task is cancelled mid-step, its lease just stops being renewed)
+        a.pipeline("s").sagas.running["saga-1"].cancel()
+        a.stopping = True
+        a.store.run("UPDATE sagas SET owner=?, lease_until=? WHERE id='saga-1'",
+                    (a.instance, saga_module.now() - 1))
+        gate["open"] = True
+        b.pipeline("s").sagas.tick()
+        await until(lambda: b.pipeline("s").sagas.get("saga-1").status == "completed")
+        assert runs == ["saga-1", "saga-1"]
+        await b.stop(2)
+
+    asyncio.run(scenario())
+
+
+def test_pause_until_resumes_by_itself(tmp_path):
+    from datetime import datetime, timedelta
+
+    p = Pipeline("u")
+    p.add_stage(StageDef("a", lambda item: asyncio.sleep(0)))
+
+    async def scenario() -> None:
+        rt = Runtime([p], tmp_path / "u.db")
+        await rt.start()
+        pr = rt.pipeline("u")
+        view = pr.pause("a", datetime.now(UTC) + timedelta(seconds=1.2))
+        assert view.state == "paused" and view.paused_until is not None
+        await until(lambda: pr.stage("a").state == "running", 5)
+        assert pr.stage("a").view().paused_until is None
+        await rt.stop(2)
+
+    asyncio.run(scenario())
