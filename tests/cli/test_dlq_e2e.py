@@ -114,3 +114,12 @@ def test_refused_selection_changes_nothing(plane: Plane, dead: list[str], args: 
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert set(dead) <= set(plane.dlq_ids())
     assert plane.cli.audit_lines()[audit:] == []
+
+
+def test_jsonl_limit_asks_the_plane_for_one_small_page(plane: Plane, dead: list[str]) -> None:
+    result = plane.run("dlq", "list", "-o", "jsonl", "--limit", "3", "-v")
+    assert result.rc == 0, result
+    assert len(result.jsonl()) == 3
+    pages = [line for line in result.stderr.splitlines() if line.startswith("> GET") and "/dlq" in line]
+    assert len(pages) == 1 and "page_size=3" in pages[0], result.stderr
+    assert plane.server.tokens["admin"] not in result.stderr
