@@ -27,8 +27,12 @@ def split_examples(help_text: str | None) -> tuple[str, list[str]]:
 
 
 def epilog(examples: list[str]) -> str:
-    """The examples as an epilog: a heading and one indented line each (paragraphs keep them apart)."""
-    return "\n\n".join([HEADING, *(f"  {example}" for example in examples)])
+    """The examples as an epilog: a heading, then one indented line each.
+
+    It starts with a newline because typer dedents the epilog (inspect.cleandoc) from the
+    second line on; an unindented heading there keeps the examples' indentation.
+    """
+    return "\n".join(["", HEADING, *(f"  {example}" for example in examples)])
 
 
 def move_examples_to_epilog(command: Any) -> None:
