@@ -74,6 +74,7 @@ def _check_example(example: str, where: str) -> None:
             words = words[: words.index(stop)]
     words = words[1:]
     cmd: Any = None
+    command_path: list[str] = []
     pending_value = False
     for word in words:
         if pending_value:
@@ -146,5 +147,5 @@ def test_fast_paths_import_no_framework_client_or_server(argv: list[str]) -> Non
 def test_top_level_help_names_every_command() -> None:
     done = subprocess.run([EXE, "--help"], capture_output=True, text=True, env=_env(), timeout=60)
     assert done.returncode == 0
-    for name, spec in COMMANDS.items():
+    for name in COMMANDS:
         assert f"  {name} " in done.stdout, name
