@@ -281,13 +281,16 @@ def _watch_lines(plane: Any, wanted: str | None, only: list[str], interval: floa
         time.sleep(interval)
         try:
             pipelines = _fetch(plane, wanted, only)
-            last_error = None
-        except PipelinectlError as exc:  # keep watching through a blip; say so once
-            message = session.redact(exc.one_line())
-            if message != last_error:
-                sys.stderr.write(f"warning: refresh failed: {message}\n")
+            if last_error is not None:
+                sys.stderr.write("note: the control plane answers again\n")
                 sys.stderr.flush()
-            last_error = message
+            last_error = None
+        except PipelinectlError as exc:  # keep watching through a blip; say so once per kind of failure
+            kind = f"{type(exc).__name__}:{exc.code}"
+            if kind != last_error:
+                sys.stderr.write(f"warning: refresh failed: {session.redact(exc.one_line())}\n")
+                sys.stderr.flush()
+            last_error = kind
 
 
 def _line(pipeline: str, s: Any) -> str:

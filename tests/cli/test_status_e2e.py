@@ -278,3 +278,26 @@ def test_no_context_at_all_says_how_to_start(cli):
     assert result.rc == 2, result
     assert "no context selected" in result.stderr and "pipelinectl demo" in result.stderr
 
+
+
+def test_watch_survives_the_plane_going_away(cli, tmp_path):
+    """A blip is a warning on stderr, not the end of the watch; Ctrl-C still exits 0."""
+    srv = start_server(tmp_path / "blip")
+    try:
+        cli.set_context("blip", srv.url, token=srv.tokens["viewer"])
+        proc = subprocess.Popen([executable(), "status", "--watch", "--interval", "0.3", "--timeout", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env(), cwd=cli.root)
+        try:
+            _read_until(proc, lambda lines: len(lines) >= 5)
+            srv.stop()
+            time.sleep(3)
+            assert proc.poll() is None, "the watch keeps going while the plane is away"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=20)
+    finally:
+        srv.stop()
+    assert proc.returncode == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: refresh failed")]
+    assert len(warnings) == 1, err  # said once, not once per refresh
+    assert "cannot reach control plane" in warnings[0]
