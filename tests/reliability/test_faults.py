@@ -71,8 +71,6 @@ def test_reads_succeed_through_drops_resets_503_and_429(operator, proxy, argv):
     assert time.monotonic() - started < 25
 
 
-@pytest.mark.xfail(strict=True, reason="open: one hung attempt uses the whole --timeout (the http driver "
-                   "gives each attempt all the remaining time); request in /work/coord/REQUESTS.md")
 def test_a_hung_attempt_is_abandoned_and_retried_inside_the_deadline(operator, proxy):
     proxy.add(Fault("hang", delay=60))
     result = operator.run("dlq", "list", "-o", "json", "--timeout", "15")
