@@ -27,7 +27,16 @@ def _import_target(target: str) -> Any:
     import importlib
 
     module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:  # a missing dependency inside the module: a real bug, say so
+            raise
+        from pipelinectl.errors import InternalError
+
+        raise InternalError(f"this installation has no '{module_name}' module for the command",
+                            hint="reinstall pipelinectl") from None
+    return getattr(module, attr)
 
 
 def mount(root: typer.Typer, name: str, obj: Any, *, help: str | None = None, hidden: bool = False) -> None:
