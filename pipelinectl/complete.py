@@ -21,10 +21,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing itself is not imported: every Tab would pay for it
 if TYPE_CHECKING:
     import threading
+    from typing import Any
 
 TIMEOUT_ENV = "PIPELINECTL_COMPLETE_TIMEOUT"  # seconds a control-plane lookup may take (default 1)
 TTL_ENV = "PIPELINECTL_COMPLETE_TTL"  # seconds a looked-up answer is reused (default 10)
