@@ -275,3 +275,22 @@ def test_items_arriving_after_the_plan_are_reported_not_touched(fake: Harness,
     assert "3 items purged" in result.stdout
     assert "1 more item matches now (not in the confirmed plan); run the command again to purge them" in result.stderr
     assert "dlq-9" in fake.plane.dlq
+
+
+def test_a_table_stops_at_its_default_limit_and_says_how_to_see_more(fake: Harness,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelinectl.cli import dlq
+
+    monkeypatch.setattr(dlq, "TABLE_DEFAULT_LIMIT", 4)
+    table = fake("dlq", "list")
+    assert table.rc == 0, table
+    assert len(table.stdout.splitlines()) == 1 + 4
+    assert "showing the first 4 items; use --limit N, or -o jsonl for all of them" in table.stderr
+    everything = fake("dlq", "list", "-o", "jsonl")
+    assert len(everything.stdout.splitlines()) == 7 and everything.stderr == ""
+
+
+def test_wide_output_of_a_bulk_action_lists_the_ids(fake: Harness) -> None:
+    result = fake("dlq", "redrive", "--stage", "enrich", "--yes", "-o", "wide")
+    assert result.rc == 0, result
+    assert [line.strip() for line in result.stdout.splitlines()[1:]] == ["dlq-6", "dlq-7"]
