@@ -168,3 +168,32 @@ def test_tokens_never_appear_in_output_traces_audit_or_plane_log(tmp_path, plane
     assert cli.audit_path.exists() and cli.audit_lines(), "mutations were audited (so the grep saw the log)"
     # (the config file is left out: the test itself wrote a header token there)
     _assert_no_secret(plane, *outputs, cli.audit_path.read_text(), plane.output())
+
+
+def test_token_sources_file_exec_and_header_never_shown(tmp_path, plane):
+    """Every way a context can hold a credential; config views, -v traces and errors are grepped."""
+    cli = CliEnv(tmp_path)
+    token_file = tmp_path / "operator.token"
+    token_file.write_text(plane.tokens["operator"] + "\n")
+    token_file.chmod(0o600)
+    use_context(cli, "by-file", plane.url, None, extra={"token-file": str(token_file)})
+    use_context(cli, "by-exec", plane.url, None, current=False,
+                extra={"token-exec": f"echo {plane.tokens['admin']}"})
+    use_context(cli, "by-header", plane.url, None, current=False,
+                extra={"headers": {"Authorization": f"Bearer {plane.tokens['viewer']}"}})
+    use_context(cli, "by-env-wrong", plane.url, WRONG_TOKEN, current=False)
+    runs = [("config", "view"), ("config", "view", "-o", "json"), ("config", "view", "-o", "yaml"),
+            ("config", "get-contexts"), ("config", "get-contexts", "-o", "json")]
+    for name in ("by-file", "by-exec", "by-header", "by-env-wrong"):
+        runs += [("-v", "--context", name, "status", "-o", "json"),
+                 ("-v", "--context", name, "version"),
+                 ("-v", "--context", name, "pause", "validate", "--dry-run")]
+    runs += [("status", "--all-contexts", "-o", "wide", "-v")]
+    outputs = []
+    for argv in runs:
+        result = cli.run(*argv, "--timeout", "10")
+        assert result.rc in (0, 5, 6), result
+        outputs += [result.stdout, result.stderr]
+    by_name = {argv: out for argv, out in zip(runs, outputs[::2], strict=True)}
+    assert "by-exec" in by_name[("config", "view")], "config view listed the contexts (the grep saw them)"
+    _assert_no_secret(plane, *outputs, cli.audit_path.read_text() if cli.audit_path.exists() else "")
