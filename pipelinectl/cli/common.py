@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import NotFoundError, PipelinectlError, UnsupportedError
-from .session import Session, current
+from pipelinectl.cli.session import Session, current
+from pipelinectl.errors import NotFoundError, PipelinectlError, UnsupportedError
 
 if TYPE_CHECKING:
-    from ..model import Stage
+    from pipelinectl.model import Stage
 
 # -- shared options -------------------------------------------------------------------------------------
 PIPELINE_HELP = "Pipeline to act on (default: the context's, or the plane's only pipeline)."
@@ -44,21 +44,21 @@ def parse_time(text: str | None, option: str, *, default: str = "past") -> datet
     """RFC 3339, a plain date, or a relative `-2h` / `30m`; None stays None."""
     if text is None:
         return None
-    from ..timeparse import parse_time as parse
+    from pipelinectl.timeparse import parse_time as parse
 
     return parse(text, option=option, default=default)
 
 
 def parse_range(start: str | None, end: str | None, start_option: str, end_option: str,
                 *, require_both: bool = False) -> tuple[datetime | None, datetime | None]:
-    from ..timeparse import parse_range as parse
+    from pipelinectl.timeparse import parse_range as parse
 
     return parse(start, end, start_option=start_option, end_option=end_option, require_both=require_both)
 
 
 def stage_name(text: str) -> str:
     """`STAGE` or the runbook form `stage=STAGE`."""
-    from ..timeparse import target_name
+    from pipelinectl.timeparse import target_name
 
     return target_name(text, key="stage")
 

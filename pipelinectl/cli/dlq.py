@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import ConflictError, NotFoundError, UsageError
-from .common import (
+from pipelinectl.cli.common import (
     check_stage,
     context_label,
     current,
@@ -31,10 +30,11 @@ from .common import (
     say,
     yes_option,
 )
+from pipelinectl.errors import ConflictError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
-    from ..model import BulkResult, DLQFilter
-    from .session import Session
+    from pipelinectl.cli.session import Session
+    from pipelinectl.model import BulkResult, DLQFilter
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -70,7 +70,7 @@ _UNTIL = typer.Option(None, "--until", metavar="TIME", help="Last seen before TI
 def _selection(session: Session, pipeline: str, *, ids: list[str] | None = None, all_: bool = False,
                stage: str | None, error_kind: str | None, since: str | None, until: str | None) -> DLQFilter:
     """Build and check a selection locally (times, kinds), then the stage against the plane."""
-    from ..model import ERROR_KINDS, DLQFilter
+    from pipelinectl.model import ERROR_KINDS, DLQFilter
 
     start, end = parse_range(since, until, "--since", "--until")
     if error_kind is not None and error_kind not in ERROR_KINDS:
@@ -231,7 +231,7 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
           error_kind: str | None, since: str | None, until: str | None, dry_run: bool, yes: bool,
           always_confirm: bool) -> None:
     """validate -> plan (dry run on the plane) -> (report | confirm) -> act in chunks -> audit -> render."""
-    from ..model import BulkResult, DLQFilter
+    from pipelinectl.model import BulkResult, DLQFilter
 
     session = current()
     has_filters = any(v is not None for v in (stage, error_kind, since, until))
@@ -308,7 +308,7 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
 
 def _still_matching(session: Session, selection: DLQFilter, action: str) -> None:
     """Items that match the filters now were not in the confirmed plan (they arrived since): say so."""
-    from ..errors import UnsupportedError
+    from pipelinectl.errors import UnsupportedError
 
     try:
         remaining = session.plane.dlq_count(selection)

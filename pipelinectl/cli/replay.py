@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import ConditionNotMetError, UsageError
-from .common import (
+from pipelinectl.cli.common import (
     check_stage,
     context_label,
     current,
@@ -29,10 +28,11 @@ from .common import (
     stage_name,
     yes_option,
 )
+from pipelinectl.errors import ConditionNotMetError, UsageError
 
 if TYPE_CHECKING:
-    from ..model import ReplayJob
-    from .session import Session
+    from pipelinectl.cli.session import Session
+    from pipelinectl.model import ReplayJob
 
 app = typer.Typer(
     invoke_without_command=True,
@@ -85,8 +85,8 @@ def replay(
             raise UsageError(f"replay options go with 'replay --from ... --to ...', not with "
                              f"'replay {ctx.invoked_subcommand}'")
         return
-    from ..model import ReplayRequest
-    from ..timeparse import parse_offset_range
+    from pipelinectl.model import ReplayRequest
+    from pipelinectl.timeparse import parse_offset_range
 
     session = current()
     by_time = from_ is not None or to is not None
@@ -113,7 +113,7 @@ def replay(
         _emit(session, plan)
         return
     session.confirm(f"replay {what}", yes=yes)
-    from ..model import format_time
+    from pipelinectl.model import format_time
 
     arguments: dict[str, Any] = {"stage": name, "from": from_, "to": to, "from_time": format_time(start),
                                  "to_time": format_time(end), "from_offset": a, "to_offset": b,

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import ConflictError, UsageError
-from .common import (
+from pipelinectl.cli.common import (
     context_label,
     current,
     dry_run_note,
@@ -27,10 +26,11 @@ from .common import (
     say,
     yes_option,
 )
+from pipelinectl.errors import ConflictError, UsageError
 
 if TYPE_CHECKING:
-    from ..model import BatchJob, Saga
-    from .session import Session
+    from pipelinectl.cli.session import Session
+    from pipelinectl.model import BatchJob, Saga
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -77,7 +77,7 @@ def list_(
 
       pipelinectl saga list -o jsonl --limit 100
     """
-    from ..model import SAGA_STATUSES, SagaFilter
+    from pipelinectl.model import SAGA_STATUSES, SagaFilter
 
     session = current()
     if status is not None and status not in SAGA_STATUSES:
@@ -180,7 +180,7 @@ def _render(session: Session, saga: Saga) -> None:
 def _batch(session: Session, action: str, query: str, reason: str, pipeline: str, *, yes: bool,
            dry_run: bool) -> None:
     """Many sagas by the engine's query: planned by the plane, confirmed, run as one batch job, followed to its end."""
-    from ..model import SagaFilter
+    from pipelinectl.model import SagaFilter
 
     selection = SagaFilter(pipeline=pipeline, query=query)
     plan = session.plane.saga_batch(action, selection, reason, dry_run=True)

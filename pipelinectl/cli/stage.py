@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import UsageError
-from .common import (
+from pipelinectl.cli.common import (
     check_stage,
     current,
     dry_run_note,
@@ -24,10 +23,11 @@ from .common import (
     say,
     stage_name,
 )
+from pipelinectl.errors import UsageError
 
 if TYPE_CHECKING:
-    from ..model import Stage
-    from .session import Session
+    from pipelinectl.cli.session import Session
+    from pipelinectl.model import Stage
 
 STAGE_HELP = "The stage, as STAGE or stage=STAGE."
 
