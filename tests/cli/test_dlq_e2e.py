@@ -123,3 +123,35 @@ def test_jsonl_limit_asks_the_plane_for_one_small_page(plane: Plane, dead: list[
     pages = [line for line in result.stderr.splitlines() if line.startswith("> GET") and "/dlq" in line]
     assert len(pages) == 1 and "page_size=3" in pages[0], result.stderr
     assert plane.server.tokens["admin"] not in result.stderr
+
+
+def test_watch_streams_new_dead_letters_until_ctrl_c(plane: Plane, dead: list[str]) -> None:
+    """Piped jsonl: what is there, then each new item once; SIGINT (Ctrl-C) ends it with success."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.cli import executable
+
+    proc = subprocess.Popen([executable(), "dlq", "list", "--watch", "--interval", "0.3", "-o", "jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=plane.cli.env(),
+                            cwd=plane.cli.root)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["kind"] == "DLQItem"
+        known = set(plane.dlq_ids())
+        deadline = time.monotonic() + 30
+        seen = [first["id"]]
+        while time.monotonic() < deadline:  # the demo keeps dead-lettering: wait for one that is new
+            item = json.loads(proc.stdout.readline())
+            seen.append(item["id"])
+            if item["id"] not in known:
+                break
+        else:
+            raise AssertionError("no new dead letter was streamed")
+        assert len(seen) == len(set(seen)), "an item was printed twice"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(10)
+    assert rc == 0, proc.stderr.read()
