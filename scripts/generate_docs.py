@@ -19,6 +19,7 @@ section, the same lines `--help` shows.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import os
 import sys
@@ -66,12 +67,12 @@ ARGUMENT_KINDS = {
     ("saga", "ids"): "saga-id",
     ("replay", "job_id"): "replay-id",
     ("config", "name"): "context",
+    ("wait", "target"): "stage",
 }
 # (first word, option) -> kind, where an option's values depend on the command.
 COMMAND_OPTION_KINDS = {
     ("saga", "--status"): "saga-status",
-    ("wait", "--saga"): "saga-id",
-    ("wait", "--replay"): "replay-id",
+    ("wait", "--for"): "wait-condition",
 }
 FILE_METAVARS = {"FILE", "PATH", "DRILL", "DRILL_FILE"}
 DIR_METAVARS = {"DIR", "DIRECTORY"}
@@ -83,12 +84,25 @@ def choices() -> dict[str, tuple[str, ...]]:
     from pipelinectl.model import ERROR_KINDS, SAGA_STATUSES, STAGE_STATES
 
     return {
+        "wait-condition": wait_conditions(),
         "format": tuple(OUTPUT_FORMATS),
         "error-kind": tuple(ERROR_KINDS),
         "saga-status": tuple(SAGA_STATUSES),
         "stage-state": tuple(STAGE_STATES),
         "shell": tuple(SHELLS),
     }
+
+
+def wait_conditions() -> tuple[str, ...]:
+    """`wait --for` values: the status conditions in full. Numeric ones (queue_depth<=10) are left to the
+    operator: completing `<`/`>` unquoted would make the shell redirect."""
+    if importlib.util.find_spec("pipelinectl.cli.wait") is None:
+        return ()
+    from pipelinectl.cli.wait import KEYS
+    from pipelinectl.model import REPLAY_STATES, SAGA_STATUSES, STAGE_STATES
+
+    states = {"state": STAGE_STATES, "saga": SAGA_STATUSES, "replay": REPLAY_STATES}
+    return tuple(f"{key}={value}" for key, (_, kind) in KEYS.items() if kind == "enum" for value in states[key])
 
 
 # -- the command tree -------------------------------------------------------------------------------------
@@ -103,16 +117,10 @@ def load_commands() -> tuple[dict[str, Any], list[str]]:
     notes: list[str] = []
     for name, spec in COMMANDS.items():
         module = spec.target.partition(":")[0]
-        try:
-            root = build_root(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                notes.append(f"skipped '{name}': module {module} does not exist yet")
-                continue
-            raise
-        except AttributeError as exc:
-            notes.append(f"skipped '{name}': {spec.target} not found ({exc})")
+        if importlib.util.find_spec(module) is None:
+            notes.append(f"skipped '{name}': module {module} does not exist yet")
             continue
+        root = build_root(name)  # any other failure is a real bug: let it stop the run
         commands[name] = typer.main.get_command(root).commands[name]  # type: ignore[attr-defined]
     return commands, notes
 
@@ -140,7 +148,9 @@ def summary_of(cmd: Any, fallback: str = "") -> str:
 
 def _first_sentence(text: str) -> str:
     text = " ".join(text.split())
-    return text.split(". ")[0].rstrip(".")
+    import re
+
+    return re.split(r"\.\s+(?=[A-Z])", text)[0].rstrip(".")
 
 
 def param_kind(param: Any, top: str) -> str | None:

@@ -61,8 +61,23 @@ def test_help_of_every_command_and_subcommand(name: str) -> None:
         assert f"pipelinectl {' '.join(path)}" in done.stdout, path
 
 
+def _shell_problem(example: str) -> str | None:
+    """An example is pasted into a shell as is: an unquoted `<` or `>=` there is a redirection."""
+    lexer = shlex.shlex(example, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    tokens = list(lexer)
+    for index, token in enumerate(tokens):
+        if token.startswith("<") and token != "<(":
+            return f"unquoted '{token}' redirects input; quote the argument"
+        if token in (">", ">>") and index + 1 < len(tokens) and tokens[index + 1].startswith("="):
+            return f"unquoted '{token}{tokens[index + 1]}' redirects output; quote the argument"
+    return None
+
+
 def _check_example(example: str, where: str) -> None:
     """The example names real commands and options, as the parser would resolve them."""
+    problem = _shell_problem(example)
+    assert problem is None, f"{where}: {problem}: {example}"
     words = shlex.split(example)
     while words and "=" in words[0] and not words[0].startswith("-"):  # VAR=value pipelinectl ...
         words.pop(0)
@@ -120,7 +135,10 @@ def test_every_command_ends_its_help_with_one_or_two_real_examples(name: str) ->
             problems.append(f"{where}: {len(examples)} examples (want one or two)")
             continue
         for example in examples:
-            _check_example(example, where)
+            try:
+                _check_example(example, where)
+            except AssertionError as exc:
+                problems.append(str(exc).split("\n")[0])
         shown = _help(path)
         tail = [line.strip() for line in shown.stdout.strip().splitlines() if line.strip()][-len(examples):]
         if tail != examples:
