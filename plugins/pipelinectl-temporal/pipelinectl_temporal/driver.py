@@ -54,6 +54,14 @@ BATCH_ACTIONS = {
 }
 
 
+def _batch_action(operation_type: str) -> str:
+    """BATCH_OPERATION_TYPE_TERMINATE_WORKFLOW (already stripped, lower case) -> the verb that started it."""
+    for prefix, action in (("cancel", "force-fail"), ("terminate", "terminate"), ("reset", "retry")):
+        if operation_type.startswith(prefix):
+            return action
+    return operation_type
+
+
 def _as_list(value: Any) -> list[str]:
     if value is None:
         return []
@@ -394,8 +402,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         op = (data.get("operationType") or "").removeprefix("BATCH_OPERATION_TYPE_").lower()
         return BatchJob(
             id=data.get("jobId", job_id),
-            action={"cancel": "force-fail", "terminate": "terminate", "reset": "retry",
-                    "reset_activity": "retry"}.get(op, op),
+            action=_batch_action(op),
             query=data.get("query", ""),
             state={"running": "running", "completed": "completed", "failed": "failed"}.get(state, state),
             total=int(data.get("totalOperationCount") or 0),

@@ -142,9 +142,49 @@ def test_batch_by_query(cli, temporal, worker, uid):
 
     result = cli.run("saga", "force-fail", "--query", query, "--reason", "drill", "--yes")
     assert result.rc == 0, result
+    assert "force-fail completed, 3 done, 0 failed of 3" in result.stdout  # followed until the batch ended
     for saga_id in ids:
         temporal.wait_status(NS, saga_id, {"CANCELED"})
         assert worker.effects_of(saga_id)[-2:] == ["undo_charge", "undo_reserve"]
+
+    other = f"{uid}-t0"
+    temporal.start_saga(NS, other, {"id": other, "hold": 60})
+    temporal.wait_visible(NS, f"WorkflowId = '{other}' AND ExecutionStatus = 'Running'", 1)
+    result = cli.run("saga", "force-fail", "--query", f"WorkflowId = '{other}'", "--terminate",
+                     "--reason", "poison", "--yes", "-o", "json")
+    assert result.rc == 0, result
+    assert result.json()["action"] == "terminate" and result.json()["state"] == "completed"
+    assert temporal.status_of(NS, other) == "TERMINATED"
+    assert not [op for op in worker.effects_of(other) if op.startswith("undo")]
+
+
+def test_retry_by_query_and_confirmation_on_a_terminal(cli, temporal, worker, uid):
+    ids = [f"{uid}-s{i}" for i in range(2)]
+    for saga_id in ids:
+        temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "ship", "backoff": 30})
+    for saga_id in ids:
+        wait_for(lambda s=saga_id: "ship-error" in worker.effects_of(s), what="ship to fail")
+        wait_for(lambda s=saga_id: temporal.describe(NS, s)["pendingActivities"][0].get("lastFailure"),
+                 what="its failure")
+        worker.fix(saga_id)
+    query = f"WorkflowId STARTS_WITH '{uid}-s' AND ExecutionStatus = 'Running'"
+    temporal.wait_visible(NS, query, 2)
+    result = cli.run("saga", "retry", "--query", query, "--reason", "carrier back", "--yes")
+    assert result.rc == 0, result
+    for saga_id in ids:
+        temporal.wait_status(NS, saga_id, {"COMPLETED"}, timeout=20)
+        assert worker.records_of(saga_id)[-1] == {"op": "ship", "order": saga_id, "attempt": 1}
+
+    held = f"{uid}-ask"
+    temporal.start_saga(NS, held, {"id": held, "hold": 60})
+    wait_for(lambda: "charge" in worker.effects_of(held), what="charge to run")
+    declined = cli.run_pty("saga", "force-fail", held, "--reason", "maybe", answers=[("[y/N]", "n")])
+    assert declined.rc == 10, declined
+    assert "context 't'" in declined.stdout
+    assert temporal.status_of(NS, held) == "RUNNING"
+    accepted = cli.run_pty("saga", "force-fail", held, "--reason", "yes really", answers=[("[y/N]", "y")])
+    assert accepted.rc == 0, accepted
+    temporal.wait_status(NS, held, {"CANCELED"})
 
 
 def test_unsupported_verbs_exit_7_naming_driver_and_verb(cli, temporal, worker, uid):

@@ -240,14 +240,16 @@ def test_batch_by_query_cancels_every_match_and_reports_progress(temporal, worke
     assert job.id and "WorkflowId STARTS_WITH" in job.query
     job = wait_until(lambda: (j := plane.saga_batch_show(NS, job.id)).state == "completed" and j,
                      what="the batch to finish")
-    assert (job.total, job.completed, job.failed) == (3, 3, 0)
+    assert (job.action, job.total, job.completed, job.failed) == ("force-fail", 3, 3, 0)
     for saga_id in ids:
         temporal.wait_status(NS, saga_id, {"CANCELED"})
         assert worker.effects_of(saga_id)[-2:] == ["undo_charge", "undo_reserve"]
     assert temporal.status_of(NS, f"{uid}-other") == "RUNNING"
 
     job = plane.saga_batch("terminate", SagaFilter(pipeline=NS, query=f"WorkflowId = '{uid}-other'"), "cleanup")
-    wait_until(lambda: plane.saga_batch_show(NS, job.id).state == "completed", what="terminate batch")
+    job = wait_until(lambda: (j := plane.saga_batch_show(NS, job.id)).state == "completed" and j,
+                     what="terminate batch")
+    assert job.action == "terminate"
     assert temporal.status_of(NS, f"{uid}-other") == "TERMINATED"
 
 
@@ -276,7 +278,7 @@ def test_batch_retry_resets_the_activities_of_stuck_sagas(temporal, worker, plan
         assert {"op": "charge", "order": saga_id, "attempt": 1} in worker.records_of(saga_id)
     done = wait_until(lambda: (j := plane.saga_batch_show(NS, job.id)).state == "completed" and j,
                       what="the batch to finish")
-    assert (done.total, done.failed) == (2, 0)
+    assert (done.action, done.total, done.failed) == ("retry", 2, 0)
 
 
 def test_status_counts_queues_and_oldest_running(temporal, worker, plane, uid):
