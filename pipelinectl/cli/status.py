@@ -61,7 +61,7 @@ def status(
         _watch(wanted, interval, only)
         return
     pipelines = _fetch(session.plane, wanted, only)
-    _render_once(pipelines, single=wanted is not None)
+    _render_once(pipelines, single=bool(pipeline or pipeline_opt))  # a named pipeline: one object
 
 
 def context_pipelines(ctx: Any) -> list[str]:

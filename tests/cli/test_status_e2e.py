@@ -301,3 +301,14 @@ def test_watch_survives_the_plane_going_away(cli, tmp_path):
     warnings = [line for line in err.splitlines() if line.startswith("warning: refresh failed")]
     assert len(warnings) == 1, err  # said once, not once per refresh
     assert "cannot reach control plane" in warnings[0]
+
+
+def test_context_default_pipeline_keeps_the_list_shape(cli, server):
+    """Scripts get the same shape whatever the context names: one object only for a named pipeline."""
+    cli.set_context("scoped", server.url, token=server.tokens["viewer"], pipeline="orders")
+    result = cli.run("status", "-o", "json")
+    assert result.rc == 0, result
+    data = result.json()
+    assert data["kind"] == "PipelineList" and [p["name"] for p in data["items"]] == ["orders"]
+    named = cli.run("status", "-p", "orders", "-o", "json")
+    assert named.json()["kind"] == "Pipeline"
