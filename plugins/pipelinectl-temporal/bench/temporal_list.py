@@ -69,7 +69,7 @@ def main() -> int:
             config = home / ".config" / "pipelinectl" / "config.yaml"
             config.parent.mkdir(parents=True)
             config.write_text(yaml.safe_dump({"current-context": "bench", "contexts": {"bench": {
-                "driver": "temporal", "url": server.http_url, "namespace": NS, "pipeline": NS}}}))
+                "driver": "temporal", "url": server.http_url, "namespace": NS}}}))
             config.chmod(0o600)
             env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINECTL_")}
             env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),

@@ -164,15 +164,26 @@ class TemporalControlPlane(UnsupportedVerbs):
             page = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflows", params=params)
             for info in page.get("executions") or []:
                 saga = mapping.saga_from_info(info, ns)
-                if selection.status in ("stuck", "compensating"):
-                    if saga.status != selection.status:
-                        saga = self.saga_show(ns, saga.id)
+                if selection.status in ("stuck", "compensating") and saga.status != selection.status:
+                    # Visibility cannot tell: look closer (describe for stuck, history for compensating).
+                    try:
+                        saga.status = self._running_status(ns, saga.id, need_history=selection.status == "compensating")
+                    except NotFoundError:  # gone since the page was read
+                        continue
                     if saga.status != selection.status:
                         continue
                 yield saga
             token = page.get("nextPageToken")
             if not token:
                 return
+
+    def _running_status(self, ns: str, saga_id: str, *, need_history: bool) -> str:
+        """running / stuck / compensating of one open workflow, with as few calls as possible."""
+        if need_history:
+            return self.saga_show(ns, saga_id).status
+        describe = self._describe(ns, saga_id)
+        return mapping.saga_from_history(describe, [], ns, compensation_words=self.compensation_words,
+                                         stuck_attempts=self.stuck_attempts).status
 
     def saga_count(self, selection: SagaFilter) -> int:
         """How many workflows match (CountWorkflowExecutions); stuck/compensating count running ones."""

@@ -63,9 +63,10 @@ def test_list_filters_paginates_and_counts(temporal, worker, plane, uid):
     assert plane.saga_count(by_prefix(uid)) == 3
     assert plane.saga_count(by_prefix(uid, status="completed")) == 1
 
-    stuck = wait_until(lambda: [s.id for s in plane.saga_list(by_prefix(uid, status="stuck"))],
+    stuck = wait_until(lambda: list(plane.saga_list(by_prefix(uid, status="stuck"))),
                        what="the stuck saga to be listed as stuck")
-    assert stuck == [f"{uid}-stuck"]
+    assert [s.id for s in stuck] == [f"{uid}-stuck"]
+    assert stuck[0].status == "stuck" and stuck[0].steps == [] and stuck[0].events == []  # a list view
     plane.saga_force_fail(NS, f"{uid}-stuck", "test cleanup", terminate=True)
 
 
