@@ -136,6 +136,40 @@ def test_redrive_whose_answer_was_lost_moves_each_item_once(operator, proxy, pla
     assert seen(validate_after) - seen(validate_before) == 3, (validate_before, validate_after)
 
 
+def _sagas(plane, *statuses: str) -> list[str]:
+    with api(plane, "viewer") as client:
+        items = client.get(f"/v1/pipelines/{PIPELINE}/sagas", params={"page_size": 1000}).json()["items"]
+    return [s["id"] for s in items if s["status"] in statuses]
+
+
+def _events(plane, saga_id: str, kind: str) -> int:
+    with api(plane, "viewer") as client:
+        saga = client.get(f"/v1/pipelines/{PIPELINE}/sagas/{saga_id}").json()
+    return sum(1 for e in saga["events"] if e["type"] == kind)
+
+
+@pytest.mark.parametrize("verb, statuses, event, role", [
+    ("retry", ("failed",), "retry", "operator"),
+    ("force-fail", ("stuck",), "force_fail", "admin"),
+])
+def test_saga_verb_whose_answer_was_lost_acts_once(tmp_path, plane, proxy, verb, statuses, event, role):
+    candidates = _sagas(plane, *statuses)
+    if not candidates:
+        pytest.skip(f"the demo has no saga in {statuses} right now")
+    saga_id = candidates[0]
+    cli = CliEnv(tmp_path / role)
+    use_context(cli, "flaky", proxy.url, plane.tokens[role])
+    before = _events(plane, saga_id, event)
+    real = f"POST /v1/pipelines/{PIPELINE}/sagas/{saga_id}/{verb}$"
+    proxy.add(Fault("lose_response", match=real, unless_body=DRY))
+    result = cli.run("saga", verb, saga_id, "--reason", "fault drill", "--yes", "--timeout", "20")
+    assert result.rc == 0, result
+    posts = [p for p in proxy.requests(real[:-1]) if DRY.encode() not in p.body.replace(b" ", b"")]
+    assert [p.action for p in posts] == ["lose_response", "pass"], posts
+    assert posts[0].header("idempotency-key") == posts[1].header("idempotency-key")
+    assert _events(plane, saga_id, event) == before + 1, "the plane recorded the verb once"
+
+
 def test_past_the_deadline_exit_6_in_one_line(operator, proxy):
     proxy.add(Fault("hang", delay=60, times=None))
     started = time.monotonic()
