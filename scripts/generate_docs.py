@@ -50,6 +50,7 @@ OPTION_KINDS = {
     "--ca-file": "file",
     "--db": "file",
     "--file": "file",
+    "--junit": "file",
 }
 # (first word of the command path, parameter name) -> kind; "*" matches any command.
 ARGUMENT_KINDS = {
@@ -288,6 +289,7 @@ def roff(text: str) -> str:
     """Escape text for a roff text line: backslashes, hyphens (copyable as ASCII), quotes, leading dots."""
     out = (text.replace("\\", "\\e").replace("-", "\\-").replace("'", "\\(aq").replace("`", "\\(ga")
            .replace('"', "\\(dq"))
+    out = "".join(ch if ord(ch) < 128 else f"\\[u{ord(ch):04X}]" for ch in out)  # groff reads ASCII only
     lines = []
     for line in out.split("\n"):
         if line.startswith((".", "'")):

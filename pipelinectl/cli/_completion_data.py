@@ -463,7 +463,7 @@ TREE = {
                     'options': {
                         '-h': (None, 'show the help and exit'),
                         '--help': (None, 'show the help and exit'),
-                        '--junit': ('', 'Write a JUnit XML report here'),
+                        '--junit': ('file', 'Write a JUnit XML report here'),
                         '--var': ('', 'Set a variable the drill declares (repeatable)'),
                     },
                     'args': ['file'],
