@@ -85,8 +85,13 @@ def validate(path: str = _FILE, var: list[str] | None = _VARS) -> None:
     if session.options.machine:
         session.renderer.emit_mapping(summary)
         return
-    sys.stdout.write(f"{path}: valid — '{drill.title}': {len(drill.probes)} probes, {len(drill.method)} method steps, "
-                     f"{len(drill.rollbacks)} rollbacks\n")
+    counts = ", ".join(_count(n, word) for n, word in ((len(drill.probes), "probe"), (len(drill.method), "method step"),
+                                                        (len(drill.rollbacks), "rollback")))
+    sys.stdout.write(f"{path}: valid — '{drill.title}': {counts}\n")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 PHASES = {"hypothesis-before": "hypothesis (before)", "method": "method", "hypothesis-after": "hypothesis (after)",

@@ -32,6 +32,7 @@ READ_ONLY = {("status",), ("wait",), ("version",), ("plugin",), ("dlq", "list"),
 RESERVED_FLAGS = ("--context", "--config", "--yes", "-y")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 VAR = re.compile(r"\$\{([^}]*)\}")
+ARITH = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:([+-])\s*(\d+))?\s*$")  # ${name}, ${offset+1}
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -102,6 +103,22 @@ def split_args(value: Any) -> list[str]:
 
 
 # -- YAML with marks ----------------------------------------------------------------------------------
+def _loader() -> Any:
+    """A safe loader where only true/false are booleans: `yes: true` is a key, `on`/`no` are strings (YAML 1.2)."""
+    import yaml
+
+    class DrillLoader(yaml.SafeLoader):
+        pass
+
+    DrillLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    DrillLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                      list("tTfF"))
+    return DrillLoader
+
+
 def _node_at(root: Any, path: tuple[Any, ...]) -> tuple[Any, bool]:
     """The deepest node along `path`; True when the whole path was found."""
     import yaml
@@ -219,8 +236,9 @@ def load(path: str | Path, overrides: dict[str, str] | None = None) -> Drill:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read drill file {file}: {exc}") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _loader()
+        root = yaml.compose(text, Loader=loader)
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark is not None else file
@@ -302,12 +320,14 @@ def _vars_in(c: _Checker, value: Any, path: tuple[Any, ...], known: set[str], *,
     for text in texts:
         if not isinstance(text, str):
             continue
-        for name in VAR.findall(text):
-            if name in known:
+        for inner in VAR.findall(text):
+            match = ARITH.match(inner)
+            name = match.group(1) if match else inner
+            if match and name in known:
                 continue
-            if shell and NAME.match(name):
+            if shell and NAME.match(inner):
                 continue  # the shell's own variable
-            c.error(path, f"unknown variable '${{{name}}}' (declared or captured so far: "
+            c.error(path, f"unknown variable '${{{inner}}}' (declared or captured so far: "
                           f"{', '.join(sorted(known)) or 'none'})")
 
 
@@ -494,9 +514,18 @@ def substitute(value: Any, variables: dict[str, str], *, shell: bool = False) ->
     """Replace `${name}` in strings (lists and mappings too), as is; shell steps keep unknown `${X}` for the shell."""
     if isinstance(value, str):
         def repl(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name in variables:
-                return variables[name]
+            inner = match.group(1)
+            parts = ARITH.match(inner)
+            name = parts.group(1) if parts else inner
+            if parts and name in variables:
+                if not parts.group(2):
+                    return variables[name]
+                try:
+                    number = int(variables[name])
+                except ValueError:
+                    raise UsageError(f"'${{{inner}}}': {name} is '{variables[name]}', not a whole number") from None
+                delta = int(parts.group(3))
+                return str(number + delta if parts.group(2) == "+" else number - delta)
             if shell:
                 return match.group(0)
             raise UsageError(f"variable '${{{name}}}' has no value (was its capture step skipped?)")

@@ -111,6 +111,7 @@ class Runner:
         self.shielded = False
         self.signals_during_rollback: list[int] = []
         self.results: list[StepResult] = []
+        self.output = ""  # the last child's whole stdout
 
     # -- signals -----------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -155,7 +156,7 @@ class Runner:
                         stop_phase = "skipped: the hypothesis was not met"
                     else:
                         status = "failed"
-                        stop_phase = f"skipped: method step {step.index + 1} ({step.name}) did not pass"
+                        stop_phase = f"skipped: method step {step.index + 1} ({record.name}) did not pass"
             except Interrupted as exc:
                 interrupted = exc.signum
                 status = "interrupted"
@@ -248,6 +249,7 @@ class Runner:
         """Run a child in its own session with stdin closed; None when it was killed at its timeout."""
         record.command = _shown(argv)
         record.attempts += 1
+        self.output = ""
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=self._env(), start_new_session=True, text=True, errors="replace")
         try:
@@ -269,6 +271,7 @@ class Runner:
             raise
         record.stdout, record.stderr = _tail(out), _tail(err)
         record.exit_code = proc.returncode
+        self.output = out  # whole, for JSON; the journal keeps a tail
         return proc.returncode
 
     def _verb(self, step: Step, args: list[str], *, json_output: bool) -> list[str]:
@@ -313,7 +316,7 @@ class Runner:
         if not self._expected(step, record, code):
             return
         if step.capture:
-            document = _json(record)
+            document = _json(record, self.output)
             if document is None or not self._capture(step, record, document):
                 return
         record.outcome = "passed"
@@ -337,7 +340,7 @@ class Runner:
             if code is None:
                 return
             if code in step.expect_exit:
-                document = _json(record)
+                document = _json(record, self.output)
                 if document is not None:
                     holds = True
                     for text in that:
@@ -411,9 +414,9 @@ def _seconds(value: Any, parse_duration: Any) -> float | None:
     return parse_duration(str(value), option="duration").total_seconds()
 
 
-def _json(record: StepResult) -> Any:
+def _json(record: StepResult, output: str) -> Any:
     try:
-        return json.loads(record.stdout)
+        return json.loads(output)
     except ValueError:
         record.outcome = "errored"
         record.message = "the verb's output is not JSON: " + (_last_line(record.stdout)[:120] or "empty")
