@@ -45,9 +45,6 @@ class Result:
         self.items = items or []
         self.directive = directive
 
-    def values(self) -> list[str]:
-        return [value for value, _ in self.items]
-
 
 class _State:
     """What the words before the cursor say: the command node and the values already given."""
@@ -56,8 +53,8 @@ class _State:
         self.node = tree
         self.path: list[str] = []
         self.positionals = 0
-        self.given: dict[str, str] = {}  # value kind -> last value given (pipeline, stage, context, file)
-        self.pending: tuple[str, str | None] | None = None  # (option, kind) awaiting its value
+        self.given: dict[str, str] = {}  # value kind or option -> last value given (pipeline, stage, --config)
+        self.pending: tuple[str, str] | None = None  # (option, kind) awaiting its value
         self.dashdash = False
 
 
@@ -67,20 +64,16 @@ def _data() -> Any:
     return _completion_data
 
 
-def _lookup_option(node: dict[str, Any], name: str) -> tuple[bool, str | None] | None:
-    """(known, value kind) for an option name on this node or globally; kind None means a flag."""
-    data = _data()
-    spec = node["options"].get(name) or data.GLOBAL_OPTIONS.get(name)
-    if spec is None:
-        return None
-    return True, spec[0]
+def _value_kind(node: dict[str, Any], name: str) -> str | None:
+    """The kind of value an option takes ("" for free text), on this node or globally; None: a flag or unknown."""
+    spec = node["options"].get(name) or _data().GLOBAL_OPTIONS.get(name)
+    return None if spec is None else spec[0]
 
 
-def _record(state: _State, option: str, kind: str | None, value: str) -> None:
+def _record(state: _State, option: str, kind: str, value: str) -> None:
+    state.given[option] = value
     if kind:
         state.given[kind] = value
-    if option in ("--config",):
-        state.given["config"] = value
 
 
 def parse(words: list[str]) -> _State:
@@ -99,12 +92,12 @@ def parse(words: list[str]) -> _State:
             name, eq, value = word.partition("=")
             if not eq and not word.startswith("--") and len(word) > 2:  # -ojson, -pORDERS
                 name, eq, value = word[:2], "=", word[2:]
-            found = _lookup_option(state.node, name)
-            if found is not None and found[1] is not None:
+            kind = _value_kind(state.node, name)
+            if kind is not None:
                 if eq:
-                    _record(state, name, found[1], value)
+                    _record(state, name, kind, value)
                 else:
-                    state.pending = (name, found[1])
+                    state.pending = (name, kind)
             continue
         commands = state.node["commands"]
         if commands and word in commands and state.positionals == 0:
@@ -142,16 +135,16 @@ def complete(words: list[str], incomplete: str) -> Result:
     if incomplete.startswith("-") and not state.dashdash:
         name, eq, value = incomplete.partition("=")
         if eq:
-            found = _lookup_option(state.node, name)
-            if found is None or found[1] is None:
+            kind = _value_kind(state.node, name)
+            if kind is None:
                 return Result()
-            result = value_items(found[1], value, state)
+            result = value_items(kind, value, state)
             result.items = [(f"{name}={v}", d) for v, d in result.items]
             return result
         if not incomplete.startswith("--") and len(incomplete) > 2:  # -oj: a short option's glued value
-            found = _lookup_option(state.node, incomplete[:2])
-            if found is not None and found[1] is not None:
-                result = value_items(found[1], incomplete[2:], state)
+            kind = _value_kind(state.node, incomplete[:2])
+            if kind is not None:
+                result = value_items(kind, incomplete[2:], state)
                 result.items = [(incomplete[:2] + v, d) for v, d in result.items]
                 return result
         return Result(_prefixed(_option_items(state.node), incomplete))
@@ -182,7 +175,7 @@ def value_items(kind: str | None, incomplete: str, state: _State) -> Result:
     if kind in data.CHOICES:
         return Result(_prefixed([(v, "") for v in data.CHOICES[kind]], incomplete))
     if kind == "context":
-        return Result(_prefixed([(n, "") for n in context_names(state.given.get("config"))], incomplete))
+        return Result(_prefixed([(n, "") for n in context_names(state.given.get("--config"))], incomplete))
     if kind == "driver":
         return Result(_prefixed([(n, "") for n in driver_names()], incomplete))
     if kind in DYNAMIC_KINDS:
@@ -246,8 +239,8 @@ def _config_stamp(config: str | None) -> str:
 
 def dynamic_items(kind: str, state: _State) -> list[tuple[str, str]]:
     """Ask the current control plane, under a deadline; fall back to the cache (fresh, then stale)."""
-    context = state.given.get("context") or os.environ.get("PIPELINECTL_CONTEXT") or ""
-    config = state.given.get("config") or os.environ.get("PIPELINECTL_CONFIG") or ""
+    context = state.given.get("--context") or os.environ.get("PIPELINECTL_CONTEXT") or ""
+    config = state.given.get("--config") or os.environ.get("PIPELINECTL_CONFIG") or ""
     pipeline = state.given.get("pipeline") or ""
     stage = (state.given.get("stage") or "") if kind == "dlq-id" else ""
     key = f"{kind}|{_config_stamp(config or None)}|{context}|{pipeline}|{stage}"
@@ -389,23 +382,22 @@ def _cache_put(key: str, values: list[tuple[str, str]], *, fetched: float | None
 
 
 # -- shells -----------------------------------------------------------------------------------------------
-def split_line(line: str) -> tuple[list[str], str, str]:
-    """Split a bash command line (up to the cursor) into words, the word under the cursor, and that word raw."""
+def split_line(line: str) -> tuple[list[str], str]:
+    """Split a bash command line (up to the cursor) into the completed words and the word under the cursor."""
     import shlex
 
-    ends_in_space = line[-1:].isspace() and not line.endswith("\\ ")
-    for closing in ("", '"', "'"):
+    for closing in ("", '"', "'"):  # the cursor may sit inside an open quote
         try:
             words = shlex.split(line + closing)
             break
         except ValueError:
             continue
     else:
-        words = line.split()
-    raw = "" if ends_in_space or not line.strip() else line.split()[-1]
-    if ends_in_space or not words:
-        return words, "", ""
-    return words[:-1], words[-1], raw
+        words, closing = line.split(), ""
+    at_new_word = not closing and line[-1:].isspace() and not line.endswith("\\ ")
+    if at_new_word or not words:
+        return words, ""
+    return words[:-1], words[-1]
 
 
 def _trim_for_bash(items: list[tuple[str, str]], incomplete: str) -> list[str]:
@@ -422,7 +414,7 @@ def main(argv: list[str]) -> int:
     rest = argv[1:]
     try:
         if shell == "bash":
-            words, incomplete, _raw = split_line(rest[0] if rest else "")
+            words, incomplete = split_line(rest[0] if rest else "")
             result = complete(words[1:], incomplete)
             lines = _trim_for_bash(result.items, incomplete)
         else:
