@@ -4,6 +4,7 @@ lazy-import bugs show up only there), ends with one or two real examples; the fa
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import subprocess
@@ -44,6 +45,12 @@ def _walk(cmd: Any, path: list[str]):
 
 
 def _help(path: list[str]) -> subprocess.CompletedProcess[str]:
+    return _help_of(tuple(path))
+
+
+@functools.cache
+def _help_of(path: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    """One fresh process per command path; both tests below read the same run."""
     return subprocess.run([EXE, *path, "--help"], capture_output=True, text=True, env=_env(), timeout=120,
                           stdin=subprocess.DEVNULL)
 
