@@ -94,6 +94,8 @@ def parse_path(text: str) -> tuple[tuple[str, Any], ...]:
             i = end + 1
             expect_key = False
         elif ch == ".":
+            if expect_key and i > 0:
+                raise ExprError(f"path '{text}': unexpected '.' at '{text[i:]}'")
             i += 1
             expect_key = True
         else:
