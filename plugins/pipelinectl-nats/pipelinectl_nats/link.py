@@ -17,7 +17,9 @@ import base64
 import contextlib
 import json
 import random
+import signal
 import ssl
+import threading
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -116,13 +118,52 @@ class Link:
 
     # -- running ------------------------------------------------------------
     def run(self, coro: Awaitable[T]) -> T:
-        """Run one coroutine to completion; every failure leaves as a PipelinectlError."""
+        """Run one coroutine to completion; every failure leaves as a PipelinectlError.
+
+        Ctrl-C cancels the verb's task instead of raising inside nats-py's reader, so the
+        verb's `finally` blocks still have a working connection (temporary consumers are
+        deleted now, not when the server's inactivity timer fires); then it is re-raised.
+        A second Ctrl-C stops waiting for that clean-up.
+        """
+        task = self._loop.create_task(coro)  # type: ignore[arg-type]
+        interrupted = False
+
+        def on_interrupt() -> None:
+            nonlocal interrupted
+            if interrupted:
+                raise KeyboardInterrupt
+            interrupted = True
+            task.cancel()
+
+        handled = self._catch_interrupt(on_interrupt)
         try:
-            return self._loop.run_until_complete(coro)
+            result = self._loop.run_until_complete(task)
         except PipelinectlError:
+            if interrupted:
+                raise KeyboardInterrupt from None
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            if interrupted or isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
+                raise KeyboardInterrupt from None
             raise self._map(exc) from exc
+        finally:
+            if handled:
+                self._loop.remove_signal_handler(signal.SIGINT)
+        if interrupted:
+            raise KeyboardInterrupt
+        return result
+
+    def _catch_interrupt(self, callback: Any) -> bool:
+        """Route SIGINT to `callback` while a verb runs (main thread, default handler only)."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return False  # ignored or owned by someone else: leave it alone
+        try:
+            self._loop.add_signal_handler(signal.SIGINT, callback)
+        except (ValueError, RuntimeError, NotImplementedError):
+            return False
+        return True
 
     def close(self) -> None:
         if self._loop.is_closed():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -142,3 +143,46 @@ def test_replay_shows_progress_on_a_terminal_only(cli, server, admin):
     assert "replaying 4/4" in on_tty.stdout
     piped = cli.run("replay", "--from-offset", "1", "--to-offset", "5", "-s", "parse", "--yes")
     assert piped.rc == 0 and "replaying" not in piped.output
+
+
+def test_ctrl_c_in_a_replay_removes_the_temporary_consumer_at_once(cli, server, admin):
+    import os
+    import signal
+    import subprocess
+
+    from tests.support.cli import executable
+
+    admin.add_stream("CL5", ["cl5.>"])
+    admin.add_consumer("CL5", "parse", filter_subject="cl5.in")
+    _context(cli, server, "CL5")
+
+    async def flood(n: int) -> None:
+        nc = await admin._nc()
+        for i in range(n):
+            await nc.publish("cl5.in", json.dumps({"id": i}).encode())
+        await nc.flush()
+
+    admin._run(flood(30000))
+    deadline = time.time() + 20
+    while admin.stream("CL5")["state"]["messages"] < 30000 and time.time() < deadline:
+        time.sleep(0.1)
+    proc = subprocess.Popen([executable(), "-v", "replay", "--from-offset", "1", "--to-offset", "30001", "-s", "parse",
+                             "--yes"], env=cli.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a shell may start us with SIGINT ignored; the operator's terminal does not
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(n.startswith("pipelinectl-replay-") for n in admin.consumer_names("CL5")):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, proc.communicate()
+    os.kill(proc.pid, signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"no exit after SIGINT: {err[-2000:]}") from None
+    assert proc.returncode == 130, err
+    assert "never awaited" not in err and "Traceback" not in err
+    assert admin.consumer_names("CL5") == ["parse"]  # not left for the 60 s inactivity timer
+    assert admin.stream("CL5")["state"]["last_seq"] < 60000  # it was stopped before the end
