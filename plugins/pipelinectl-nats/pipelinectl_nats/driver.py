@@ -844,6 +844,8 @@ class NatsControlPlane(UnsupportedVerbs):
             raise UsageError("name the pipeline stream(s) to cover: -p STREAM, or a context with a pipeline")
         for name in names:
             self._one(name)
+            if name == self.dlq_stream:
+                raise UsageError(f"'{name}' is the dead-letter stream itself; name the pipeline streams it should record")
 
         async def go() -> dict[str, Any]:
             for name in names:

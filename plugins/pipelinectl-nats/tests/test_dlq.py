@@ -46,6 +46,8 @@ def test_setup_is_idempotent_and_covers_each_stream(admin, driver_for):
     assert both["action"] == "updated" and "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.DS1B.*" in both["subjects"]
     with pytest.raises(NotFoundError):
         driver.dlq_setup(["NOPE"])
+    with pytest.raises(UsageError, match="the dead-letter stream itself"):
+        driver.dlq_setup(["PIPELINECTL_DLQ"])
 
 
 def test_poison_reaches_dlq_and_is_processed_after_redrive(admin, driver_for, workers, tmp_path):
