@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,6 +87,24 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
         self._depth = 0
+        # Checkpoints (the only fsyncs under synchronous=NORMAL) run on a thread with its own
+        # connection, so the event loop never stalls on one.
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=1000")
+            while not self._stop.wait(1.0):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass
+        finally:
+            conn.close()
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -121,6 +140,8 @@ class Store:
         return self.db.execute(sql, args)
 
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join(5)
         try:
             self.db.close()
         except sqlite3.Error:

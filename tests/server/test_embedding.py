@@ -35,7 +35,8 @@ def test_embedding_example_runs_and_is_operable(tmp_path):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             p = httpx.get(base).json()
-            if p["stages"][1]["processed"] >= 5 and p["dlq_size"] >= 1:
+            greet = p["stages"][1]
+            if greet["processed"] >= 5 and greet["details"]["retries"] >= 1 and p["dlq_size"] >= 1:
                 break
             time.sleep(0.3)
         assert [s["name"] for s in p["stages"]] == ["parse", "greet"]
