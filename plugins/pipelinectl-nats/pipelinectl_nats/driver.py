@@ -151,6 +151,22 @@ class NatsControlPlane(UnsupportedVerbs):
     def close(self) -> None:
         self.link.close()
 
+    def server_version(self) -> str:
+        """Shown by `pipelinectl version`: the connected server and whether JetStream answers."""
+
+        async def go() -> str:
+            nc = await self.link.nc()
+            v = nc.connected_server_version
+            version = f"{v.major}.{v.minor}.{v.patch}"
+            try:
+                info = await self.link.api("INFO")
+            except ApiError as exc:
+                return f"nats-server {version} (JetStream: {exc.description})"
+            domain = info.get("domain")
+            return f"nats-server {version} (JetStream{f', domain {domain}' if domain else ''})"
+
+        return self.link.run(go())
+
     # -- JetStream reads ------------------------------------------------------------
     async def _stream_info(self, stream: str, subjects_filter: str | None = None) -> dict[str, Any]:
         body = {"subjects_filter": subjects_filter} if subjects_filter else None

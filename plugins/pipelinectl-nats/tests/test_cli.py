@@ -30,6 +30,9 @@ def test_status_pause_resume_scale(cli, server, admin):
     _context(cli, server, "CL1")
     admin.publish("cl1.in", {"id": "1"})
 
+    version = cli.run("version", "-o", "json")
+    assert version.rc == 0 and version.json()["server"].startswith("nats-server 2."), version
+
     status = cli.run("status", "-o", "json")
     assert status.rc == 0, status
     doc = status.json()
