@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
+from .errors import InternalError, UsageError
 from .model import Resource
 
 if TYPE_CHECKING:
@@ -56,11 +56,28 @@ class PluginEntry:
     extras: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def load(self) -> Any:
-        module_name, _, attr = self.target.partition(":")
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split(".") if attr else ():
-            obj = getattr(obj, part)
-        return obj
+        """Import the target; any failure becomes a PluginLoadError naming this plugin."""
+        try:
+            module_name, _, attr = self.target.partition(":")
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else ():
+                obj = getattr(obj, part)
+            return obj
+        except Exception as exc:  # ImportError, a missing attribute, an error raised at import...
+            reason = f"{type(exc).__name__}: {exc}"
+            raise PluginLoadError(
+                f"{self.kind} plugin '{self.name}' ({self.distribution}) failed to load: {reason}",
+                hint=f"see 'pipelinectl plugin list'; {LOAD_PLUGINS_ENV} can leave it out",
+                reason=reason,
+            ) from exc
+
+
+class PluginLoadError(InternalError):
+    """A plugin's module failed to import (or lacks its target): named, one line, exit 1."""
+
+    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason  # the underlying error alone, for `plugin list`
 
 
 @dataclass(kw_only=True)
@@ -169,14 +186,7 @@ def make_driver(connection: Connection) -> ControlPlane:
             f"context '{connection.context}' uses driver '{connection.driver}', which is not installed",
             hint=f"installed drivers: {known}; see 'pipelinectl plugin list'",
         )
-    try:
-        factory = entry.load()
-    except Exception as exc:  # a broken plugin is named, never a traceback
-        from .errors import InternalError
-
-        raise InternalError(
-            f"driver plugin '{entry.name}' ({entry.distribution}) failed to load: {type(exc).__name__}: {exc}"
-        ) from exc
+    factory = entry.load()  # a broken plugin raises PluginLoadError naming it, never a traceback
     return factory(connection)
 
 
@@ -207,16 +217,16 @@ def list_plugins(*, include_builtin: bool = True, include_external: bool = True)
                           summary=entry.summary, builtin=builtin)
         try:
             info.capabilities = _capabilities(entry.load())
-        except Exception as exc:
-            info.error = f"{type(exc).__name__}: {exc}"
+        except PluginLoadError as exc:
+            info.error = exc.reason
         infos.append(info)
     for entry in command_entries().values():
         info = PluginInfo(name=entry.name, type="command", target=entry.target,
                           distribution=entry.distribution, version=entry.version, summary=entry.summary)
         try:
             entry.load()
-        except Exception as exc:
-            info.error = f"{type(exc).__name__}: {exc}"
+        except PluginLoadError as exc:
+            info.error = exc.reason
         infos.append(info)
     for (kind, name), why in sorted(_load_errors.items()):
         infos.append(PluginInfo(name=name, type=kind, target="?", distribution="?", error=why))

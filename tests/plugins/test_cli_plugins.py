@@ -21,7 +21,8 @@ def cli(tmp_path) -> CliEnv:
     site = tmp_path / "site"
     site.mkdir()
     name = install_example(site)
-    write_distribution(site, "broken-plugin", "0.0.1", {"pipelinectl.drivers": {"broken": "no_such_mod:Plane"}})
+    write_distribution(site, "broken-plugin", "0.0.1", {"pipelinectl.drivers": {"broken": "no_such_mod:Plane"},
+                                                         "pipelinectl.commands": {"brokencmd": "no_such_mod:app"}})
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     hi = bin_dir / "pipelinectl-hi"
@@ -80,6 +81,18 @@ def test_a_context_on_the_broken_driver_fails_with_its_name_others_still_work(cl
     assert "Traceback" not in result.stderr
     assert cli.run("hello", "greet", "x").rc == 0
     assert cli.run("saga", "list").rc == 7
+
+
+def test_a_broken_command_plugin_is_one_line_naming_it(cli):
+    result = cli.run("brokencmd", "x")
+    assert result.rc == 1, result
+    assert result.stderr.startswith("error: command plugin 'brokencmd' (broken-plugin) failed to load: "
+                                    "ModuleNotFoundError: No module named 'no_such_mod'")
+    assert len(result.stderr.splitlines()) == 1
+    listed = cli.run("plugin", "list", "--errors", "-o", "json")
+    assert listed.rc == 0, listed
+    assert sorted((p["name"], p["type"]) for p in listed.json()["items"]) == [("broken", "driver"),
+                                                                             ("brokencmd", "command")]
 
 
 def test_external_executable_gets_context_settings_not_the_token(cli):
