@@ -87,7 +87,9 @@ def test_force_fail_confirms_then_compensates(cli, temporal, worker, uid):
 
     done = cli.run("saga", "force-fail", saga_id, "--reason", "customer cancelled", "--yes")
     assert done.rc == 0, done
-    temporal.wait_status(NS, saga_id, {"CANCELED"})
+    waited = cli.run("wait", f"saga/{saga_id}", "--for", "saga=compensated", "--for-timeout", "30s")
+    assert waited.rc == 0, waited  # the runbook's next line works on Temporal too
+    assert temporal.status_of(NS, saga_id) == "CANCELED"
     assert worker.effects_of(saga_id)[-2:] == ["undo_charge", "undo_reserve"]
     assert any(line["verb"] == "saga force-fail" for line in cli.audit_lines())
 
