@@ -142,3 +142,18 @@ def test_workflow_pause_not_enabled_is_unsupported_naming_the_verb():
 def test_a_bad_pause_scope_is_a_usage_error():
     with pytest.raises(UsageError, match="pause_scope"):
         plane(lambda r: httpx.Response(200), settings={"pause_scope": "queue"})
+
+
+def test_trace_lines_never_carry_the_token():
+    lines: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"count": "1"})
+
+    connection = Connection(context="t", driver="temporal", url="http://h:1", namespace="ns",
+                            token=lambda: TOKEN, trace=lines.append)
+    p = TemporalControlPlane(connection, transport=httpx.MockTransport(handler))
+    p.saga_count(SagaFilter(pipeline="ns", status="failed"))
+    assert lines[0].startswith("> GET /api/v1/namespaces/ns/workflow-count")
+    assert lines[1].startswith("< 200 GET")
+    assert not [line for line in lines if TOKEN in line]
