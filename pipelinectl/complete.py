@@ -104,6 +104,12 @@ def parse(words: list[str]) -> _State:
             state.node = commands[word]
             state.path.append(word)
             continue
+        if not state.path and state.positionals == 0:  # not built in: a plugin's command group?
+            plugin = plugin_tree().get(word)
+            if plugin is not None:
+                state.node = plugin
+                state.path.append(word)
+                continue
         if state.positionals < len(state.node["args"]):
             kind = state.node["args"][state.positionals]
             if kind:
@@ -154,6 +160,8 @@ def complete(words: list[str], incomplete: str) -> Result:
         found = _prefixed(visible, incomplete)
         if not found and incomplete:  # aliases (resize, dlq show) complete once typed
             found = _prefixed([(n, s["summary"]) for n, s in node["commands"].items()], incomplete)
+        if not found and incomplete and not state.path:  # plugins' groups: asked for only when nothing built in fits
+            found = _prefixed([(n, s["summary"]) for n, s in plugin_tree().items()], incomplete)
         return Result(found)
     args = node["args"]
     if not args:
@@ -172,6 +180,8 @@ def value_items(kind: str | None, incomplete: str, state: _State) -> Result:
         return Result(directive="files")
     if kind == "dir":
         return Result(directive="dirs")
+    if kind.startswith("choice:"):  # a typer choice type: its values travel with the kind
+        return Result(_prefixed([(v, "") for v in kind.removeprefix("choice:").split("|")], incomplete))
     if kind in data.CHOICES:
         return Result(_prefixed([(v, "") for v in data.CHOICES[kind]], incomplete))
     if kind == "context":
@@ -196,7 +206,7 @@ def context_names(config: str | None) -> list[str]:
     key = f"contexts|{path}|{info.st_mtime_ns}|{info.st_size}"
     cached = _cache_get(key)
     if cached is not None:
-        return [v for v, _ in cached["values"]]
+        return [v for v, _ in _pairs(cached["values"])]
     try:
         with _quiet():
             from .config import load_config
@@ -215,6 +225,58 @@ def driver_names() -> list[str]:
         return names()
     except Exception:
         return ["http"]
+
+
+PLUGINS_ENV = "PIPELINECTL_LOAD_PLUGINS"  # pipelinectl.plugins.LOAD_PLUGINS_ENV, without importing it
+
+
+def _install_stamp() -> str:
+    """Changes when a distribution is installed or removed (its site directory's mtime) or the plugin filter does."""
+    stamps = []
+    for entry in sys.path:
+        try:
+            stamps.append(f"{entry}@{os.stat(entry or '.').st_mtime_ns}")
+        except OSError:
+            continue
+    return f"{os.environ.get(PLUGINS_ENV)}|{'|'.join(stamps)}"
+
+
+def plugin_tree() -> dict[str, Any]:
+    """Completion entries of plugin command groups, built with typer once per installation change, then cached."""
+    global _plugins
+    if _plugins is not None:
+        return _plugins
+    key = f"plugins|{_install_stamp()}"
+    entry = _cache_get(key)
+    if entry is not None and isinstance(entry["values"], dict):
+        _plugins = entry["values"]
+        return _plugins
+    import threading
+
+    outcome: list[Any] = []
+
+    def build() -> None:
+        try:
+            with _quiet():
+                from .cli.completion import plugin_nodes
+
+                outcome.append(plugin_nodes())
+        except BaseException as exc:  # a broken plugin must not break the Tab
+            outcome.append(exc)
+
+    worker = threading.Thread(target=build, name="pipelinectl-plugins", daemon=True)
+    worker.start()
+    worker.join(LOCAL_CAP)
+    _plugins = outcome[0] if outcome and isinstance(outcome[0], dict) else {}
+    if outcome:  # built (or failed for good): remember it; a build cut short is tried again next Tab
+        _cache_put(key, _plugins)
+    else:
+        global _abandoned
+        _abandoned = True
+    return _plugins
+
+
+_plugins: dict[str, Any] | None = None
 
 
 # -- control-plane values -------------------------------------------------------------------------------
@@ -247,7 +309,7 @@ def dynamic_items(kind: str, state: _State) -> list[tuple[str, str]]:
     entry = _cache_get(key)
     now = time.time()
     if entry is not None and now - entry["at"] <= _float_env(TTL_ENV, DEFAULT_TTL):
-        return entry["values"]
+        return _pairs(entry["values"])
     import threading
 
     timeout = _float_env(TIMEOUT_ENV, DEFAULT_TIMEOUT)
@@ -276,7 +338,7 @@ def dynamic_items(kind: str, state: _State) -> list[tuple[str, str]]:
     _abandoned = worker.is_alive()
     # Keep what the plane said last (up to a day old), and remember this failure for one TTL
     # so the next Tab answers at once instead of waiting again.
-    stale = entry["values"] if entry is not None else []
+    stale = _pairs(entry["values"]) if entry is not None else []
     _cache_put(key, stale, fetched=entry["fetched"] if entry is not None else now)
     return stale
 
@@ -355,22 +417,27 @@ def _cache_get(key: str) -> dict[str, Any] | None:
     if not isinstance(entry, dict):
         return None
     at, fetched, values = entry.get("at"), entry.get("fetched"), entry.get("values")
-    if not isinstance(at, (int, float)) or not isinstance(fetched, (int, float)) or not isinstance(values, list):
+    if not isinstance(at, (int, float)) or not isinstance(fetched, (int, float)) or values is None:
         return None
     if time.time() - fetched > STALE_LIMIT:
         return None
-    pairs = [(str(v[0]), str(v[1])) for v in values if isinstance(v, list) and len(v) == 2]
-    return {"at": float(at), "fetched": float(fetched), "values": pairs}
+    return {"at": float(at), "fetched": float(fetched), "values": values}
 
 
-def _cache_put(key: str, values: list[tuple[str, str]], *, fetched: float | None = None) -> None:
+def _pairs(values: Any) -> list[tuple[str, str]]:
+    return [(str(v[0]), str(v[1])) for v in values if isinstance(v, list) and len(v) == 2]
+
+
+def _cache_put(key: str, values: Any, *, fetched: float | None = None) -> None:
     """Write atomically (rename), dropping entries older than a day; a read-only disk just skips caching."""
     import json
 
     now = time.time()
     data = {k: v for k, v in _cache_load().items()
             if isinstance(v, dict) and isinstance(v.get("fetched"), (int, float)) and now - v["fetched"] < STALE_LIMIT}
-    data[key] = {"at": now, "fetched": now if fetched is None else fetched, "values": [list(v) for v in values]}
+    if isinstance(values, list):
+        values = [list(v) for v in values]
+    data[key] = {"at": now, "fetched": now if fetched is None else fetched, "values": values}
     path = _cache_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,77 +36,18 @@ RELEASE_DATE = "2026-11-29"  # the date of the release these pages describe; bum
 
 DATA_MODULE = Path("pipelinectl/cli/_completion_data.py")
 
-# -- which values complete where --------------------------------------------------------------------------
-# Kinds: a CHOICES key (fixed values), "context", "driver" (local), "pipeline", "stage", "dlq-id", "saga-id",
-# "replay-id" (asked of the control plane), "file", "dir" (the shell's own), "" (free text).
-OPTION_KINDS = {
-    "--pipeline": "pipeline",
-    "--stage": "stage",
-    "--context": "context",
-    "--driver": "driver",
-    "--error-kind": "error-kind",
-    "--config": "file",
-    "--token-file": "file",
-    "--ca-file": "file",
-    "--db": "file",
-    "--file": "file",
-    "--junit": "file",
-}
-# (first word of the command path, parameter name) -> kind; "*" matches any command.
-ARGUMENT_KINDS = {
-    ("*", "stage"): "stage",
-    ("*", "pipeline"): "pipeline",
-    ("*", "shell"): "shell",
-    ("*", "file"): "file",
-    ("*", "files"): "file",
-    ("*", "path"): "file",
-    ("*", "paths"): "file",
-    ("dlq", "item_id"): "dlq-id",
-    ("dlq", "ids"): "dlq-id",
-    ("dlq", "id"): "dlq-id",
-    ("saga", "saga_id"): "saga-id",
-    ("saga", "ids"): "saga-id",
-    ("replay", "job_id"): "replay-id",
-    ("config", "name"): "context",
-    ("wait", "target"): "stage",
-}
-# (first word, option) -> kind, where an option's values depend on the command.
-COMMAND_OPTION_KINDS = {
-    ("saga", "--status"): "saga-status",
-    ("wait", "--for"): "wait-condition",
-}
-FILE_METAVARS = {"FILE", "PATH", "DRILL", "DRILL_FILE"}
-DIR_METAVARS = {"DIR", "DIRECTORY"}
-
-
-def choices() -> dict[str, tuple[str, ...]]:
-    from pipelinectl.cli.completion import SHELLS
-    from pipelinectl.cli.options import OUTPUT_FORMATS
-    from pipelinectl.model import ERROR_KINDS, SAGA_STATUSES, STAGE_STATES
-
-    return {
-        "wait-condition": wait_conditions(),
-        "format": tuple(OUTPUT_FORMATS),
-        "error-kind": tuple(ERROR_KINDS),
-        "saga-status": tuple(SAGA_STATUSES),
-        "stage-state": tuple(STAGE_STATES),
-        "shell": tuple(SHELLS),
-    }
-
-
-def wait_conditions() -> tuple[str, ...]:
-    """`wait --for` values: the status conditions in full. Numeric ones (queue_depth<=10) are left to the
-    operator: completing `<`/`>` unquoted would make the shell redirect."""
-    if importlib.util.find_spec("pipelinectl.cli.wait") is None:
-        return ()
-    from pipelinectl.cli.wait import KEYS
-    from pipelinectl.model import REPLAY_STATES, SAGA_STATUSES, STAGE_STATES
-
-    states = {"state": STAGE_STATES, "saga": SAGA_STATUSES, "replay": REPLAY_STATES}
-    return tuple(f"{key}={value}" for key, (_, kind) in KEYS.items() if kind == "enum" for value in states[key])
-
-
 # -- the command tree -------------------------------------------------------------------------------------
+from pipelinectl.cli.completion import (  # noqa: E402  (after the sys.path set-up above)
+    choices,
+    clean_help,
+    completion_node,
+    first_sentence,
+    fixed_choices,
+    split_examples,
+    subcommands,
+)
+
+
 def load_commands() -> tuple[dict[str, Any], list[str]]:
     """name -> click command for every command in the lazy table; notes for those that cannot load yet."""
     import typer
@@ -126,95 +67,6 @@ def load_commands() -> tuple[dict[str, Any], list[str]]:
     return commands, notes
 
 
-def subcommands(cmd: Any) -> dict[str, Any]:
-    return dict(getattr(cmd, "commands", {}) or {})
-
-
-def split_examples(help_text: str | None) -> tuple[str, list[str]]:
-    """(the help without its "Examples:" section, the example lines)."""
-    from pipelinectl.cli.examples import split_examples as split
-
-    return split(help_text)
-
-
-def clean_help(cmd: Any, fallback: str = "") -> str:
-    return inspect.cleandoc(cmd.help or fallback or "").partition("\f")[0].strip()
-
-
-def summary_of(cmd: Any, fallback: str = "") -> str:
-    body, _ = split_examples(clean_help(cmd, fallback))
-    first = body.split("\n\n")[0].replace("\n", " ").strip()
-    return first.rstrip(".") if first else fallback
-
-
-def _first_sentence(text: str) -> str:
-    text = " ".join(text.split())
-    import re
-
-    return re.split(r"\.\s+(?=[A-Z])", text)[0].rstrip(".")
-
-
-def param_kind(param: Any, top: str) -> str | None:
-    """The value kind of an option (None for a flag) or argument."""
-    if param.param_type_name == "option" and (getattr(param, "is_flag", False) or getattr(param, "count", False)):
-        return None
-    descriptor = getattr(param, "type_descriptor", None)
-    try:
-        fixed = descriptor.choices if descriptor is not None else None
-    except Exception:
-        fixed = None
-    if fixed:
-        return "choice:" + "|".join(str(getattr(c, "value", c)) for c in fixed)
-    metavar = (param.metavar or "").strip("[]{}.").upper()
-    if param.param_type_name == "option":
-        for opt in param.opts:
-            if (top, opt) in COMMAND_OPTION_KINDS:
-                return COMMAND_OPTION_KINDS[(top, opt)]
-        for opt in param.opts:
-            if opt in OPTION_KINDS:
-                return OPTION_KINDS[opt]
-    else:
-        for key in ((top, param.name), ("*", param.name)):
-            if key in ARGUMENT_KINDS:
-                return ARGUMENT_KINDS[key]
-    if metavar in FILE_METAVARS:
-        return "file"
-    if metavar in DIR_METAVARS:
-        return "dir"
-    return ""
-
-
-def completion_node(cmd: Any, top: str, fallback: str, extra_choices: dict[str, tuple[str, ...]]) -> dict[str, Any]:
-    options: dict[str, tuple[str | None, str]] = {}
-    args: list[str] = []
-    variadic = False
-    for param in cmd.params:
-        if getattr(param, "hidden", False):
-            continue
-        kind = param_kind(param, top)
-        if kind and kind.startswith("choice:"):
-            values = tuple(kind.removeprefix("choice:").split("|"))
-            kind = f"choice-{'-'.join(values)}"
-            extra_choices[kind] = values
-        if param.param_type_name == "option":
-            text = _first_sentence(param.help or "")
-            for opt in [*param.opts, *param.secondary_opts]:
-                options[opt] = (kind if opt in param.opts else None, text)
-        else:
-            args.append(kind or "")
-            variadic = param.nargs == -1
-    options.setdefault("--help", (None, "show the help and exit"))
-    options.setdefault("-h", (None, "show the help and exit"))
-    return {
-        "summary": summary_of(cmd, fallback),
-        "hidden": bool(cmd.hidden),
-        "options": dict(sorted(options.items(), key=lambda kv: (kv[0].lstrip("-").lower(), kv[0]))),
-        "args": args,
-        "variadic": variadic,
-        "commands": {name: completion_node(sub, top, "", extra_choices) for name, sub in subcommands(cmd).items()},
-    }
-
-
 def global_options() -> dict[str, tuple[str | None, str]]:
     from pipelinectl.cli.options import GLOBAL_OPTIONS_HELP
 
@@ -228,7 +80,7 @@ def global_options() -> dict[str, tuple[str | None, str]]:
         long = next((o for o in opts if o.startswith("--")), opts[0])
         kind = kinds.get(long, "") if metavar else None
         for opt in opts:
-            found[opt] = (kind, _first_sentence(text))
+            found[opt] = (kind, first_sentence(text))
     found["--help"] = (None, "show the help and exit")
     found["-h"] = (None, "show the help and exit")
     return found
@@ -237,7 +89,6 @@ def global_options() -> dict[str, tuple[str | None, str]]:
 def completion_data(commands: dict[str, Any]) -> str:
     from pipelinectl.cli.commands import COMMANDS
 
-    extra: dict[str, tuple[str, ...]] = {}
     tree = {
         "summary": "operate data and event pipelines",
         "hidden": False,
@@ -247,11 +98,11 @@ def completion_data(commands: dict[str, Any]) -> str:
         "commands": {},
     }
     for name, spec in COMMANDS.items():  # every name in the table, loaded or not, in its order
-        node = completion_node(commands[name], name, spec.summary, extra) if name in commands else {
+        node = completion_node(commands[name], name, spec.summary) if name in commands else {
             "options": {"--help": (None, "show the help and exit"), "-h": (None, "show the help and exit")},
             "args": [], "variadic": False, "commands": {}}
         tree["commands"][name] = {**node, "summary": spec.summary, "hidden": spec.alias_of is not None}
-    all_choices = {**choices(), **extra}
+    all_choices = choices()
     lines = [
         '"""The completion table: generated by scripts/generate_docs.py from the command tree; do not edit.',
         "",
@@ -328,13 +179,9 @@ def option_names(param: Any) -> str:
 def metavar(param: Any) -> str:
     if param.metavar:
         return param.metavar.strip("[]{}")
-    descriptor = getattr(param, "type_descriptor", None)
-    try:
-        fixed = descriptor.choices if descriptor is not None else None
-    except Exception:
-        fixed = None
+    fixed = fixed_choices(param)
     if fixed:
-        return "{" + "|".join(str(getattr(c, "value", c)) for c in fixed) + "}"
+        return "{" + "|".join(fixed) + "}"
     return (param.name or "value").upper().rstrip("_")
 
 

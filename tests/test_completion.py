@@ -292,3 +292,58 @@ def test_unreachable_plane_yields_nothing_and_says_nothing(cli: CliEnv) -> None:
     cli.set_context("gone", _closed_port_url())
     result = cli.run("__complete", "bash", "pipelinectl dlq inspect ", env={"PIPELINECTL_COMPLETE_TIMEOUT": "0.5"})
     assert (result.rc, result.stdout, result.stderr) == (0, "values\n", "")
+
+
+# -- plugin command groups -----------------------------------------------------------------------------
+FAKE_PLUGIN = '''
+import enum
+
+import typer
+
+app = typer.Typer(help="Fake commands for completion tests.")
+
+
+class Mode(str, enum.Enum):
+    fast = "fast"
+    careful = "careful"
+
+
+@app.command()
+def rebalance(stage: str = typer.Option(None, "--stage", help="The stage."),
+              mode: Mode = typer.Option(Mode.fast, "--mode", help="How.")) -> None:
+    """Rebalance partitions."""
+
+
+@app.command()
+def offsets() -> None:
+    """Show offsets."""
+'''
+
+
+def _install_fake_plugin(site: Path, body: str = FAKE_PLUGIN) -> dict[str, str]:
+    from tests.plugins.support import write_distribution
+
+    package = site / "pipelinectl_fakecomp"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text("")
+    (package / "commands.py").write_text(body)
+    write_distribution(site, "pipelinectl-fakecomp", "0.1.0",
+                       {"pipelinectl.commands": {"fakecomp": "pipelinectl_fakecomp.commands:app"}},
+                       "Fake commands for completion tests")
+    return {"PYTHONPATH": str(site), "PIPELINECTL_LOAD_PLUGINS": "pipelinectl-fakecomp"}
+
+
+def test_plugin_command_groups_complete_like_built_in_ones(cli: CliEnv, tmp_path: Path) -> None:
+    env = _install_fake_plugin(tmp_path / "site")
+    assert values(cli, "fake", env=env) == ["fakecomp"], "offered when no built-in command fits"
+    assert "fakecomp" not in values(cli, "", env=env), "the bare listing stays the built-in table"
+    assert values(cli, "fakecomp", "", env=env) == ["rebalance", "offsets"]
+    assert values(cli, "fakecomp", "rebalance", "--", env=env)[:3] == ["--help", "--mode", "--stage"]
+    assert values(cli, "fakecomp", "rebalance", "--mode", "", env=env) == ["fast", "careful"]
+    assert values(cli, "-o", "json", "fakecomp", "off", env=env) == ["offsets"]
+
+
+def test_a_broken_plugin_completes_nothing_and_says_nothing(cli: CliEnv, tmp_path: Path) -> None:
+    env = _install_fake_plugin(tmp_path / "site", body="raise RuntimeError('broken on import')\n")
+    assert values(cli, "fakecomp", "", env=env) == []
+    assert values(cli, "fa", env=env) == []
