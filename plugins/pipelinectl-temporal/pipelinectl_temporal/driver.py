@@ -309,9 +309,6 @@ class TemporalControlPlane(UnsupportedVerbs):
         elif kind in ("failed-step", "failed_step", "failure"):
             key = "before_failed_step"
         elif kind in ("first", "first-workflow-task"):
-            completed = [e.seq for e in saga.events if e.type == "WorkflowTaskCompleted"]
-            if completed:
-                return completed[0]
             key = "first_workflow_task"
         else:
             raise UsageError(f"unknown reset type '{kind}'", hint="one of: last, first, failed-step")

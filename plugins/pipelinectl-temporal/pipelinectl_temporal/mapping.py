@@ -204,6 +204,7 @@ def saga_from_history(
 
     steps: dict[str, SagaStep] = {}  # scheduled event id -> step
     saga_events: list[SagaEvent] = []
+    first_wft_completed: int | None = None
     last_wft_completed: int | None = None
     wft_before: dict[str, int | None] = {}  # scheduled event id -> last WFT completed before it
     cancel_requested = False
@@ -216,6 +217,7 @@ def saga_from_history(
         attrs = _attrs(event)
         step_name: str | None = None
         if kind == "EVENT_TYPE_WORKFLOW_TASK_COMPLETED":
+            first_wft_completed = first_wft_completed or event_id
             last_wft_completed = event_id
         elif kind == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED":
             step_name = (attrs.get("activityType") or {}).get("name", "?")
@@ -329,7 +331,7 @@ def saga_from_history(
         }
         for p in pending.values()
     ]
-    saga.details["reset_points"] = _reset_points(ordered, wft_before, last_wft_completed)
+    saga.details["reset_points"] = _reset_points(ordered, wft_before, first_wft_completed, last_wft_completed)
     config = describe.get("executionConfig") or {}
     if (config.get("taskQueue") or {}).get("name"):
         saga.details["task_queue"] = config["taskQueue"]["name"]
@@ -337,9 +339,11 @@ def saga_from_history(
 
 
 def _reset_points(steps: list[SagaStep], wft_before: dict[str, int | None],
-                  last_wft: int | None) -> dict[str, int]:
-    """Event ids an operator can reset to: last workflow task, and just before the first failed step."""
+                  first_wft: int | None, last_wft: int | None) -> dict[str, int]:
+    """Event ids an operator can reset to: first and last workflow task, just before the first failed step."""
     points: dict[str, int] = {}
+    if first_wft is not None:
+        points["first_workflow_task"] = first_wft
     if last_wft is not None:
         points["last_workflow_task"] = last_wft
     for step in steps:

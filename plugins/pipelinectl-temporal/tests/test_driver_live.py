@@ -224,6 +224,12 @@ def test_retry_resets_a_failed_saga_to_before_its_failed_step(temporal, worker, 
     assert worker.effects_of(saga_id).count("reserve") == 1
     assert after.status == "completed"
 
+    # From the first workflow task: the whole saga runs again, on purpose.
+    again = plane.saga_retry(NS, saga_id, "rerun all", options={"reset_type": "first"})
+    assert again.details["reset_to_event"] == after.details["reset_points"]["first_workflow_task"]
+    temporal.wait_status(NS, saga_id, {"COMPLETED"}, timeout=15)
+    wait_until(lambda: worker.effects_of(saga_id).count("reserve") == 2, what="reserve to run again")
+
 
 def test_batch_by_query_cancels_every_match_and_reports_progress(temporal, worker, plane, uid):
     ids = [f"{uid}-b{i}" for i in range(3)]

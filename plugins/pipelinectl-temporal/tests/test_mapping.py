@@ -80,6 +80,7 @@ def test_timeline_joins_on_scheduled_event_and_reads_pending_activity():
     assert undo.attempts == 5 and undo.error == "db down" and undo.details["next_retry"]
     assert saga.status == "stuck"  # 4 failed attempts >= 3
     assert saga.current_step == "undo_reserve"
-    assert saga.details["reset_points"] == {"last_workflow_task": 16, "before_failed_step": 10}
+    assert saga.details["reset_points"] == {"first_workflow_task": 4, "last_workflow_task": 16,
+                                            "before_failed_step": 10}
     assert saga.details["pending_activities"][0]["failed_attempts"] == 4
     assert [e.seq for e in saga.events] == [1, 5, 6, 7, 11, 12, 17]  # workflow-task noise left out
