@@ -93,7 +93,11 @@ class TemporalControlPlane(UnsupportedVerbs):
         settings = connection.settings or {}
         self.task_queues = _as_list(settings.get("task_queues") or settings.get("task_queue"))
         self.workflow_types = _as_list(settings.get("workflow_types") or settings.get("workflow_type"))
-        self.stuck_attempts = int(settings.get("stuck_attempts") or mapping.DEFAULT_STUCK_ATTEMPTS)
+        try:
+            self.stuck_attempts = int(settings.get("stuck_attempts") or mapping.DEFAULT_STUCK_ATTEMPTS)
+        except (TypeError, ValueError):
+            raise UsageError(f"context '{connection.context}': stuck_attempts must be a whole number, "
+                             f"not '{settings.get('stuck_attempts')}'") from None
         words = _as_list(settings.get("compensation_words"))
         self.compensation_words = tuple(w.lower() for w in words) or mapping.DEFAULT_COMPENSATION_WORDS
         self.pause_scope = str(settings.get("pause_scope") or "activities").lower()

@@ -139,9 +139,11 @@ def test_workflow_pause_not_enabled_is_unsupported_naming_the_verb():
                                  "workflow pause is not enabled for namespace: ns")
 
 
-def test_a_bad_pause_scope_is_a_usage_error():
+def test_bad_settings_are_usage_errors():
     with pytest.raises(UsageError, match="pause_scope"):
         plane(lambda r: httpx.Response(200), settings={"pause_scope": "queue"})
+    with pytest.raises(UsageError, match="stuck_attempts must be a whole number, not 'three'"):
+        plane(lambda r: httpx.Response(200), settings={"stuck_attempts": "three"})
 
 
 def test_trace_lines_never_carry_the_token():
