@@ -132,6 +132,9 @@ def run(options: GlobalOptions, argv: list[str]) -> int:
 
             return run_external(name, argv[1:], session_module.current().external_env())
         command = typer.main.get_command(root)  # type: ignore[arg-type]
+        from pipelinectl.cli.examples import move_examples_to_epilog
+
+        move_examples_to_epilog(command)  # --help ends with the examples (kubectl, gh)
         # Outside standalone mode, typer's click returns a raised typer.Exit's code instead of raising it.
         returned = command.main(args=argv, prog_name="pipelinectl", standalone_mode=False)
         return returned if isinstance(returned, int) and not isinstance(returned, bool) else int(ExitCode.OK)
@@ -177,5 +180,6 @@ def _fail(message: str, code: ExitCode) -> int:
     session = session_module.peek()
     if session is not None:
         message = session.redact(message)
+    message = " ".join(message.splitlines())  # one line, whatever a value or a plane's message held
     sys.stderr.write(f"error: {message}\n")
     return int(code)

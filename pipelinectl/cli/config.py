@@ -19,7 +19,12 @@ from pipelinectl.errors import UsageError
 
 app = typer.Typer(
     name="config",
-    help="Manage contexts: which control plane, how to reach it.",
+    help="""Manage contexts: which control plane, how to reach it.
+
+    Examples:
+      pipelinectl config set-context staging --url https://plane:8765 --token-env TOKEN
+      pipelinectl config use-context staging
+    """,
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -244,9 +249,8 @@ def set_context(
     --token-exec. The token itself is never written to the config file.
 
     Examples:
-      pipelinectl config set-context prod --url https://plane.prod:8765 --token-env PROD_TOKEN -p orders
-      pipelinectl config set-context temporal --driver temporal --url http://127.0.0.1:7243 --namespace default
-      pipelinectl config set-context prod --token-exec "vault read -field=token secret/plane"
+      pipelinectl config set-context prod --url https://plane:8765 --token-exec "vault read -field=t x"
+      pipelinectl config set-context tmp --driver temporal --url http://127.0.0.1:7243
     """
     from pipelinectl.config import Context, warn
 

@@ -55,16 +55,21 @@ GLOBAL_OPTIONS_HELP: tuple[tuple[str, str], ...] = (
 )
 
 
+def _show(value: str | None) -> str:
+    """A user's value in an error message: quoted, and on one line whatever it holds."""
+    return repr(value) if value is None or any(c in value for c in "\r\n\t\x1b") else f"'{value}'"
+
+
 def _assign(options: GlobalOptions, attr: str, value: str | None, flag: str) -> None:
     if attr == "output":
         if value not in OUTPUT_FORMATS:
-            raise OptionError(f"invalid value for {flag}: '{value}' (choose from {', '.join(OUTPUT_FORMATS)})")
+            raise OptionError(f"invalid value for {flag}: {_show(value)} (choose from {', '.join(OUTPUT_FORMATS)})")
         options.output = value
     elif attr == "timeout":
         try:
             seconds = float(value or "")
         except ValueError:
-            raise OptionError(f"invalid value for {flag}: '{value}' is not a number of seconds") from None
+            raise OptionError(f"invalid value for {flag}: {_show(value)} is not a number of seconds") from None
         if not 0 < seconds <= 86400:
             raise OptionError(f"invalid value for {flag}: must be between 0 and 86400 seconds")
         options.timeout = seconds

@@ -34,12 +34,12 @@ def status(
 ) -> None:
     """Show pipelines and stages at a glance.
 
+    With --watch piped, one line per stage change (-o jsonl: one Stage object a line);
+    --all-contexts shows one row per context and exits non-zero if any could not be read.
+
     Examples:
-      pipelinectl status
       pipelinectl status orders -o wide
       pipelinectl status --watch
-      pipelinectl status -w -o jsonl | jq 'select(.state != "running")'
-      pipelinectl status --all-contexts
     """
     session = current()
     if pipeline and pipeline_opt and pipeline != pipeline_opt:
