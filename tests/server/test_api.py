@@ -318,3 +318,17 @@ def test_saga_list_filters_and_pagination(admin):
 def test_openapi_served_without_auth(demo_server, path):
     r = httpx.get(demo_server.url + path)
     assert r.status_code == 200 and r.json()["openapi"].startswith("3.1")
+
+
+def test_saga_failed_compensation_is_retried_by_operator(admin):
+    failed = until(lambda: admin.get("/sagas", params={"status": "failed"}).json()["items"], 90)
+    sid = failed[0]["id"]
+    s = admin.get(f"/sagas/{sid}").json()
+    assert "compensation_failed" in [st["status"] for st in s["steps"]]
+    assert s["events"][-1]["type"] == "saga_failed"
+    dry = admin.post(f"/sagas/{sid}/retry", json={"dry_run": True}).json()
+    assert dry["status"] == "failed" and dry["details"]["would"] == "resume compensation"
+    r = admin.post(f"/sagas/{sid}/retry", json={"reason": "refund fixed"})
+    assert r.status_code == 200 and r.json()["status"] == "compensating"
+    done = until(lambda: (x := admin.get(f"/sagas/{sid}").json())["status"] == "compensated" and x, 15)
+    assert [st["status"] for st in done["steps"]] == ["compensated", "compensated", "failed"]
