@@ -21,7 +21,7 @@ from pipelinectl.errors import PipelinectlError, UsageError
 
 # A running stage whose error rate reaches this is shown as failing.
 FAILING_ERROR_RATE = 0.05
-MAX_CONTEXT_WORKERS = 8
+MAX_CONTEXT_WORKERS = 16  # I/O bound: each worker mostly waits on its plane
 
 
 def status(

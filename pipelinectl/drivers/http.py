@@ -16,6 +16,7 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 import time
@@ -78,6 +79,20 @@ _STATUS_ERRORS: dict[int, type[PipelinectlError]] = {
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 
 
+@functools.cache
+def _default_tls_context() -> Any:
+    """The verifying TLS context (certifi's CAs, honouring SSL_CERT_FILE), built once per process."""
+    return httpx.create_ssl_context()
+
+
+@functools.cache
+def _ca_tls_context(path: str) -> Any:
+    """A verifying TLS context trusting the context's ca-file, built once per file."""
+    import ssl
+
+    return ssl.create_default_context(cafile=path)
+
+
 def _seg(value: str) -> str:
     """One path segment, safely quoted (names may contain anything)."""
     return quote(str(value), safe="")
@@ -121,8 +136,13 @@ class HttpControlPlane:
                 raise UsageError(f"context '{connection.context}': setting 'retries' must be a number") from None
         self.last_request_id: str | None = None  # of the last answered request: for the audit log
         self.last_replayed = False  # the server answered from its idempotency store
+        verify = self._verify()
+        if parts.scheme == "http":
+            verify = False  # no TLS on this connection (redirects are not followed): skip loading a CA bundle
+        elif verify is True:
+            verify = _default_tls_context()  # loaded once per process: --all-contexts builds many clients
         self._client = httpx.Client(
-            verify=self._verify(),
+            verify=verify,
             transport=transport,
             headers={"User-Agent": self._user_agent(), **(connection.headers or {})},
             follow_redirects=False,
@@ -140,7 +160,7 @@ class HttpControlPlane:
 
             path = os.path.expanduser(conn.ca_file)
             try:
-                return ssl.create_default_context(cafile=path)
+                return _ca_tls_context(path)
             except (OSError, ssl.SSLError) as exc:
                 reason = getattr(exc, "strerror", None) or type(exc).__name__
                 raise UsageError(f"context '{conn.context}': cannot load ca-file {path}: {reason}") from None
