@@ -192,7 +192,7 @@ def param_help(param: Any, ctx: Any) -> str:
 
 def usage(path: str, cmd: Any) -> str:
     pieces = [f"\\fB{roff(path)}\\fR"]
-    if subcommands(cmd):
+    if subcommands(cmd) and not getattr(cmd, "invoke_without_command", False):
         pieces.append("\\fICOMMAND\\fR")
     if any(p.param_type_name == "option" and not getattr(p, "hidden", False) for p in cmd.params):
         pieces.append("[\\fIOPTIONS\\fR]")
@@ -204,29 +204,35 @@ def usage(path: str, cmd: Any) -> str:
     return " ".join(pieces)
 
 
-def command_section(path: str, cmd: Any, heading: str | None, fallback: str = "") -> list[str]:
-    """One command: usage, description, arguments, options, examples."""
+def _parameters(path: str, cmd: Any) -> list[str]:
+    """Arguments, then options, as tagged paragraphs."""
     import typer._click as click  # typer's own copy of click: only for the Context get_help_record needs
 
     ctx = click.Context(cmd, info_name=path)
-    body, examples = split_examples(clean_help(cmd, fallback))
     out: list[str] = []
-    if heading:
-        out += [f'.SS "{roff(heading)}"']
-    out += [".PP", usage(path, cmd)]
-    out += prose(body)
-    arguments = [p for p in cmd.params if p.param_type_name == "argument" and not getattr(p, "hidden", False)]
-    options = [p for p in cmd.params if p.param_type_name == "option" and not getattr(p, "hidden", False)]
-    if arguments:
-        out += [".PP", "Arguments:"]
-        for p in arguments:
+    for p in cmd.params:
+        if p.param_type_name == "argument" and not getattr(p, "hidden", False):
             out += [".TP", f"\\fI{roff(metavar(p))}\\fR", roff(param_help(p, ctx) or " ")]
-    if options:
-        out += [".PP", "Options:"]
-        for p in options:
+    for p in cmd.params:
+        if p.param_type_name == "option" and not getattr(p, "hidden", False):
             out += [".TP", option_names(p), roff(param_help(p, ctx) or " ")]
+    return out
+
+
+def _examples(examples: list[str]) -> list[str]:
+    return [".PP", ".RS 4", ".nf", *(roff(e) for e in examples), ".fi", ".RE"] if examples else []
+
+
+def subcommand_section(path: str, cmd: Any, heading: str) -> list[str]:
+    """One subcommand of a group page: usage, description, arguments and options, examples."""
+    body, examples = split_examples(clean_help(cmd))
+    out = [f'.SS "{roff(heading)}"', ".PP", usage(path, cmd), *prose(body)]
+    parameters = _parameters(path, cmd)
+    if parameters:
+        has_arguments = any(p.param_type_name == "argument" and not getattr(p, "hidden", False) for p in cmd.params)
+        out += [".PP", "Arguments and options:" if has_arguments else "Options:", *parameters]
     if examples:
-        out += [".PP", "Examples:", ".PP", ".RS 4", ".nf", *(roff(e) for e in examples), ".fi", ".RE"]
+        out += [".PP", "Examples:", *_examples(examples)]
     return out
 
 
@@ -244,21 +250,29 @@ def header(name: str, description: str) -> list[str]:
 
 
 def command_page(name: str, cmd: Any, summary: str, aliases: list[str]) -> str:
+    """NAME, SYNOPSIS, DESCRIPTION, OPTIONS, EXAMPLES, then a group's COMMANDS, one subsection each."""
     path = f"pipelinectl {name}"
+    subs = {n: c for n, c in subcommands(cmd).items() if not c.hidden}
+    body, examples = split_examples(clean_help(cmd, summary))
     out = header(f"pipelinectl-{name}", summary)
-    out += [".SH SYNOPSIS", usage(path, cmd) if not subcommands(cmd) else f"\\fB{roff(path)}\\fR \\fICOMMAND\\fR [\\fIOPTIONS\\fR] [\\fIARGS\\fR]..."]
-    out += [".SH DESCRIPTION"]
-    out += command_section(path, cmd, None, summary)
+    lines = [usage(path, cmd)] if not subs or getattr(cmd, "invoke_without_command", False) else []
+    lines += [usage(f"{path} {sub_name}", sub) for sub_name, sub in subs.items()]
+    out += [".SH SYNOPSIS", *"\n.br\n".join(lines).split("\n")]
+    out += [".SH DESCRIPTION", *prose(body)]
     if aliases:
         out += [".PP", roff(f"Alias: {', '.join('pipelinectl ' + a for a in aliases)}.")]
-    subs = {n: c for n, c in subcommands(cmd).items() if not c.hidden}
+    parameters = _parameters(path, cmd)
+    if parameters:
+        out += [".SH OPTIONS", *parameters]
+    if examples:
+        out += [".SH EXAMPLES", *_examples(examples)]
     if subs:
         out += [".SH COMMANDS"]
         for sub_name, sub in subs.items():
             sub_path = f"{path} {sub_name}"
             hidden_aliases = [n for n, c in subcommands(cmd).items() if c.hidden and c.callback is sub.callback]
             heading = sub_path + (f" (alias: {', '.join(hidden_aliases)})" if hidden_aliases else "")
-            out += command_section(sub_path, sub, heading)
+            out += subcommand_section(sub_path, sub, heading)
     out += [
         ".SH GLOBAL OPTIONS",
         ".PP",

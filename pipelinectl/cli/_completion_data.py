@@ -56,7 +56,7 @@ TREE = {
             'hidden': False,
             'options': {
                 '--error-kind': ('error-kind', 'dlq: count only this error kind'),
-                '--for': ('wait-condition', 'What must hold: e.g. state=paused, queue_depth<=10, in_flight<=0, dlq>=1, saga=compensated, replay=completed'),
+                '--for': ('wait-condition', "What must hold: e.g. state=paused, 'queue_depth<=10', 'in_flight<=0', 'dlq>=1', saga=compensated, replay=completed (quote < and > in a shell)"),
                 '--for-timeout': ('', 'Give up after this long (exit 8): 30s, 5m, 1h. --timeout stays per request'),
                 '-h': (None, 'show the help and exit'),
                 '--help': (None, 'show the help and exit'),
