@@ -74,7 +74,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def pause_latency(cycles: int, directory: Path) -> list[float]:
+async def pause_latency(cycles: int, directory: Path) -> tuple[list[float], list[float]]:
     import httpx
     import uvicorn
 
@@ -89,14 +89,13 @@ async def pause_latency(cycles: int, directory: Path) -> list[float]:
     while not server.started:
         await asyncio.sleep(0.01)
     stop = asyncio.Event()
-    feeder = asyncio.create_task(feed(runtime, None, stop))
     stage = runtime.pipelines["bench"].by_name["enrich"]
     url = f"http://127.0.0.1:{port}/v1/pipelines/bench/stages/enrich"
-    latencies = []
-    async with httpx.AsyncClient(timeout=10) as client:
-        await asyncio.sleep(1.0)  # reach steady state
-        for _ in range(cycles):
-            await asyncio.sleep(0.2)  # under load: workers busy, queues filling
+
+    async def cycle(client: httpx.AsyncClient, n: int) -> list[float]:
+        latencies = []
+        for _ in range(n):
+            await asyncio.sleep(0.2)
             t0 = time.monotonic()
             r = await client.post(url + "/pause")
             assert r.status_code == 200 and r.json()["state"] == "paused", r.text
@@ -105,11 +104,18 @@ async def pause_latency(cycles: int, directory: Path) -> list[float]:
             assert stage.last_take <= applied, "an item was taken after the pause was applied"
             latencies.append(applied - t0)
             await client.post(url + "/resume")
+        return latencies
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        idle = await cycle(client, 10)  # baseline: the HTTP request and the commit alone
+        feeder = asyncio.create_task(feed(runtime, None, stop))
+        await asyncio.sleep(1.0)  # reach steady state: workers busy, queues filling
+        loaded = await cycle(client, cycles)
     stop.set()
     await feeder
     server.should_exit = True
     await serving
-    return latencies
+    return idle, loaded
 
 
 def pct(values: list[float], q: float) -> float:
@@ -126,10 +132,11 @@ async def main(quick: bool) -> None:
             n = {1: 300, 4: 1000, 16: 2000}[parallelism] // (4 if quick else 1)
             rate = await throughput(parallelism, n, directory)
             print(f"  parallelism {parallelism:>2}: {rate:8.0f} items/s  ({n} items)")
-        lat = await pause_latency(10 if quick else 50, directory)
+        idle, lat = await pause_latency(10 if quick else 50, directory)
         print(f"  pause -> no new items (parallelism 16, under load, {len(lat)} pauses): "
               f"p50 {statistics.median(lat) * 1000:.2f} ms, p99 {pct(lat, 0.99) * 1000:.2f} ms, "
               f"max {max(lat) * 1000:.2f} ms")
+        print(f"  (same request on the idle pipeline: p50 {statistics.median(idle) * 1000:.2f} ms)")
 
 
 if __name__ == "__main__":
