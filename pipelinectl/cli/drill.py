@@ -42,8 +42,6 @@ def _group() -> None:
       pipelinectl drill validate docs/drills/pause-resume.yaml
 
       pipelinectl drill run docs/drills/pause-resume.yaml --junit report.xml
-
-      pipelinectl drill run drill.yaml --var stage=ship -o json > journal.json
     """
 
 
@@ -130,9 +128,9 @@ def run(
 
     Examples:
 
-      pipelinectl drill run docs/drills/pause-resume.yaml
+      pipelinectl drill run docs/drills/pause-resume.yaml --junit reports/drill.xml
 
-      pipelinectl drill run drill.yaml --context staging --junit reports/drill.xml
+      pipelinectl drill run drill.yaml --var stage=ship -o json > journal.json
     """
     from pipelinectl.drill.runner import Runner
 

@@ -47,7 +47,8 @@ FINAL = {
     "replay": ("completed", "cancelled", "failed"),
 }
 _CONDITION = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|==|!=|<|>|=)\s*(\S.*?)\s*$")
-EXAMPLES = "e.g. state=paused, queue_depth<=10, in_flight<=0, dlq>=1, saga=compensated, replay=completed"
+EXAMPLES = ("e.g. state=paused, 'queue_depth<=10', 'in_flight<=0', 'dlq>=1', saga=compensated, replay=completed"
+            " (quote < and > in a shell)")
 
 
 @dataclass(frozen=True)
@@ -132,11 +133,10 @@ def wait(
     The target must exist (exit 3 otherwise). The last observed value is printed either way.
 
     Examples:
-      pipelinectl wait charge --for state=paused
-      pipelinectl wait stage/ship --for queue_depth<=10 --for-timeout 5m
-      pipelinectl wait --for dlq>=1 --stage validate --error-kind validation
-      pipelinectl wait saga/saga-order-000042 --for saga=compensated
-      pipelinectl wait replay/rp-7 --for replay=completed -o json
+
+      pipelinectl wait charge --for state=paused --for-timeout 2m
+
+      pipelinectl wait --for 'dlq>=1' --stage validate -o json
     """
     from pipelinectl.timeparse import parse_duration
 
