@@ -179,6 +179,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory):
 
 def _use(cli: CliEnv, plane, role: str = "viewer") -> None:
     cli.set_context("demo", plane.url, token=plane.tokens[role])
+    # These tests check what is offered, not the deadline: a loaded test machine must not cut answers short.
+    cli.extra_env["PIPELINECTL_COMPLETE_TIMEOUT"] = "15"
 
 
 def test_values_from_the_control_plane_match_what_the_cli_lists(cli: CliEnv, plane) -> None:
