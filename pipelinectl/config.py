@@ -29,30 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NotFoundError, UsageError
+from .paths import cache_dir, config_path, state_dir  # noqa: F401  (re-exported: cache_dir, state_dir)
 
 DRIVER_DEFAULT = "http"
-
-
-def _xdg(var: str, fallback: str) -> Path:
-    value = os.environ.get(var)
-    return Path(value) if value and os.path.isabs(value) else Path.home() / fallback
-
-
-def config_path(explicit: str | None = None) -> Path:
-    """--config, then PIPELINECTL_CONFIG, then $XDG_CONFIG_HOME/pipelinectl/config.yaml."""
-    chosen = explicit or os.environ.get("PIPELINECTL_CONFIG")
-    if chosen:
-        return Path(chosen).expanduser()
-    return _xdg("XDG_CONFIG_HOME", ".config") / "pipelinectl" / "config.yaml"
-
-
-def state_dir() -> Path:
-    """$XDG_STATE_HOME/pipelinectl: audit log, demo server pid and logs."""
-    return _xdg("XDG_STATE_HOME", ".local/state") / "pipelinectl"
-
-
-def cache_dir() -> Path:
-    return _xdg("XDG_CACHE_HOME", ".cache") / "pipelinectl"
 
 
 # YAML key <-> attribute; kebab-case in the file, like the CLI flags.
