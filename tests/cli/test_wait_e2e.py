@@ -119,3 +119,25 @@ def test_replay_completed(env):
     assert result.rc == 0, result
     assert result.json()["observed"] == "completed"
     assert api(server, "GET", f"/replays/{job['id']}")["state"] == "completed"
+
+
+def test_saga_status_met_and_a_final_status_ends_the_wait_at_once(env):
+    server, cli = env
+    deadline = time.monotonic() + 120
+    stuck = []
+    while not stuck and time.monotonic() < deadline:
+        stuck = api(server, "GET", "/sagas", params={"status": "stuck"})["items"]
+        time.sleep(0.5)
+    assert stuck, "the demo makes stuck sagas"
+    saga_id = stuck[0]["id"]
+    result = cli.run("wait", f"saga/{saga_id}", "--for", "saga=stuck", "-o", "json")
+    assert result.rc == 0 and result.json()["observed"] == "stuck", result
+    api(server, "POST", f"/sagas/{saga_id}/force-fail", json={"reason": "wait test"})
+    result = cli.run("wait", f"saga/{saga_id}", "--for", "saga=compensated", "--for-timeout", "30s")
+    assert result.rc == 0, result
+    assert f"saga {saga_id}: saga=compensated" in result.stdout
+    started = time.monotonic()
+    result = cli.run("wait", f"saga/{saga_id}", "--for", "saga=completed", "--for-timeout", "60s")
+    assert result.rc == 8, result
+    assert time.monotonic() - started < 15, "a closed saga cannot complete: no waiting for the timeout"
+    assert "compensated, a final status" in result.stderr
