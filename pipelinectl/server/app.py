@@ -38,6 +38,7 @@ from .store import dumps, now
 log = logging.getLogger("pipelinectl.server")
 
 IDEMPOTENCY_TTL = 24 * 3600
+MAX_BODY = 1 << 20  # bytes; the largest legitimate body is a DLQ selection of 10,000 ids
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 STATUS_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 405: "INVALID_ARGUMENT", 409: "FAILED_PRECONDITION", 412: "ABORTED", 413: "INVALID_ARGUMENT",
@@ -127,7 +128,7 @@ class RetryBody(DryRunBody):
     reason: str | None = Field(None, max_length=2000)
 
 
-ERRORS = (400, 401, 403, 404, 409, 412, 429, 500, 503)
+ERRORS = (400, 401, 403, 404, 409, 412, 413, 429, 500, 503)
 ERROR_DOC = {code: {"model": ErrorBody, "description": STATUS_CODES.get(code, "INTERNAL")} for code in ERRORS}
 
 
@@ -220,6 +221,11 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         given = request.headers.get("x-request-id", "")
         request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
         request.state.request_id = request_id
+        length = request.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            response = error_response(413, "INVALID_ARGUMENT", f"request body larger than {MAX_BODY} bytes",
+                                      request_id=request_id)
+            return response
         try:
             response = await call_next(request)
         except Exception:  # never leak internals: log here, answer a generic 500

@@ -332,3 +332,8 @@ def test_saga_failed_compensation_is_retried_by_operator(admin):
     assert r.status_code == 200 and r.json()["status"] == "compensating"
     done = until(lambda: (x := admin.get(f"/sagas/{sid}").json())["status"] == "compensated" and x, 15)
     assert [st["status"] for st in done["steps"]] == ["compensated", "compensated", "failed"]
+
+
+def test_oversized_body_is_refused(admin):
+    big = {"ids": ["dlq-1" * 1000] * 300}
+    assert_error(admin.post("/dlq/purge", json=big), 413, "INVALID_ARGUMENT")
