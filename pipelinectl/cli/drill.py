@@ -100,6 +100,36 @@ VERDICTS = {"passed": "PASSED", "hypothesis_not_met": "HYPOTHESIS NOT MET", "fai
             "rollback_failed": "FAILED (a rollback did not pass)", "interrupted": "INTERRUPTED"}
 
 
+def _check_writable(path: str) -> None:
+    """A report that cannot be written is refused before the drill runs, not discovered after it."""
+    from pathlib import Path
+
+    target = Path(path)
+    existed = target.exists()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--junit: cannot write {path}: {exc.strerror or exc}") from None
+    if not existed:
+        target.unlink()
+
+
+def _write(stream: Any, text: str) -> None:
+    """Write progress; a closed pipe (`drill run ... | head`) silences it but never changes the drill's outcome."""
+    import os
+
+    try:
+        stream.write(text)
+        stream.flush()
+    except (BrokenPipeError, ValueError):
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):
+            pass
+
+
 def _printer(stream: Any, total: int, redact: Any) -> Any:
     width = len(str(total))
 
@@ -109,8 +139,7 @@ def _printer(stream: Any, total: int, redact: Any) -> Any:
                 f"{record.duration_seconds:>6.2f}s  {record.name}")
         if record.message and not record.ok:
             line += f"\n{'':>{2 * width + 4}}{record.message}"
-        stream.write(redact(line) + "\n")
-        stream.flush()
+        _write(stream, redact(line) + "\n")
 
     return report
 
@@ -135,13 +164,15 @@ def run(
     from pipelinectl.drill.runner import Runner
 
     drill = _load(path, var)
+    if junit:
+        _check_writable(junit)
     session = current()
     context = session.context_name
     session.context  # noqa: B018 - an unknown context fails here, before any step runs
     machine = session.options.machine
     stream = sys.stderr if machine else sys.stdout
     total = 2 * len(drill.probes) + len(drill.method) + len(drill.rollbacks)
-    stream.write(f"drill '{drill.title}' ({path}) on context '{context}'\n")
+    _write(stream, f"drill '{drill.title}' ({path}) on context '{context}'\n")
     runner = Runner(drill, context=context, config=session.options.config, request_timeout=session.options.timeout,
                     report=_printer(stream, total, session.redact))
     journal = runner.run()
@@ -150,9 +181,13 @@ def run(
 
         write(journal, junit)
     counts = ", ".join(f"{n} {k}" for k, n in sorted(journal["counts"].items()))
-    stream.write(f"drill {VERDICTS[journal['status']]} in {journal['duration_seconds']:.1f}s "
-                 f"(exit {journal['exit_code']}; {counts})" + (f"; JUnit report: {junit}" if junit else "") + "\n")
-    stream.flush()
+    _write(stream, f"drill {VERDICTS[journal['status']]} in {journal['duration_seconds']:.1f}s "
+                   f"(exit {journal['exit_code']}; {counts})" + (f"; JUnit report: {junit}" if junit else "") + "\n")
     if machine:
+        import io
+
+        buffer = io.StringIO()
+        session.renderer.stream = buffer
         session.renderer.emit_mapping(journal)
-    raise typer.Exit(journal["exit_code"])
+        _write(sys.stdout, buffer.getvalue())
+    raise typer.Exit(journal["exit_code"])  # the drill's code, whatever happened to the output

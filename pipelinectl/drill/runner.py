@@ -7,7 +7,7 @@ Order and outcome (docs/drills.md):
 3. The probes run again; one that does not pass means exit 8.
 4. The rollbacks ALWAYS run, all of them, whatever happened above — after a
    failure, after Ctrl-C or SIGTERM (further signals are noted and ignored while
-   they run; each is still bounded by its own timeout). A rollback that does not
+   they run; each is still bounded by its own timeout). SIGHUP (a closed terminal) counts as an interrupt too. A rollback that does not
    pass makes the drill fail with exit 9, even if everything else passed.
 An interrupted drill exits 130 once its rollbacks have run (9 if one of them failed).
 
@@ -115,11 +115,23 @@ class Runner:
 
     # -- signals -----------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
+        """The first signal stops the hypothesis/method; from then on signals are noted, never obeyed."""
         if self.shielded:
             self.signals_during_rollback.append(signum)
-            sys.stderr.write(f"drill: {signal.Signals(signum).name} received: the rollbacks run to the end first\n")
+            try:
+                sys.stderr.write(f"drill: {signal.Signals(signum).name} received: the rollbacks run to the end first\n")
+            except (OSError, ValueError):
+                pass
             return
+        self.shielded = True  # set before raising: no second signal can cut the way to the rollbacks
         raise Interrupted(signum)
+
+    def _report(self, record: StepResult, position: int) -> None:
+        """Progress output never stops a drill (a closed pipe must not skip the rollbacks)."""
+        try:
+            self.report(record, position)
+        except (OSError, ValueError):
+            pass
 
     # -- the drill ---------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -128,7 +140,7 @@ class Runner:
         started_at = _now()
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 previous[sig] = signal.signal(sig, self._on_signal)
         plan = ([("hypothesis-before", s) for s in drill.probes] + [("method", s) for s in drill.method]
                 + [("hypothesis-after", s) for s in drill.probes] + [("rollback", s) for s in drill.rollbacks])
@@ -145,10 +157,10 @@ class Runner:
                     if stop_phase is not None:
                         record.message = stop_phase
                         self._name(step, record)
-                        self.report(record, position)
+                        self._report(record, position)
                         continue
                     self._run_step(step, record)
-                    self.report(record, position)
+                    self._report(record, position)
                     if record.ok or record.tolerated:
                         continue
                     if phase.startswith("hypothesis"):
@@ -157,23 +169,26 @@ class Runner:
                     else:
                         status = "failed"
                         stop_phase = f"skipped: method step {step.index + 1} ({record.name}) did not pass"
+                self.shielded = True  # the last statement that may be interrupted: rollbacks come next
             except Interrupted as exc:
                 interrupted = exc.signum
                 status = "interrupted"
-                sys.stderr.write(f"drill: {signal.Signals(exc.signum).name}: stopping; running the rollbacks\n")
+                try:
+                    sys.stderr.write(f"drill: {signal.Signals(exc.signum).name}: stopping; running the rollbacks\n")
+                except (OSError, ValueError):
+                    pass
                 for position, ((phase, step), record) in enumerate(zip(plan, records, strict=True)):
                     if phase != "rollback" and record.outcome == "skipped" and record.started_at is None:
                         record.message = record.message or "skipped: the drill was interrupted"
                         self._name(step, record)
-                        self.report(record, position)
+                        self._report(record, position)
             # -- rollbacks: always, all of them, shielded from further signals --------------------------
-            self.shielded = True
             rollback_failed = False
             for position, ((phase, step), record) in enumerate(zip(plan, records, strict=True)):
                 if phase != "rollback":
                     continue
                 self._run_step(step, record)
-                self.report(record, position)
+                self._report(record, position)
                 if not record.ok:
                     rollback_failed = True
         finally:
@@ -228,6 +243,9 @@ class Runner:
         except UsageError as exc:  # e.g. a variable whose capture step did not run
             record.outcome = "errored"
             record.message = exc.message
+        except Exception as exc:  # e.g. the program could not start: this step errs, the drill goes on to rollbacks
+            record.outcome = "errored"
+            record.message = f"{type(exc).__name__}: {exc}"
         finally:
             record.duration_seconds = round(time.monotonic() - clock, 3)
             if step.continue_on_failure and record.outcome in ("failed", "errored", "timed_out"):

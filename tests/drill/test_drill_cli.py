@@ -1,0 +1,68 @@
+"""`pipelinectl drill run` as a process, with shell steps only (no plane needed): output that cannot
+be written never changes the outcome or skips a rollback; --junit is checked before anything runs."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+
+from tests.support.cli import CliEnv, executable
+
+
+def drill(tmp_path, text):
+    path = tmp_path / "drill.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_closed_stdout_keeps_the_exit_code_and_the_rollbacks(tmp_path):
+    cli = CliEnv(tmp_path / "user")
+    cli.set_context("nowhere", "http://127.0.0.1:9")
+    mark = tmp_path / "rolled-back"
+    path = drill(tmp_path, f"""\
+        title: piped into head
+        method:
+          - shell: 'true'
+          - sleep: 0.5
+          - shell: exit 1
+        rollbacks:
+          - shell: touch {mark}
+        """)
+    proc = subprocess.Popen([executable(), "drill", "run", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=cli.env(), cwd=tmp_path)
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(30) == 9, err
+    assert mark.exists()
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_an_unwritable_junit_path_is_refused_before_the_drill_runs(tmp_path):
+    cli = CliEnv(tmp_path / "user")
+    cli.set_context("nowhere", "http://127.0.0.1:9")
+    mark = tmp_path / "ran"
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    path = drill(tmp_path, f"title: t\nmethod:\n  - shell: touch {mark}\n")
+    result = cli.run("drill", "run", str(path), "--junit", str(blocker / "report.xml"))
+    assert result.rc == 2, result
+    assert result.stderr.startswith("error: --junit: cannot write")
+    assert not mark.exists()
+
+
+def test_shell_steps_see_the_drill_context_and_variables(tmp_path):
+    cli = CliEnv(tmp_path / "user")
+    cli.set_context("nowhere", "http://127.0.0.1:9")
+    path = drill(tmp_path, """\
+        title: env
+        variables: {who: operator}
+        method:
+          - shell: echo "$PIPELINECTL_CONTEXT $DRILL_WHO ${who}"
+        """)
+    result = cli.run("drill", "run", str(path), "--var", "who=on call", "-o", "json")
+    assert result.rc == 0, result
+    step = result.json()["steps"][0]
+    assert step["message"] == "nowhere on call on call"
+    bad = cli.run("drill", "run", str(path), "--var", "who")
+    assert bad.rc == 2 and "must look like NAME=VALUE" in bad.stderr
