@@ -60,6 +60,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--runs", type=int, default=30, help="rounds (default 30)")
     parser.add_argument("--no-bytecode", action="store_true", help="do not give the runs a bytecode cache")
+    parser.add_argument("--check", type=float, metavar="RATIO",
+                        help="exit 1 when a Tab that needs no control plane costs more than RATIO x python -c pass")
     args = parser.parse_args()
     exe = executable()
     with tempfile.TemporaryDirectory() as home:
@@ -92,6 +94,12 @@ def main() -> int:
     static = statistics.median(samples["Tab: commands"])
     print(f"\nA Tab that needs no control plane costs {static / baseline:.2f}x a bare `python -c pass`"
           f" ({(static - baseline) * 1000:+.1f} ms).")
+    if args.check is not None:
+        worst = max(statistics.median(samples[name]) for name in ("Tab: commands", "Tab: subcommand option",
+                                                                   "Tab: -o values"))
+        if worst / baseline > args.check:
+            print(f"check failed: {worst / baseline:.2f}x > {args.check}x", file=sys.stderr)
+            return 1
     return 0
 
 
