@@ -516,7 +516,16 @@ class PipelineRuntime:
                              "WHERE pipeline=? ORDER BY id", (self.name,)):
             st = self.by_name.get(row["stage"])
             if st is None:  # a stage removed from the definition: its items wait in the DLQ instead
-                self.stages[0].p.store.run("DELETE FROM work WHERE id=?", (row["id"],))
+                t = now()
+                with store.tx():
+                    store.run(
+                        'INSERT INTO dlq(pipeline, stage, key, "offset", payload, error_kind, message, attempts, '
+                        "first_seen, last_seen, details) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (self.name, row["stage"], row["key"], row["offset"], row["payload"], "persistent",
+                         f"stage {row['stage']!r} no longer exists in the pipeline definition", 0,
+                         row["first_seen"], t, dumps({"origin": row["origin"]})),
+                    )
+                    store.run("DELETE FROM work WHERE id=?", (row["id"],))
                 continue
             st.queue.append(Work(row["id"], row["key"], row["offset"], loads(row["payload"]), row["origin"],
                                  row["first_seen"]))

@@ -186,3 +186,33 @@ def test_pause_until_resumes_by_itself(tmp_path):
         await rt.stop(2)
 
     asyncio.run(scenario())
+
+
+def test_items_of_a_removed_stage_go_to_the_dlq_not_away(tmp_path):
+    async def hold(item):
+        await asyncio.sleep(3600)
+
+    first = Pipeline("g")
+    first.add_stage(StageDef("a", lambda item: asyncio.sleep(0)))
+    first.add_stage(StageDef("old", hold, capacity=10))
+
+    async def crash_with_items_in_old() -> None:
+        rt = Runtime([first], tmp_path / "g.db")
+        await rt.start()
+        for n in range(5):
+            await rt.submit("g", f"k{n}", n)
+        await until(lambda: rt.pipeline("g").stage("old").in_flight + len(rt.pipeline("g").stage("old").queue) == 5)
+        await rt.stop(0.1)
+
+    asyncio.run(crash_with_items_in_old())
+    second = Pipeline("g")
+    second.add_stage(StageDef("a", lambda item: asyncio.sleep(0)))
+
+    async def restart_without_old() -> None:
+        rt = Runtime([second], tmp_path / "g.db")
+        await rt.start()
+        items, _, total = rt.pipeline("g").dlq_list(m.DLQFilter(pipeline="g"), 100, None)
+        assert total == 5 and {i.stage for i in items} == {"old"}
+        await rt.stop(1)
+
+    asyncio.run(restart_without_old())
