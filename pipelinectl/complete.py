@@ -467,6 +467,11 @@ def split_line(line: str) -> tuple[list[str], str]:
     return words[:-1], words[-1]
 
 
+def _is_assignment(word: str) -> bool:
+    name, eq, _ = word.partition("=")
+    return bool(eq) and name.isidentifier()
+
+
 def _trim_for_bash(items: list[tuple[str, str]], incomplete: str) -> list[str]:
     """Bash replaces only the text after the last COMP_WORDBREAKS character (`--output=js` -> `js`)."""
     breaks = os.environ.get("PIPELINECTL_COMP_WORDBREAKS", BASH_WORDBREAKS)
@@ -482,6 +487,10 @@ def main(argv: list[str]) -> int:
     try:
         if shell == "bash":
             words, incomplete = split_line(rest[0] if rest else "")
+            while words and _is_assignment(words[0]):  # PIPELINECTL_CONTEXT=prod pipelinectl ...
+                name, _, value = words.pop(0).partition("=")
+                if name in ("PIPELINECTL_CONTEXT", "PIPELINECTL_CONFIG"):
+                    os.environ[name] = value
             result = complete(words[1:], incomplete)
             lines = _trim_for_bash(result.items, incomplete)
         else:

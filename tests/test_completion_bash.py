@@ -102,6 +102,24 @@ def test_context_names_from_a_temp_config(cli: CliEnv) -> None:
     assert bash_complete(cli, ["pipelinectl", "status", "--context=st"]) == ["staging"]
 
 
+def test_a_line_starting_with_environment_assignments(cli: CliEnv, tmp_path: Path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text("contexts:\n  elsewhere: {url: 'http://127.0.0.1:9'}\n")
+    line = ["PIPELINECTL_CONFIG=" + str(other), "pipelinectl", "--context", ""]
+    program = f"""
+source {_q(str(BASH_SCRIPT))}
+COMP_WORDS=(pipelinectl --context '')
+COMP_CWORD=2
+COMP_LINE={_q(" ".join(line))}
+COMP_POINT=${{#COMP_LINE}}
+_pipelinectl pipelinectl '' --context
+printf '%s\\n' "${{COMPREPLY[@]}}"
+"""
+    done = subprocess.run([BASH, "--norc", "--noprofile", "-c", program], capture_output=True, text=True,
+                          env=_env(cli), timeout=60)
+    assert (done.returncode, done.stdout.split(), done.stderr) == (0, ["elsewhere"], "")
+
+
 def test_files_for_file_options(cli: CliEnv, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
