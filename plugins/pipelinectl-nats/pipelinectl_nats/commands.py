@@ -10,13 +10,26 @@ from __future__ import annotations
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
-dlq_app = typer.Typer(no_args_is_help=True, add_completion=False, help="The dead-letter stream convention.")
+dlq_app = typer.Typer(no_args_is_help=True, add_completion=False)
 app.add_typer(dlq_app, name="dlq")
 
 
 @app.callback()
 def _group() -> None:
-    """NATS JetStream specifics: the dead-letter stream convention (stages use the common verbs)."""
+    """NATS JetStream specifics: the dead-letter stream convention (stages use the common verbs).
+
+    Examples:
+      pipelinectl nats dlq setup
+    """
+
+
+@dlq_app.callback()
+def _dlq_group() -> None:
+    """The dead-letter stream that records JetStream's max-delivery and terminated advisories.
+
+    Examples:
+      pipelinectl nats dlq setup --dry-run
+    """
 
 
 def _plane():  # type: ignore[no-untyped-def]
