@@ -22,8 +22,7 @@ import typer
 
 from pipelinectl.errors import UnavailableError, UsageError
 
-app = typer.Typer(add_completion=False, no_args_is_help=False,
-                  help="Start the embedded demo control plane and select it (demo up|down|status).")
+app = typer.Typer(add_completion=False, no_args_is_help=False)
 
 DEFAULT_PORT = 8780
 CONTEXT = "demo"
@@ -129,9 +128,12 @@ def _info(message: str) -> None:
 def main(ctx: typer.Context) -> None:
     """Start the demo control plane in the background, select context "demo", show status.
 
+    `pipelinectl demo` alone is `pipelinectl demo up`. The demo listens on
+    loopback with auth off; its pid file, log and database are in the state
+    directory.
+
     Examples:
       pipelinectl demo
-      pipelinectl demo status
       pipelinectl demo down
     """
     if ctx.invoked_subcommand is None:
@@ -144,7 +146,12 @@ def up(
     fresh: bool = typer.Option(False, "--fresh", help="Start from an empty database (the demo must be down)."),
     timeout: float = typer.Option(30.0, "--timeout", min=1, help="Seconds to wait for the server to answer."),
 ) -> None:
-    """Start the demo (if it is not running), select context "demo", show status."""
+    """Start the demo (if it is not running), select context "demo", show status.
+
+    Examples:
+      pipelinectl demo up
+      pipelinectl demo up --fresh --port 8781
+    """
     state = _running()
     if state is not None:
         if fresh:
@@ -192,7 +199,11 @@ def _start(port: int | None, fresh: bool, timeout: float) -> dict[str, Any]:
 def down(
     timeout: float = typer.Option(20.0, "--timeout", min=1, help="Seconds to wait after SIGTERM."),
 ) -> None:
-    """Stop the demo server (SIGTERM, then wait for a graceful exit)."""
+    """Stop the demo server (SIGTERM, then wait for a graceful exit).
+
+    Examples:
+      pipelinectl demo down
+    """
     state = _running()
     if state is None:
         _pid_file().unlink(missing_ok=True)
@@ -212,7 +223,12 @@ def down(
 
 @app.command()
 def status() -> None:
-    """Say whether the demo server runs, where, and whether it answers."""
+    """Say whether the demo server runs, where, and whether it answers.
+
+    Examples:
+      pipelinectl demo status
+      pipelinectl -o json demo status
+    """
     from .session import current
 
     state = _running()
