@@ -196,7 +196,7 @@ def value_items(kind: str | None, incomplete: str, state: _State) -> Result:
 # -- local values -------------------------------------------------------------------------------------
 def context_names(config: str | None) -> list[str]:
     """Context names from the config file, cached by its size and mtime so YAML is parsed once per change."""
-    from .config import config_path
+    from .paths import config_path
 
     path = config_path(config)
     try:
@@ -290,7 +290,7 @@ def _float_env(name: str, default: float) -> float:
 
 def _config_stamp(config: str | None) -> str:
     """The config file and its mtime: switching the current context starts a new cache entry."""
-    from .config import config_path
+    from .paths import config_path
 
     path = config_path(config)
     try:
@@ -396,7 +396,7 @@ class _quiet:
 
 # -- the on-disk cache: one small JSON file in the XDG cache dir -----------------------------------------
 def _cache_file() -> Any:
-    from .config import cache_dir
+    from .paths import cache_dir
 
     return cache_dir() / "completion.json"
 
