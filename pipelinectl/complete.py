@@ -4,7 +4,8 @@ The scripts in completions/ (the same text `pipelinectl completion SHELL` prints
 call this at every Tab. Commands, options and fixed option values come from the
 table generated from the command tree (cli/_completion_data.py), so completing
 them costs about one bare interpreter start. Context and driver names are read
-locally. Values only the control plane knows (pipelines, stages, DLQ, saga and
+locally; plugin command groups are read with typer once per installation change
+and cached. Values only the control plane knows (pipelines, stages, DLQ, saga and
 replay IDs) are fetched under a hard deadline and cached on disk for a few
 seconds: a slow or unreachable plane yields stale or no candidates, never a hung
 shell, and the next Tab within the TTL does not wait again.

@@ -205,6 +205,16 @@ def test_values_from_the_control_plane_match_what_the_cli_lists(cli: CliEnv, pla
     assert "\t" in described and described.split("\t")[1].startswith(("running", "paused", "draining"))
 
 
+def test_replay_job_ids(cli: CliEnv, plane) -> None:
+    _use(cli, plane, role="operator")
+    started = cli.run("replay", "--from-offset", "0", "--to-offset", "3", "--yes", "-o", "json")
+    assert started.rc == 0, started
+    listed = [j["id"] for j in cli.run("replay", "list", "-o", "json").json()["items"]]
+    assert started.json()["id"] in listed
+    assert values(cli, "replay", "show", "", env={"PIPELINECTL_COMPLETE_TTL": "0"}) == listed
+    assert values(cli, "replay", "cancel", started.json()["id"][:4]) == [i for i in listed if i.startswith(started.json()["id"][:4])]
+
+
 def test_dlq_ids_follow_the_stage_filter(cli: CliEnv, plane) -> None:
     _use(cli, plane)
     items = cli.run("dlq", "list", "-o", "json").json()["items"]
