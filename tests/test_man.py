@@ -139,3 +139,14 @@ def test_command_pages_show_the_examples_help_shows() -> None:
             assert path in text, (page.name, path)
             for example in examples:
                 assert example in lines, (page.name, path, example)
+
+
+@pytest.mark.skipif(shutil.which("man") is None, reason="man (man-db) is not installed")
+@pytest.mark.parametrize("width", ["80", "60"])
+def test_man_reads_every_page_without_warnings(width: str) -> None:
+    """What an operator runs: `man -l`, all groff warnings on, at a normal and a narrow terminal."""
+    for page in sorted(MAN.glob("*.1")):
+        done = subprocess.run(["man", "--warnings=w", "-l", str(page)], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "MANWIDTH": width, "MANPAGER": "cat", "PAGER": "cat"})
+        assert (done.returncode, done.stderr) == (0, ""), page
+        assert "pipelinectl" in done.stdout
