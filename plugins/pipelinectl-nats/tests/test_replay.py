@@ -36,6 +36,15 @@ def test_replayed_range_is_processed_again_exactly_once(admin, driver_for, worke
     assert sorted(r["id"] for r in replays) == [f"m{i}" for i in range(3, 8)]
     assert sorted(r["replay_of"] for r in replays) == sorted(f"RP1:{i}" for i in range(3, 8))
 
+    import base64
+
+    from pipelinectl_nats.link import decode_headers
+
+    copy = admin.api("STREAM.MSG.GET.RP1", {"last_by_subj": "rp1.in"})["message"]
+    headers = decode_headers(base64.b64decode(copy["hdrs"]))
+    assert headers == {"Trace": "t7", "Nats-Msg-Id": "pipelinectl-replay:RP1:7", "Pipelinectl-Replay-Of": "RP1:7"}
+    assert base64.b64decode(copy["data"]) == b'{"id": "m7"}'
+
     again = driver.replay(ReplayRequest(pipeline="RP1", stage="parse", from_offset=3, to_offset=8))
     assert (again.total, again.replayed, again.skipped) == (5, 0, 5)
     time.sleep(1.0)

@@ -163,3 +163,12 @@ def test_scale_above_the_server_limit_is_refused_by_the_server(server_factory, t
     assert "refused max_ack_pending=100" in text and "exceeds system limit of 50" in text and "nothing was changed" in text
     assert driver.get_stage("LIM", "parse").parallelism == 10
     assert driver.scale("LIM", "parse", 50).parallelism == 50
+
+
+def test_a_context_may_name_several_streams(admin, driver_for):
+    admin.add_stream("MS1", ["ms1.>"])
+    admin.add_stream("MS2", ["ms2.>"])
+    driver = driver_for("MS1, MS2")
+    assert [p.name for p in driver.status()] == ["MS1", "MS2"]
+    with pytest.raises(UsageError, match="choose one pipeline"):
+        driver.pause("MS1,MS2", "parse")
