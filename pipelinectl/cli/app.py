@@ -132,9 +132,11 @@ def run(options: GlobalOptions, argv: list[str]) -> int:
 
             return run_external(name, argv[1:], session_module.current().external_env())
         command = typer.main.get_command(root)  # type: ignore[arg-type]
-        from pipelinectl.cli.examples import move_examples_to_epilog
+        bare_group = len(argv) == 1 and hasattr(getattr(command, "commands", {}).get(name), "commands")
+        if "--help" in argv or "-h" in argv or bare_group:  # only help shows them (it costs a rich import)
+            from pipelinectl.cli.examples import move_examples_to_epilog
 
-        move_examples_to_epilog(command)  # --help ends with the examples (kubectl, gh)
+            move_examples_to_epilog(command)  # --help ends with the examples (kubectl, gh)
         # Outside standalone mode, typer's click returns a raised typer.Exit's code instead of raising it.
         returned = command.main(args=argv, prog_name="pipelinectl", standalone_mode=False)
         return returned if isinstance(returned, int) and not isinstance(returned, bool) else int(ExitCode.OK)
