@@ -228,6 +228,7 @@ def test_answers_are_cached_briefly_then_stale_values_beat_silence(cli: CliEnv, 
     stages = values(cli, "pause", "")
     cache = cli.cache_home / "pipelinectl" / "completion.json"
     assert cache.exists() and "token" not in cache.read_text().lower()
+    assert cache.stat().st_mode & 0o077 == 0, "the cache is readable by its owner only"
     plane_url = plane.url
     # Point the context at a port where nothing listens: within the TTL the cached answer stands.
     dead = _closed_port_url()
