@@ -184,3 +184,10 @@ def test_use_and_delete_unknown_context_are_not_found(cli):
         result = cli.run("config", *args)
         assert result.rc == 3, result
         assert "context 'zzz' not found" in result.stderr and "known contexts: a" in result.stderr
+
+
+def test_token_over_plain_http_to_a_remote_host_is_warned(cli):
+    remote = cli.run("config", "set-context", "remote", "--url", "http://plane.internal:8765", "--token-env", "T")
+    assert remote.rc == 0 and "sends its token over plain http" in remote.stderr
+    local = cli.run("config", "set-context", "local", "--url", "http://127.0.0.1:8765", "--token-env", "T")
+    assert local.rc == 0 and local.stderr == ""
