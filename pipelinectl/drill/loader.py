@@ -398,6 +398,7 @@ def _step(c: _Checker, raw: Any, path: tuple[Any, ...], phase: str, index: int, 
             for key in ("target", "stage", "error_kind"):
                 if key in spec and c.string(spec[key], where + (key,)):
                     _vars_in(c, spec[key], where + (key,), known)
+            _check_wait_target(c, spec, where)
             wait_for = c.seconds(spec["timeout"], where + ("timeout",)) if "timeout" in spec else 60.0
             timeout = (wait_for or 60.0) + 30.0
     elif kind == "sleep":
@@ -465,6 +466,31 @@ def _step(c: _Checker, raw: Any, path: tuple[Any, ...], phase: str, index: int, 
     return Step(phase=phase, index=index, name=str(name), type=kind, spec=spec, line=c.line(path), timeout=timeout,
                 continue_on_failure=bool(raw.get("continue_on_failure", False)), yes=bool(raw.get("yes", False)),
                 expect_exit=expect, capture=capture)
+
+
+def _check_wait_target(c: _Checker, spec: dict[str, Any], where: tuple[Any, ...]) -> None:
+    """What `pipelinectl wait` would refuse with exit 2, refused here with the line instead."""
+    from pipelinectl.cli.wait import _target, parse_condition
+
+    try:
+        subject = parse_condition(VAR.sub("0", str(spec.get("for", "")))).subject
+    except UsageError:
+        return  # already reported
+    target = spec.get("target")
+    if subject == "dlq":
+        if target is not None:
+            c.error(where + ("target",), "a dlq condition takes no target; use stage and error_kind")
+        return
+    if target is None:
+        c.error(where, f"missing required field 'target' (the {subject} a {subject} condition is about)")
+    elif isinstance(target, str):
+        try:
+            _target(target, subject)
+        except UsageError as exc:
+            c.error(where + ("target",), exc.message)
+    for key in ("stage", "error_kind"):
+        if key in spec:
+            c.error(where + (key,), f"{key} goes with dlq conditions only")
 
 
 def _check_args(c: _Checker, args: list[str], path: tuple[Any, ...], phase: str, raw: dict[str, Any],

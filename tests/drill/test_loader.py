@@ -154,3 +154,14 @@ def test_run_refuses_an_invalid_file_before_anything_runs(tmp_path):
     assert not marker.exists()
     missing = cli.run("drill", "run", str(tmp_path / "nope.yaml"))
     assert missing.rc == 2 and "drill file not found" in missing.stderr
+
+
+@pytest.mark.parametrize("wait, expected", [
+    ("{for: state=paused}", "3: method[0].wait: missing required field 'target'"),
+    ("{for: 'dlq>=1', target: charge}", "3: method[0].wait.target: a dlq condition takes no target"),
+    ("{for: state=paused, target: saga/x}", "3: method[0].wait.target: target 'saga/x' is a saga"),
+    ("{for: saga=stuck, target: s1, stage: charge}", "3: method[0].wait.stage: stage goes with dlq conditions only"),
+])
+def test_wait_targets_are_checked_like_the_wait_command_would(tmp_path, wait, expected):
+    errors = errors_of(tmp_path, f"title: t\nmethod:\n  - wait: {wait}\n")
+    assert any(e.startswith(expected) for e in errors), errors
