@@ -165,3 +165,21 @@ def test_run_refuses_an_invalid_file_before_anything_runs(tmp_path):
 def test_wait_targets_are_checked_like_the_wait_command_would(tmp_path, wait, expected):
     errors = errors_of(tmp_path, f"title: t\nmethod:\n  - wait: {wait}\n")
     assert any(e.startswith(expected) for e in errors), errors
+
+
+@pytest.mark.parametrize("text, expected, schema_too", [b for b in BAD if b[2]],
+                         ids=[b[1].split(":")[1].strip() for b in BAD if b[2]])
+def test_a_schema_error_maps_to_the_same_line_through_the_node_marks(text, expected, schema_too):
+    """The JSON Schema's error path, mapped through yaml's node marks, lands on the loader's line."""
+    from pipelinectl.drill.loader import _Checker
+
+    loader = _loader()
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    errors = list(validator.iter_errors(yaml.load(text, Loader=loader)))
+    assert errors
+    checker = _Checker("drill.yaml", yaml.compose(text, Loader=loader))
+    lines = {checker.line(tuple(e.absolute_path)) for e in errors}
+    lines |= {checker.line(tuple(e.absolute_path) + (key,), at_key=True)
+              for e in errors if e.validator == "additionalProperties"
+              for key in (e.instance.keys() - set(e.schema.get("properties", {})))}
+    assert int(expected.split(":")[0]) in lines
