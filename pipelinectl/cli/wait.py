@@ -159,6 +159,8 @@ def wait(
             raise UsageError(f"--error-kind: '{error_kind}' is not an error kind (choose from {', '.join(ERROR_KINDS)})")
 
     session = current()
+    # one request never outlasts the whole wait: --timeout is capped by --for-timeout
+    session.options.timeout = min(session.options.timeout, max(limit, 1.0))
     pipe = session.pipeline(pipeline)
     observe = _observer(session, pipe, cond, name, stage, error_kind)
     label = _label(pipe, cond, name, stage, error_kind)
