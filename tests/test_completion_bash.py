@@ -170,3 +170,77 @@ def test_fish_script_completes(cli: CliEnv) -> None:
     assert done.returncode == 0, done
     blocks = [[line.split("\t")[0] for line in block.strip().splitlines()] for block in done.stdout.split("==\n")]
     assert blocks == [["redrive"], list(OUTPUT_FORMATS), ["prod"]]
+
+
+class _InteractiveBash:
+    """An interactive bash on a pseudo-terminal, with the script sourced: readline does the inserting."""
+
+    PROMPT = "PCTL-READY$ "
+
+    def __init__(self, env: dict[str, str]) -> None:
+        import pty
+
+        self.master, slave = pty.openpty()
+        env = {**env, "PS1": self.PROMPT, "TERM": "dumb", "INPUTRC": "/dev/null"}
+        self.proc = subprocess.Popen([BASH, "--norc", "--noprofile", "-i"], stdin=slave, stdout=slave, stderr=slave,
+                                     env=env, start_new_session=True)
+        os.close(slave)
+        self.wait_for(self.PROMPT)
+        self.send(f"source {_q(str(BASH_SCRIPT))}\n")
+        self.wait_for(self.PROMPT)
+
+    def send(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def read_until_quiet(self, quiet: float = 0.6, limit: float = 15.0) -> str:
+        import select
+        import time
+
+        seen, deadline, last = b"", time.monotonic() + limit, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last < quiet:
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:
+                    break
+                seen += chunk
+                last = time.monotonic()
+        return seen.decode("utf-8", "replace")
+
+    def wait_for(self, text: str, limit: float = 15.0) -> str:
+        import select
+        import time
+
+        seen, deadline = "", time.monotonic() + limit
+        while text not in seen:
+            assert time.monotonic() < deadline, f"waited for {text!r}, saw {seen!r}"
+            if select.select([self.master], [], [], 0.05)[0]:
+                seen += os.read(self.master, 65536).decode("utf-8", "replace")
+        return seen
+
+    def tab(self, typed: str) -> str:
+        """Type, press Tab, and return the line as readline left it (the prompt line's text)."""
+        self.send(typed + "\t")
+        echoed = self.read_until_quiet()
+        self.send("\x15")  # Ctrl-U: clear the line for the next case
+        self.read_until_quiet(0.3)
+        return echoed.replace("\x07", "")
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+        os.close(self.master)
+
+
+def test_readline_inserts_what_the_script_offers(cli: CliEnv) -> None:
+    """Real Tab presses in an interactive bash: a unique candidate is inserted, `--output=` splits right."""
+    cli.set_context("prod-eu", "https://plane.eu:8765")
+    shell = _InteractiveBash(_env(cli))
+    try:
+        assert shell.tab("pipelinectl dlq red").endswith("pipelinectl dlq redrive ")
+        assert shell.tab("pipelinectl status --output=ya").endswith("--output=yaml ")
+        assert shell.tab("pipelinectl --context pro").endswith("--context prod-eu ")
+        assert shell.tab("pipelinectl saga force-c").endswith("force-complete ")
+    finally:
+        shell.close()
