@@ -229,6 +229,10 @@ class HttpControlPlane:
                     f"{self._ms(sent)} request-id={request_id}"
                     + (" (idempotent replay)" if response.headers.get("Idempotent-Replayed") else "")
                 )
+                if 300 <= response.status_code < 400:  # not followed: a token must not travel on by itself
+                    where = response.headers.get("Location", "elsewhere")
+                    raise UsageError(f"{method} {url} was redirected (HTTP {response.status_code}) to {redact(where)}",
+                                     hint=f"set the url of context '{conn.context}' to the control plane's own address")
                 if response.status_code < 400:
                     self.last_request_id = request_id
                     self.last_replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"

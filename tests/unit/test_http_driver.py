@@ -381,3 +381,18 @@ def test_a_hung_read_attempt_is_retried_inside_the_deadline():
     plane, _ = make(handler, timeout=15, clock=clock)
     assert plane.status() == []
     assert len(calls) == 2 and calls[1] - calls[0] < 15
+
+
+def test_a_redirect_is_not_followed_and_says_where_to_point_the_context():
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return httpx.Response(301, headers={"Location": "https://plane.test:8443/v1/pipelines"})
+
+    plane, _ = make(handler)
+    with pytest.raises(UsageError) as info:
+        plane.status()
+    assert len(seen) == 1
+    assert "redirected (HTTP 301) to https://plane.test:8443/v1/pipelines" in info.value.one_line()
+    assert "set the url of context 'ctx'" in info.value.one_line()
