@@ -174,3 +174,10 @@ def test_top_level_help_names_every_command() -> None:
     assert done.returncode == 0
     for name in COMMANDS:
         assert f"  {name} " in done.stdout, name
+
+
+def test_top_level_examples_are_real() -> None:
+    from pipelinectl.cli.help import EXAMPLES
+
+    for example in EXAMPLES:
+        _check_example(example.split("  #")[0].strip(), "pipelinectl --help")
