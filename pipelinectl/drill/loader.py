@@ -408,8 +408,8 @@ def _step(c: _Checker, raw: Any, path: tuple[Any, ...], phase: str, index: int, 
         if c.string(spec, where):
             _vars_in(c, spec, where, known, shell=True)
 
-    if "name" in raw:
-        c.string(raw["name"], path + ("name",))
+    if "name" in raw and c.string(raw["name"], path + ("name",)):
+        _vars_in(c, raw["name"], path + ("name",), known | set(raw.get("capture") or {}))
     if "description" in raw:
         c.string(raw["description"], path + ("description",), empty=True)
     for key in ("continue_on_failure", "yes"):
