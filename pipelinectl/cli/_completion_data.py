@@ -624,7 +624,7 @@ TREE = {
                 '--help': (None, 'show the help and exit'),
                 '--host': ('', 'Address to listen on'),
                 '--no-demo': (None, "Run the demo pipeline 'orders' with fault injection"),
-                '--pipeline': ('pipeline', 'module:attr of a Pipeline to run (repeatable)'),
+                '--pipeline': ('', 'module:attr of a Pipeline to run (repeatable)'),
                 '--port': ('', 'Port to listen on'),
                 '--stop-timeout': ('', 'Seconds SIGTERM waits for in-flight items before stopping'),
                 '--token-file': ('file', 'YAML/JSON {tokens: [{token, role, name}]}; roles viewer|operator|admin'),

@@ -154,6 +154,7 @@ ARGUMENT_KINDS = {
 COMMAND_OPTION_KINDS = {
     ("saga", "--status"): "saga-status",
     ("wait", "--for"): "wait-condition",
+    ("server", "--pipeline"): "",  # a module:attr spec of the server's own pipeline, not a plane's
 }
 FILE_METAVARS = {"FILE", "PATH", "DRILL", "DRILL_FILE"}
 DIR_METAVARS = {"DIR", "DIRECTORY"}
