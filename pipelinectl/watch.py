@@ -181,12 +181,12 @@ def _lines(fetch: Fetch, items: list[Any], out: TextIO, output: str, interval: f
             if last_error:
                 sys.stderr.write("watch: refresh works again\n")
             last_error = None
-        except PipelinectlError as exc:  # keep watching through a blip; say it once
-            message = redact(exc.one_line())
-            if message != last_error:
-                sys.stderr.write(f"warning: refresh failed: {message}\n")
+        except PipelinectlError as exc:  # keep watching through a blip; say it once per kind of failure
+            kind = f"{type(exc).__name__}:{exc.code}"  # messages carry timings; the kind does not change
+            if kind != last_error:
+                sys.stderr.write(f"warning: refresh failed: {redact(exc.one_line())}\n")
                 sys.stderr.flush()
-            last_error = message
+            last_error = kind
             items = [entry[0] for entry in last.values()] if not only_new else []
 
 

@@ -72,7 +72,8 @@ def test_only_new_shows_each_object_once_in_text():
 def test_a_failed_refresh_is_said_once_and_the_watch_goes_on(capsys):
     out = io.StringIO()
     blip = UnavailableError("connection refused")
-    fetch = scripted([stage()], blip, blip, [stage(depth=5)], None)
+    later = UnavailableError("connection refused (gave up after 3 attempts in 0.4s)")  # same kind, other timing
+    fetch = scripted([stage()], blip, later, [stage(depth=5)], None)
     watch(fetch, output="jsonl", interval=0, stream=out, live=False)
     depths = [json.loads(line)["queue_depth"] for line in out.getvalue().splitlines()]
     assert depths == [0, 5]

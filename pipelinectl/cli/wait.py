@@ -171,6 +171,7 @@ def wait(
     polls = 1
     pause = interval
     last_error: str | None = None
+    last_kind: str | None = None
     while True:
         if cond.holds(value):
             _report(session, label, cond, value, True, time.monotonic() - started, polls)
@@ -189,13 +190,14 @@ def wait(
         try:
             value = observe()
             polls += 1
-            last_error = None
+            last_error = last_kind = None
         except NotFoundError:
             raise
-        except PipelinectlError as exc:  # a blip while waiting: keep the last value, say it once
+        except PipelinectlError as exc:  # a blip while waiting: keep the last value, say it once per kind
             message = session.redact(exc.one_line())
-            if message != last_error:
+            if last_kind != f"{type(exc).__name__}:{exc.code}":
                 sys.stderr.write(f"warning: poll failed, still waiting: {message}\n")
+            last_kind = f"{type(exc).__name__}:{exc.code}"
             last_error = message
 
 
