@@ -259,13 +259,12 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         return JSONResponse(obj.to_dict(), status_code=status, headers=headers)
 
     async def mutate(request: Request, principal: str, body: BaseModel | None, dry_run: bool,
-                     action: Callable[[], Awaitable[m.Resource]], status: int = 200, etag: bool = False,
-                     status_of: Callable[[m.Resource], int] | None = None) -> JSONResponse:
+                     action: Callable[[], Awaitable[m.Resource]], status: int = 200,
+                     etag: bool = False) -> JSONResponse:
         """Run a mutation once per Idempotency-Key: a repeat returns the stored first answer."""
         key = request.headers.get("idempotency-key")
         if not key:
-            obj = await action()
-            return respond(obj, status_of(obj) if status_of else status, etag)
+            return respond(await action(), status, etag)
         if len(key) > 200:
             raise UsageError("Idempotency-Key is longer than 200 characters")
         fingerprint = hashlib.sha256(dumps([request.method, request.url.path, str(request.url.query),
@@ -285,17 +284,16 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
                     headers["ETag"] = f'"{stored["version"]}"'
                 return JSONResponse(stored, status_code=row["status"], headers=headers)
             obj = await action()
-            code = status_of(obj) if status_of else status
             if not dry_run:
                 with store.tx():
                     store.run("DELETE FROM idempotency WHERE created<?", (now() - IDEMPOTENCY_TTL,))
                     store.run("INSERT OR REPLACE INTO idempotency(key, principal, method, path, body_hash, status, body, "
                               "created) VALUES (?,?,?,?,?,?,?,?)",
-                              (key, principal, request.method, request.url.path, fingerprint, code,
+                              (key, principal, request.method, request.url.path, fingerprint, status,
                                dumps(obj.to_dict()), now()))
         if len(locks) > 10_000:
             locks.clear()
-        return respond(obj, code, etag)
+        return respond(obj, status, etag)
 
     def need(role: str) -> Any:
         """Auth as a dependency, so it answers 401/403 before the body is even validated."""
