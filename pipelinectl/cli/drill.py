@@ -100,7 +100,7 @@ VERDICTS = {"passed": "PASSED", "hypothesis_not_met": "HYPOTHESIS NOT MET", "fai
             "rollback_failed": "FAILED (a rollback did not pass)", "interrupted": "INTERRUPTED"}
 
 
-def _check_writable(path: str) -> None:
+def _check_writable(path: str, option: str) -> None:
     """A report that cannot be written is refused before the drill runs, not discovered after it."""
     from pathlib import Path
 
@@ -111,7 +111,7 @@ def _check_writable(path: str) -> None:
         with open(target, "a"):
             pass
     except OSError as exc:
-        raise UsageError(f"--junit: cannot write {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"{option}: cannot write {path}: {exc.strerror or exc}") from None
     if not existed:
         target.unlink()
 
@@ -130,8 +130,15 @@ def _write(stream: Any, text: str) -> None:
             pass
 
 
-def _printer(stream: Any, total: int, redact: Any) -> Any:
+def _printer(stream: Any, total: int, redact: Any) -> tuple[Any, Any]:
+    """(starting, report): one line per step; on a terminal a `running` line first, replaced when it ends."""
     width = len(str(total))
+    live = _isatty(stream)
+
+    def starting(record: StepResult, position: int) -> None:
+        if live:
+            _write(stream, redact(f"[{position + 1:>{width}}/{total}] {PHASES[record.phase]:<19} {'running':<11} "
+                                  f"{'':>7}  {record.name}"))
 
     def report(record: StepResult, position: int) -> None:
         mark = MARKS[record.outcome] + (" (continued)" if record.tolerated else "")
@@ -139,9 +146,16 @@ def _printer(stream: Any, total: int, redact: Any) -> Any:
                 f"{record.duration_seconds:>6.2f}s  {record.name}")
         if record.message and not record.ok:
             line += f"\n{'':>{2 * width + 4}}{record.message}"
-        _write(stream, redact(line) + "\n")
+        _write(stream, ("\r\x1b[2K" if live and record.started_at else "") + redact(line) + "\n")
 
-    return report
+    return starting, report
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 @app.command("run")
@@ -149,6 +163,8 @@ def run(
     path: str = _FILE,
     junit: str | None = typer.Option(None, "--junit", metavar="FILE.xml", help="Write a JUnit XML report here."),
     var: list[str] | None = _VARS,
+    journal_path: str | None = typer.Option(None, "--journal", metavar="FILE.json",
+                                            help="Also write the whole journal (the -o json document) here."),
 ) -> None:
     """Run a drill: hypothesis, method, hypothesis again; rollbacks always run.
 
@@ -164,8 +180,9 @@ def run(
     from pipelinectl.drill.runner import Runner
 
     drill = _load(path, var)
-    if junit:
-        _check_writable(junit)
+    for report_path, option in ((junit, "--junit"), (journal_path, "--journal")):
+        if report_path:
+            _check_writable(report_path, option)
     session = current()
     context = session.context_name
     session.context  # noqa: B018 - an unknown context fails here, before any step runs
@@ -173,16 +190,23 @@ def run(
     stream = sys.stderr if machine else sys.stdout
     total = 2 * len(drill.probes) + len(drill.method) + len(drill.rollbacks)
     _write(stream, f"drill '{drill.title}' ({path}) on context '{context}'\n")
+    starting, report = _printer(stream, total, session.redact)
     runner = Runner(drill, context=context, config=session.options.config, request_timeout=session.options.timeout,
-                    report=_printer(stream, total, session.redact))
+                    report=report, starting=starting)
     journal = runner.run()
     if junit:
         from pipelinectl.drill.junit import write
 
         write(journal, junit)
+    if journal_path:
+        import json
+        from pathlib import Path
+
+        Path(journal_path).write_text(json.dumps(journal, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     counts = ", ".join(f"{n} {k}" for k, n in sorted(journal["counts"].items()))
     _write(stream, f"drill {VERDICTS[journal['status']]} in {journal['duration_seconds']:.1f}s "
-                   f"(exit {journal['exit_code']}; {counts})" + (f"; JUnit report: {junit}" if junit else "") + "\n")
+                   f"(exit {journal['exit_code']}; {counts})" + (f"; JUnit report: {junit}" if junit else "")
+                   + (f"; journal: {journal_path}" if journal_path else "") + "\n")
     if machine:
         import io
 

@@ -94,11 +94,13 @@ def _last_line(text: str) -> str:
 class Runner:
     def __init__(self, drill: Drill, *, context: str | None = None, config: str | None = None,
                  request_timeout: float | None = None, report: Callable[[StepResult, int], None] | None = None,
-                 pipelinectl: list[str] | None = None) -> None:
+                 pipelinectl: list[str] | None = None,
+                 starting: Callable[[StepResult, int], None] | None = None) -> None:
         self.drill = drill
         self.context = context
         self.config = config
-        self.report = report or (lambda result, total: None)
+        self.report = report or (lambda result, position: None)
+        self.starting = starting or (lambda result, position: None)
         self.base = list(pipelinectl or [sys.executable, "-m", "pipelinectl"])
         self.globals: list[str] = []
         if context:
@@ -126,10 +128,10 @@ class Runner:
         self.shielded = True  # set before raising: no second signal can cut the way to the rollbacks
         raise Interrupted(signum)
 
-    def _report(self, record: StepResult, position: int) -> None:
+    def _report(self, record: StepResult, position: int, *, start: bool = False) -> None:
         """Progress output never stops a drill (a closed pipe must not skip the rollbacks)."""
         try:
-            self.report(record, position)
+            (self.starting if start else self.report)(record, position)
         except (OSError, ValueError):
             pass
 
@@ -159,6 +161,8 @@ class Runner:
                         self._name(step, record)
                         self._report(record, position)
                         continue
+                    self._name(step, record)
+                    self._report(record, position, start=True)
                     self._run_step(step, record)
                     self._report(record, position)
                     if record.ok or record.tolerated:
@@ -187,6 +191,8 @@ class Runner:
             for position, ((phase, step), record) in enumerate(zip(plan, records, strict=True)):
                 if phase != "rollback":
                     continue
+                self._name(step, record)
+                self._report(record, position, start=True)
                 self._run_step(step, record)
                 self._report(record, position)
                 if not record.ok:

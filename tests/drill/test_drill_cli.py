@@ -3,6 +3,7 @@ be written never changes the outcome or skips a rollback; --junit is checked bef
 
 from __future__ import annotations
 
+import json
 import subprocess
 import textwrap
 
@@ -66,3 +67,26 @@ def test_shell_steps_see_the_drill_context_and_variables(tmp_path):
     assert step["message"] == "nowhere on call on call"
     bad = cli.run("drill", "run", str(path), "--var", "who")
     assert bad.rc == 2 and "must look like NAME=VALUE" in bad.stderr
+
+
+def test_journal_file_and_a_terminal_shows_the_running_step(tmp_path):
+    cli = CliEnv(tmp_path / "user")
+    cli.set_context("nowhere", "http://127.0.0.1:9")
+    path = drill(tmp_path, """\
+        title: on a terminal
+        method:
+          - name: a slow step
+            sleep: 1.5
+        rollbacks:
+          - shell: echo undone
+        """)
+    journal = tmp_path / "out" / "journal.json"
+    result = cli.run_pty("drill", "run", str(path), "--journal", str(journal))
+    assert result.rc == 0, result
+    text = result.stdout
+    assert "running" in text and "a slow step" in text
+    assert "\r\x1b[2K[1/2] method" in text  # the running line is replaced by its outcome
+    assert "[2/2] rollback            ok" in text
+    saved = json.loads(journal.read_text())
+    assert saved["kind"] == "DrillJournal" and saved["status"] == "passed"
+    assert [s["outcome"] for s in saved["steps"]] == ["passed", "passed"]
