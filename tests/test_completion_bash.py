@@ -172,22 +172,22 @@ def test_fish_script_completes(cli: CliEnv) -> None:
     assert blocks == [["redrive"], list(OUTPUT_FORMATS), ["prod"]]
 
 
-class _InteractiveBash:
-    """An interactive bash on a pseudo-terminal, with the script sourced: readline does the inserting."""
+class _InteractiveShell:
+    """An interactive shell on a pseudo-terminal with the completion loaded: the line editor does the inserting."""
 
     PROMPT = "PCTL-READY$ "
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], setup: str) -> None:
         import pty
 
         self.master, slave = pty.openpty()
         env = {**env, "PS1": self.PROMPT, "TERM": "dumb", "INPUTRC": "/dev/null"}
-        self.proc = subprocess.Popen([BASH, "--norc", "--noprofile", "-i"], stdin=slave, stdout=slave, stderr=slave,
-                                     env=env, start_new_session=True)
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
         os.close(slave)
-        self.wait_for(self.PROMPT)
-        self.send(f"source {_q(str(BASH_SCRIPT))}\n")
-        self.wait_for(self.PROMPT)
+        # The marker is computed by the shell, so the echo of the typed line cannot match it.
+        self.send(f"PS1={_q(self.PROMPT)}; {setup}; echo PCTL-SETUP-$((40 + 2))\n")
+        self.wait_for("PCTL-SETUP-42")
+        self.read_until_quiet()  # the prompt that follows
 
     def send(self, text: str) -> None:
         os.write(self.master, text.encode())
@@ -236,11 +236,28 @@ class _InteractiveBash:
 def test_readline_inserts_what_the_script_offers(cli: CliEnv) -> None:
     """Real Tab presses in an interactive bash: a unique candidate is inserted, `--output=` splits right."""
     cli.set_context("prod-eu", "https://plane.eu:8765")
-    shell = _InteractiveBash(_env(cli))
+    shell = _InteractiveShell([BASH, "--norc", "--noprofile", "-i"], _env(cli), f"source {_q(str(BASH_SCRIPT))}")
     try:
         assert shell.tab("pipelinectl dlq red").endswith("pipelinectl dlq redrive ")
         assert shell.tab("pipelinectl status --output=ya").endswith("--output=yaml ")
         assert shell.tab("pipelinectl --context pro").endswith("--context prod-eu ")
         assert shell.tab("pipelinectl saga force-c").endswith("force-complete ")
+    finally:
+        shell.close()
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_zsh_autoloads_the_script_from_fpath_and_completes(cli: CliEnv, tmp_path: Path) -> None:
+    """Installed as docs/completion.md says (a directory on $fpath, then compinit), Tab completes in zsh."""
+    functions = tmp_path / "zfunc"
+    functions.mkdir()
+    shutil.copy(ROOT / "completions" / "_pipelinectl", functions / "_pipelinectl")
+    cli.set_context("prod-eu", "https://plane.eu:8765")
+    setup = f"fpath=({_q(str(functions))} $fpath); autoload -U compinit && compinit -u -d {_q(str(tmp_path / 'zcd'))}"
+    shell = _InteractiveShell(["zsh", "-f", "-i"], _env(cli), setup)
+    try:
+        assert shell.tab("pipelinectl dlq red").endswith("pipelinectl dlq redrive ")
+        assert shell.tab("pipelinectl status --output=ya").endswith("--output=yaml ")
+        assert shell.tab("pipelinectl --context pro").endswith("--context prod-eu ")
     finally:
         shell.close()
