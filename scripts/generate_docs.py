@@ -38,6 +38,7 @@ DATA_MODULE = Path("pipelinectl/cli/_completion_data.py")
 
 # -- the command tree -------------------------------------------------------------------------------------
 from pipelinectl.cli.completion import (  # noqa: E402  (after the sys.path set-up above)
+    HELP_OPTIONS,
     choices,
     clean_help,
     completion_node,
@@ -68,22 +69,19 @@ def load_commands() -> tuple[dict[str, Any], list[str]]:
 
 
 def global_options() -> dict[str, tuple[str | None, str]]:
+    """The options accepted anywhere, from the table top-level help prints ("-o, --output FORMAT": text)."""
     from pipelinectl.cli.options import GLOBAL_OPTIONS_HELP
 
-    kinds = {"--context": "context", "--config": "file", "--output": "format", "--timeout": ""}
+    kinds = {"--context": "context", "--config": "file", "--output": "format"}
     found: dict[str, tuple[str | None, str]] = {}
     for flags, text in GLOBAL_OPTIONS_HELP:
-        names, _, metavar = flags.partition(" ") if "," not in flags else (flags.rsplit(" ", 1)[0], " ", flags.rsplit(" ", 1)[1])
-        if not metavar.isupper():  # "-v, --verbose": a flag
-            names, metavar = flags, ""
-        opts = [n.strip() for n in names.split(",")]
-        long = next((o for o in opts if o.startswith("--")), opts[0])
-        kind = kinds.get(long, "") if metavar else None
-        for opt in opts:
-            found[opt] = (kind, first_sentence(text))
-    found["--help"] = (None, "show the help and exit")
-    found["-h"] = (None, "show the help and exit")
-    return found
+        tokens = flags.replace(",", " ").split()
+        names = [t for t in tokens if t.startswith("-")]
+        takes_value = len(names) < len(tokens)  # a METAVAR follows the names
+        long = next((n for n in names if n.startswith("--")), names[0])
+        for name in names:
+            found[name] = (kinds.get(long, "") if takes_value else None, first_sentence(text))
+    return {**found, **HELP_OPTIONS}
 
 
 def completion_data(commands: dict[str, Any]) -> str:
@@ -99,8 +97,7 @@ def completion_data(commands: dict[str, Any]) -> str:
     }
     for name, spec in COMMANDS.items():  # every name in the table, loaded or not, in its order
         node = completion_node(commands[name], name, spec.summary) if name in commands else {
-            "options": {"--help": (None, "show the help and exit"), "-h": (None, "show the help and exit")},
-            "args": [], "variadic": False, "commands": {}}
+            "options": dict(HELP_OPTIONS), "args": [], "variadic": False, "commands": {}}
         tree["commands"][name] = {**node, "summary": spec.summary, "hidden": spec.alias_of is not None}
     all_choices = choices()
     lines = [

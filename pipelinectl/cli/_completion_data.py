@@ -463,6 +463,7 @@ TREE = {
                     'options': {
                         '-h': (None, 'show the help and exit'),
                         '--help': (None, 'show the help and exit'),
+                        '--journal': ('file', 'Also write the whole journal (the -o json document) here'),
                         '--junit': ('file', 'Write a JUnit XML report here'),
                         '--var': ('', 'Set a variable the drill declares (repeatable)'),
                     },

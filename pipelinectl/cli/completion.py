@@ -243,7 +243,7 @@ def param_kind(param: Any, top: str) -> str | None:
         for key in ((top, param.name), ("*", param.name)):
             if key in ARGUMENT_KINDS:
                 return ARGUMENT_KINDS[key]
-    metavar = (param.metavar or "").strip("[]{}.").upper()
+    metavar = (param.metavar or "").strip("[]{}.").upper().split(".")[0]  # FILE.json names a file too
     if metavar in FILE_METAVARS:
         return "file"
     if metavar in DIR_METAVARS:
