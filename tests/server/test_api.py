@@ -337,3 +337,22 @@ def test_saga_failed_compensation_is_retried_by_operator(admin):
 def test_oversized_body_is_refused(admin):
     big = {"ids": ["dlq-1" * 1000] * 300}
     assert_error(admin.post("/dlq/purge", json=big), 413, "INVALID_ARGUMENT")
+
+
+def test_replay_by_time_and_dlq_time_filters(admin):
+    until(lambda: admin.get("/dlq").json()["total"] >= 1, 30)
+    everything = admin.post("/replays", json={"from_time": "2000-01-01T00:00:00Z", "to_time": "2100-01-01T00:00:00Z",
+                                              "dry_run": True}).json()
+    offset = pipeline_of(admin).json()["input_offset"]
+    assert everything["state"] == "planned" and everything["from_offset"] == 0
+    assert everything["total"] == everything["to_offset"] and everything["total"] <= offset
+    assert everything["from_time"] == "2000-01-01T00:00:00Z"
+    nothing = admin.post("/replays", json={"from_time": "2000-01-01T00:00:00Z", "to_time": "2000-01-02T00:00:00Z",
+                                           "dry_run": True}).json()
+    assert nothing["total"] == 0
+    assert_error(admin.post("/replays", json={"from_time": "2026-01-02T00:00:00Z", "to_time": "2026-01-01T00:00:00Z"}),
+                 400, "INVALID_ARGUMENT")
+    total = admin.get("/dlq").json()["total"]
+    assert admin.get("/dlq", params={"since": "2000-01-01T00:00:00Z"}).json()["total"] == total
+    assert admin.get("/dlq", params={"since": "2100-01-01T00:00:00Z"}).json()["total"] == 0
+    assert admin.get("/dlq", params={"until": "2000-01-01T00:00:00Z"}).json()["total"] == 0
