@@ -7,8 +7,8 @@ server's own SQLite store, before it starts; tests/reliability/plane.py),
 starts the real server, then runs, as whole processes reading to the end:
   pipelinectl dlq list -o jsonl           the CLI (http driver, 500 items a page)
   a bare httpx paging loop                the same API, same page size, one JSON line per item
-and prints items, seconds, items/s and peak RSS (the child's own ru_maxrss
-from wait4). Peak RSS of the CLI must stay flat: the largest size within 20%
+and prints items, seconds, items/s, peak RSS (the child's own ru_maxrss
+from wait4) and the time to the first item (streaming: it does not grow with size). Peak RSS of the CLI must stay flat: the largest size within 20%
 of the smallest (`--check` exits 1 otherwise, or if any item is missing).
 """
 
@@ -59,15 +59,18 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def _measure(argv: list[str], env: dict[str, str]) -> tuple[int, float, float, int]:
-    """Run to the end counting stdout lines: (lines, seconds, peak RSS MiB, exit code)."""
+def _measure(argv: list[str], env: dict[str, str]) -> tuple[int, float, float, int, float]:
+    """Run to the end counting stdout lines: (lines, seconds, peak RSS MiB, exit code, seconds to the first line)."""
     rss_file = tempfile.NamedTemporaryFile(suffix=".rss", delete=False)
     rss_file.close()
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-S", "-c", RSS_WRAPPER, rss_file.name, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     lines = 0
+    first = float("nan")
     assert proc.stdout is not None
-    for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
+    for chunk in iter(lambda: proc.stdout.read1(1 << 20), b""):
+        if not lines and b"\n" in chunk:
+            first = time.perf_counter() - started
         lines += chunk.count(b"\n")
     stderr = proc.stderr.read() if proc.stderr else b""
     proc.wait()
@@ -76,10 +79,10 @@ def _measure(argv: list[str], env: dict[str, str]) -> tuple[int, float, float, i
         sys.stderr.write(f"{argv[0]} exited {proc.returncode}: {stderr.decode(errors='replace')[-400:]}\n")
     text = Path(rss_file.name).read_text()
     os.unlink(rss_file.name)
-    return lines, seconds, (int(text) / 1024 if text else float("nan")), proc.returncode
+    return lines, seconds, (int(text) / 1024 if text else float("nan")), proc.returncode, first
 
 
-def run_size(size: int, tmp: Path) -> dict[str, tuple[int, float, float, int]]:
+def run_size(size: int, tmp: Path) -> dict[str, tuple[int, float, float, int, float]]:
     from tests.reliability.plane import start_quiet_plane
 
     seeded = time.perf_counter()
@@ -113,17 +116,19 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 unless flat within 20%% and complete")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    table: dict[int, dict[str, tuple[int, float, float, int]]] = {}
+    table: dict[int, dict[str, tuple[int, float, float, int, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             table[size] = run_size(size, Path(tmp))
 
     print(f"dlq list over a real plane, page size {PAGE_SIZE}, whole processes ({os.cpu_count()} CPUs)")
-    print(f"{'seeded':>9}  {'command':32} {'items':>9} {'seconds':>8} {'items/s':>9} {'peak RSS MiB':>13}")
+    print(f"{'seeded':>9}  {'command':32} {'items':>9} {'seconds':>8} {'items/s':>9} {'peak RSS MiB':>13} "
+          f"{'first item s':>13}")
     ok = True
     for size, results in table.items():
-        for name, (lines, seconds, rss, rc) in results.items():
-            print(f"{size:9,}  {name:32} {lines:9,} {seconds:8.2f} {lines / seconds:9,.0f} {rss:13.1f}")
+        for name, (lines, seconds, rss, rc, first) in results.items():
+            print(f"{size:9,}  {name:32} {lines:9,} {seconds:8.2f} {lines / seconds:9,.0f} {rss:13.1f} "
+                  f"{first:13.2f}")
             ok = ok and rc == 0 and lines >= size  # the demo's own dead letters come on top
         cli_rate = results["pipelinectl dlq list -o jsonl"][0] / results["pipelinectl dlq list -o jsonl"][1]
         bare_rate = results["bare httpx paging loop"][0] / results["bare httpx paging loop"][1]
