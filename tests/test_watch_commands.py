@@ -6,9 +6,10 @@ tests in tests/cli/test_status_e2e.py.)
 from __future__ import annotations
 
 import json
-import select
+import queue
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -39,17 +40,22 @@ def api(server: RunningServer, method: str, path: str, **kw):
 
 
 def lines_until(proc: subprocess.Popen, done, timeout: float = 30.0) -> list[dict]:
-    """Read JSON lines until done(lines) is true."""
+    """Read JSON lines (a thread reads the pipe) until done(lines) is true."""
+    if not hasattr(proc, "lines"):
+        proc.lines = queue.Queue()
+        threading.Thread(target=lambda: [proc.lines.put(line) for line in proc.stdout] + [proc.lines.put("")],
+                         daemon=True).start()
     seen: list[dict] = []
     deadline = time.monotonic() + timeout
     while not done(seen):
         remaining = deadline - time.monotonic()
         assert remaining > 0, f"timed out; lines so far: {seen}"
-        ready, _, _ = select.select([proc.stdout], [], [], remaining)
-        if ready:
-            line = proc.stdout.readline()
-            assert line, f"the watch ended early: {proc.stderr.read()}"
-            seen.append(json.loads(line))
+        try:
+            line = proc.lines.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        assert line, "the watch ended early"
+        seen.append(json.loads(line))
     return seen
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,10 +44,22 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": ""}
 
 
-def read_line(proc: subprocess.Popen, timeout: float = 10.0) -> str:
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, "no line within the timeout"
-    return proc.stdout.readline()
+class Lines:
+    """A thread reads the child's stdout line by line (select() on a buffered pipe would miss buffered lines)."""
+
+    def __init__(self, stream) -> None:
+        self.queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self.queue.put(line)
+
+    def next(self, timeout: float = 10.0) -> str:
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("no line within the timeout") from None
 
 
 def test_piped_jsonl_line_per_change_and_the_end_when_the_target_is_gone(tmp_path):
@@ -56,20 +69,22 @@ def test_piped_jsonl_line_per_change_and_the_end_when_the_target_is_gone(tmp_pat
     write_stages(target, charge="running", ship="running")
     proc = subprocess.Popen([sys.executable, str(script), str(target), "jsonl"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT)
+    lines = Lines(proc.stdout)
     try:
-        first = [json.loads(read_line(proc)), json.loads(read_line(proc))]
+        first = [json.loads(lines.next()), json.loads(lines.next())]
         assert [(d["name"], d["state"]) for d in first] == [("charge", "running"), ("ship", "running")]
         time.sleep(0.5)  # several polls, no change: no line
         write_stages(target, charge="paused", ship="running")
-        changed = json.loads(read_line(proc))
+        changed = json.loads(lines.next())
         assert (changed["kind"], changed["name"], changed["state"]) == ("Stage", "charge", "paused")
         target.unlink()
-        out, err = proc.communicate(timeout=10)
+        assert proc.wait(10) == 0
+        err = proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0
-    assert out == ""  # nothing else changed before the end
+    time.sleep(0.1)
+    assert lines.queue.empty()  # nothing else changed before the end
     assert "watch ended: the target no longer exists" in err
 
 
