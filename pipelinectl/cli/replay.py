@@ -109,9 +109,14 @@ def replay(
     what = (f"{plural(plan.total, 'item')} of pipeline '{target}' into stage '{plan.stage}' "
             f"({_range_text(plan)})")
     if dry_run:
-        dry_run_note(session, f"replay would send {what}")
+        dry_run_note(session, f"replay would send {what}" + ("; the range holds no input items" if not plan.total
+                                                               else ""))
         _emit(session, plan)
         return
+    if not plan.total:
+        raise UsageError(f"nothing to replay: the range holds no input items of pipeline '{target}' "
+                         f"({_asked(from_, to, a, b)}); nothing was changed",
+                         hint="'pipelinectl status' shows the input log's current offset")
     session.confirm(f"replay {what}", yes=yes)
     from pipelinectl.model import format_time
 
@@ -124,12 +129,16 @@ def replay(
     if wait:
         job = _follow(session, job, poll)
         say(session, f"replay job {job.id} {job.state}: {job.replayed} replayed, {job.skipped} skipped"
-                     f" of {job.total}")
+                     f" (already processed) of {job.total}")
     elif session.options.output in ("table", "wide"):
         session.info(f"follow it with 'pipelinectl replay show {job.id}'")
     _emit(session, job)
     if wait and job.state != "completed":
         raise ConditionNotMetError(f"replay job {job.id} ended {job.state}" + (f": {job.error}" if job.error else ""))
+
+
+def _asked(start: str | None, end: str | None, a: int | None, b: int | None) -> str:
+    return f"--from {start} --to {end}" if start is not None or end is not None else f"offsets {a}..{b}"
 
 
 def _fields(request: Any) -> dict[str, Any]:

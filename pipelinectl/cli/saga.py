@@ -113,10 +113,67 @@ def _inspect(saga_id: str, pipeline: str | None) -> None:
         ("Last error", saga.last_error), ("Started", saga.started_at), ("Updated", saga.updated_at),
         ("Closed", saga.closed_at),
     ], title=f"Saga {saga.id}")
+    details = dict(saga.details or {})
+    pending = details.pop("pending_activities", None)
+    points = details.pop("reset_points", None)
+    if pending:
+        r.stream.write("\n")
+        r.plain_table(["ACTIVITY", "TYPE", "STATE", "ATTEMPT", "LAST FAILURE", "NEXT RETRY"],
+                      [_pending_row(p) for p in pending if isinstance(p, dict)], title="Pending activities")
     r.stream.write("\n")
     r.table(saga.steps, "SagaStep", title="Steps")
     r.stream.write("\n")
     r.table(saga.events, "SagaEvent", title="Events")
+    if points and isinstance(points, dict):
+        r.stream.write("\n")
+        r.plain_table(["RESET POINT", "EVENT ID"], [[k.replace("_", " "), v] for k, v in points.items()],
+                      title="Reset points")
+        first = next(iter(points.values()))
+        r.stream.write(f"(retry from one: pipelinectl saga retry {saga.id} --event-id {first})\n")
+    if details:
+        r.stream.write("\nDetails:\n")
+        for key, value in sorted(details.items()):
+            r.stream.write(f"  {key}: {_compact(value)}\n")
+
+
+def _pending_row(p: dict[str, Any]) -> list[Any]:
+    """One pending activity (Temporal's PendingActivityInfo as the driver maps it) as a table row."""
+    from pipelinectl.output import _clip
+
+    state = p.get("state") or "-"
+    if p.get("paused") and state != "paused":
+        state = f"{state} (paused)"
+    attempt = p.get("attempt")
+    return [p.get("activity_id") or "-", p.get("type") or "-", state, "-" if attempt is None else attempt,
+            _clip(p.get("last_failure"), 50), _when(p.get("next_retry"))]
+
+
+def _when(value: Any) -> str:
+    """An RFC 3339 time as 'in 12s (02:53:10Z)' or '3s ago (...)'; anything else as it is."""
+    from datetime import UTC, datetime
+
+    if value in (None, ""):
+        return "-"
+    try:
+        at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    seconds = int((at - datetime.now(UTC)).total_seconds())
+    span = abs(seconds)
+    text = f"{span // 3600}h{span % 3600 // 60}m" if span >= 3600 else f"{span // 60}m{span % 60}s" if span >= 60 \
+        else f"{span}s"
+    clock = at.astimezone(UTC).strftime("%H:%M:%SZ")
+    return f"in {text} ({clock})" if seconds >= 0 else f"{text} ago ({clock})"
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value, separators=(", ", ": "), default=str)
+    return str(value)
 
 
 @app.command("inspect")
@@ -125,6 +182,9 @@ def inspect(
     pipeline: str | None = pipeline_option(),
 ) -> None:
     """Show one saga: its state, the step timeline and its events (alias: show).
+
+    Tables also show what the engine reports beyond that: pending activities
+    (attempt, last failure, next retry), reset points for 'saga retry --event-id', other details.
 
     Examples:
 

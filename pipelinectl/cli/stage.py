@@ -148,6 +148,10 @@ def drain(
     before = check_stage(session, target_pipeline, name)
     _run(session, "drain", target_pipeline, before, {"stage": name, "pipeline": target_pipeline}, dry_run,
          lambda dry: session.plane.drain(target_pipeline, name, dry_run=dry), _state_change)
+    if not dry_run:
+        # The stage stays paused after the drain: the stages before it back up until someone resumes it.
+        session.info(f"drained, '{name}' stays paused and the stages before it back up; "
+                     f"when done: pipelinectl resume {name}")
 
 
 def scale(

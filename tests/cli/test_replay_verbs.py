@@ -26,7 +26,7 @@ def test_replay_by_time_needs_yes_off_a_terminal_and_names_count_range_and_conte
 def test_replay_by_offset_with_wait_follows_the_job(fake: Harness) -> None:
     result = fake("replay", "--from-offset", "10", "--to-offset", "40", "--yes", "--wait", "--poll", "0.05")
     assert result.rc == 0, result
-    assert "completed: 30 replayed, 0 skipped of 30" in result.stdout
+    assert "completed: 30 replayed, 0 skipped (already processed) of 30" in result.stdout
     assert fake.plane.jobs["rpl-1"].state == "completed"
 
 
@@ -109,3 +109,15 @@ def test_audit_records_the_resolved_time_range(fake: Harness) -> None:
     assert entry["arguments"]["from_time"] == "2026-05-01T08:00:00Z"
     assert entry["arguments"]["to_time"] == "2026-05-01T12:00:00Z"
     assert entry["arguments"]["from"] == "2026-05-01T10:00:00+02:00"
+
+
+def test_a_range_holding_no_items_is_refused_and_creates_no_job(fake: Harness) -> None:
+    """A window outside the input log (a wrong date at 3 AM) is an error, not an empty job reported as completed."""
+    before = fake.snapshot()
+    result = fake("replay", "--from-offset", "900", "--to-offset", "910", "--wait", "--yes")
+    assert result.rc == ExitCode.USAGE, result
+    assert "nothing to replay" in result.stderr and "offsets 900..910" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert fake.snapshot() == before and fake.audit() == []
+    plan = fake("replay", "--from-offset", "900", "--to-offset", "910", "--dry-run")
+    assert plan.rc == 0 and "holds no input items" in plan.stdout + plan.stderr

@@ -29,6 +29,30 @@ def test_inspect_shows_header_steps_and_events(fake: Harness) -> None:
     assert [e["type"] for e in as_json["events"]] == ["started", "step_failed"]
 
 
+def test_inspect_table_shows_pending_activities_reset_points_and_details(fake: Harness) -> None:
+    """What a driver puts in `details` (Temporal: pending activities, reset points) shows in the table too."""
+    from datetime import UTC, datetime, timedelta
+
+    soon = (datetime.now(UTC) + timedelta(seconds=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fake.plane.sagas["order-1"].details = {
+        "temporal_status": "Running", "run_id": "run-abc",
+        "pending_activities": [{"activity_id": "5", "type": "charge", "state": "scheduled", "attempt": 4,
+                                "failed_attempts": 3, "last_failure": "gateway timeout", "next_retry": soon,
+                                "paused": False}],
+        "reset_points": {"first_workflow_task": 3, "before_failed_step": 9},
+    }
+    out = fake("saga", "inspect", "order-1").stdout
+    assert out.index("Status:") < out.index("Pending activities") < out.index("Steps") < out.index("Reset points")
+    row = next(line for line in out.splitlines() if line.startswith("5 "))
+    assert row.split()[:4] == ["5", "charge", "scheduled", "4"]
+    assert "gateway timeout" in row and "in 1m" in row
+    assert any(line.split() == ["before", "failed", "step", "9"] for line in out.splitlines())
+    assert "saga retry order-1 --event-id 3" in out
+    assert "run_id: run-abc" in out and "temporal_status: Running" in out
+    plain = fake("saga", "inspect", "order-2").stdout
+    assert "Pending activities" not in plain and "Reset points" not in plain and "Details" not in plain
+
+
 def test_force_fail_needs_yes_off_a_terminal_then_acts_and_audits(fake: Harness) -> None:
     refused = fake("saga", "force-fail", "order-1", "--reason", "outage")
     assert refused.rc == ExitCode.USAGE, refused

@@ -32,6 +32,9 @@ def test_resume_and_drain_change_state_and_print_json(fake: Harness) -> None:
     assert drained.rc == 0, drained
     assert "state: draining" in drained.stdout
     assert fake.plane.stages["enrich"].state == "draining"
+    assert drained.stderr == ""  # machine output: no human notes
+    told = fake("resume", "enrich"), fake("drain", "enrich")
+    assert "when done: pipelinectl resume enrich" in told[1].stderr, told
 
 
 def test_pause_until_sends_the_parsed_future_time(fake: Harness) -> None:
