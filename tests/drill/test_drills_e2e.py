@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import textwrap
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -174,13 +175,20 @@ def test_an_interrupted_drill_still_runs_its_rollbacks(plane, sig):
             shell: touch {mark}; sleep 1; $PIPELINECTL resume notify
         """)
     proc = start(plane, path)
+    progress: list[str] = []
+    reader = threading.Thread(target=lambda: progress.extend(proc.stderr), daemon=True)
+    reader.start()
     try:
-        until("notify paused by the drill", lambda: plane.state("notify") == "paused")
-        time.sleep(0.5)  # inside the sleep step now
+        until("the pause step to end", lambda: any("pause notify" in line for line in progress))
+        assert plane.state("notify") == "paused"
+        time.sleep(0.3)  # inside the sleep step now
         proc.send_signal(sig)
         until("the rollback to start", mark.exists)
         proc.send_signal(sig)  # a second signal during the rollbacks is noted, not obeyed
-        out, err = proc.communicate(timeout=60)
+        out = proc.stdout.read()
+        proc.wait(60)
+        reader.join(10)
+        err = "".join(progress)
     finally:
         if proc.poll() is None:
             proc.kill()
