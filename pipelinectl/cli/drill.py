@@ -194,6 +194,9 @@ def run(
     runner = Runner(drill, context=context, config=session.options.config, request_timeout=session.options.timeout,
                     report=report, starting=starting)
     journal = runner.run()
+    session.audit("drill run", drill.title, {"file": path, "steps": len(journal["steps"]),
+                                             "interrupted_by": journal["interrupted_by"]},
+                  f"{journal['status']} (exit {journal['exit_code']})")  # each verb step audits itself too
     if junit:
         from pipelinectl.drill.junit import write
 

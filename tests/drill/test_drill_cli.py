@@ -90,3 +90,6 @@ def test_journal_file_and_a_terminal_shows_the_running_step(tmp_path):
     saved = json.loads(journal.read_text())
     assert saved["kind"] == "DrillJournal" and saved["status"] == "passed"
     assert [s["outcome"] for s in saved["steps"]] == ["passed", "passed"]
+    audit = cli.audit_lines()[-1]  # who ran which drill where, and how it ended
+    assert (audit["verb"], audit["target"], audit["context"]) == ("drill run", "on a terminal", "nowhere")
+    assert audit["result"] == "passed (exit 0)" and audit["arguments"]["file"] == str(path)
