@@ -89,9 +89,22 @@ class Seen:
     body: bytes
     action: str
     at: float = field(default_factory=time.monotonic)
+    answer_head: bytes = b""  # status line and headers of the upstream's answer, when it was forwarded
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    @property
+    def answer_status(self) -> int | None:
+        parts = self.answer_head.split(b" ", 2)
+        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+    def answer_header(self, name: str) -> str | None:
+        for line in self.answer_head.decode("latin-1").split("\r\n")[1:]:
+            key, _, value = line.partition(":")
+            if key.strip().lower() == name.lower():
+                return value.strip()
+        return None
 
 
 class FaultProxy:
@@ -195,8 +208,9 @@ class FaultProxy:
                 return
             head, body, method, path, headers = request
             fault = self._choose(f"{method} {path}", body)
+            seen = Seen(method, path, headers, body, fault.action)
             with self._lock:
-                self.log.append(Seen(method, path, headers, body, fault.action))
+                self.log.append(seen)
             action = fault.action
             if action == "drop":
                 return
@@ -212,6 +226,7 @@ class FaultProxy:
             answer = self._forward(head, body)
             if answer is None:  # the upstream is down: what a dead plane looks like through a proxy
                 return
+            seen.answer_head = answer.partition(b"\r\n\r\n")[0]
             if action == "lose_response":
                 return
             if action == "reset":
