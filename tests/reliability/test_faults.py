@@ -18,7 +18,7 @@ from tests.support.faultproxy import Fault, FaultProxy
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory):
-    server = start_quiet_plane(tmp_path_factory.mktemp("plane"), seed_dlq=30)
+    server = start_quiet_plane(tmp_path_factory.mktemp("plane"), seed_dlq=1200)  # > 2 pages of 500
     yield server
     server.stop()
 
@@ -76,6 +76,21 @@ def test_a_hung_attempt_is_abandoned_and_retried_inside_the_deadline(operator, p
     result = operator.run("dlq", "list", "-o", "json", "--timeout", "15")
     assert result.rc == 0, result
     assert [s.action for s in proxy.log][:2] == ["hang", "pass"]
+
+
+def test_streamed_list_survives_faults_between_pages_without_gaps_or_repeats(operator, proxy, plane):
+    """A reset on page 2 and a 503 on page 3 of `dlq list -o jsonl`: each page is retried with its token."""
+    pages = f"GET /v1/pipelines/{PIPELINE}/dlq?"
+    proxy.add(Fault("pass", match=pages), Fault("reset", match=pages), Fault("pass", match=pages),
+              Fault("status", status=503, match=pages))
+    expected = dlq_ids(plane)
+    assert len(expected) > 1000
+    result = operator.run("dlq", "list", "-o", "jsonl", "--timeout", "30")
+    assert result.rc == 0, result
+    listed = [item["id"] for item in result.jsonl()]
+    assert listed == expected, "every item once, in order"
+    assert proxy.pending() == 0
+    assert [s.action for s in proxy.requests(pages)][:4] == ["pass", "reset", "pass", "status"]
 
 
 def test_write_whose_answer_was_lost_is_applied_once(operator, proxy, plane):
