@@ -121,7 +121,7 @@ def wait(
                                   help=f"What must hold: {EXAMPLES}."),
     pipeline: str | None = typer.Option(None, "-p", "--pipeline", metavar="PIPELINE",
                                         help="Pipeline (default: the context's, or the plane's only one)."),
-    stage: str | None = typer.Option(None, "--stage", help="dlq: count only this stage's items."),
+    stage: str | None = typer.Option(None, "--stage", help="The stage (same as TARGET); dlq: count only its items."),
     error_kind: str | None = typer.Option(None, "--error-kind", help="dlq: count only this error kind."),
     for_timeout: str = typer.Option("60s", "--for-timeout", "--max-wait", metavar="DURATION",
                                     help="Give up after this long (exit 8): 30s, 5m, 1h. --timeout stays per request."),
@@ -148,10 +148,16 @@ def wait(
         if name is not None:
             raise UsageError("dlq conditions take no TARGET; use --stage and --error-kind")
     else:
+        if subject == "stage" and stage is not None:  # `wait --for state=paused --stage charge` reads naturally
+            if name is not None and name != stage:
+                raise UsageError(f"stage given twice: TARGET '{name}' and --stage '{stage}'")
+            name, stage = stage, None
         if name is None:
-            raise UsageError(f"{cond.key} needs a TARGET: the {subject}" + (" name" if subject == "stage" else " ID"))
+            raise UsageError(f"{cond.key} needs a TARGET: the {subject}" + (" name (or --stage)" if subject == "stage"
+                                                                            else " ID"))
         if stage or error_kind:
-            raise UsageError("--stage and --error-kind go with dlq conditions only")
+            raise UsageError("--stage and --error-kind go with dlq conditions only" if subject != "stage"
+                             else "--error-kind goes with dlq conditions only")
     if error_kind is not None:
         from pipelinectl.model import ERROR_KINDS
 
@@ -244,7 +250,6 @@ def _report(session: Any, label: str, cond: Condition, value: Any, met: bool, el
         })
     elif fmt == "name":
         sys.stdout.write(f"waitresult/{'met' if met else 'not-met'}\n")
-    else:
-        verdict = "met" if met else "NOT met"
-        sys.stdout.write(f"{label}: {_shown(cond, value)} ({cond.text} {verdict} after {elapsed:.1f}s)\n")
+    elif met:  # not met: the error line on stderr carries the last observed value (said once, not twice)
+        sys.stdout.write(f"{label}: {_shown(cond, value)} ({cond.text} met after {elapsed:.1f}s)\n")
     sys.stdout.flush()

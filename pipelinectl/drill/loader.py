@@ -481,15 +481,19 @@ def _check_wait_target(c: _Checker, spec: dict[str, Any], where: tuple[Any, ...]
         if target is not None:
             c.error(where + ("target",), "a dlq condition takes no target; use stage and error_kind")
         return
-    if target is None:
+    stage_names_target = subject == "stage" and "stage" in spec  # like `wait --for state=paused --stage charge`
+    if target is None and not stage_names_target:
         c.error(where, f"missing required field 'target' (the {subject} a {subject} condition is about)")
     elif isinstance(target, str):
         try:
-            _target(target, subject)
+            named = _target(target, subject)
         except UsageError as exc:
             c.error(where + ("target",), exc.message)
+        else:
+            if stage_names_target and named != spec["stage"]:
+                c.error(where + ("stage",), f"stage given twice: target '{target}' and stage '{spec['stage']}'")
     for key in ("stage", "error_kind"):
-        if key in spec:
+        if key in spec and not (key == "stage" and stage_names_target):
             c.error(where + (key,), f"{key} goes with dlq conditions only")
 
 

@@ -56,8 +56,20 @@ def test_timeout_prints_the_last_value_and_exits_8(env):
     result = cli.run("wait", "charge", "--for", "state=draining", "--for-timeout", "2s")
     assert result.rc == 8, result
     assert 1.5 < time.monotonic() - started < 15
-    assert "stage orders/charge: state=running (state=draining NOT met" in result.stdout
-    assert result.stderr.startswith("error: state=draining not met within 2s")
+    assert result.stdout == ""  # the one error line says it all, with the last observed value
+    assert result.stderr == ("error: state=draining not met within 2s "
+                             "(stage orders/charge: last observed state=running)\n")
+
+
+def test_stage_option_names_the_target_as_runbooks_write_it(env):
+    _, cli = env
+    result = cli.run("wait", "--for", "in_flight>=0", "--stage", "charge", "-o", "json")
+    assert result.rc == 0, result
+    assert result.json()["target"] == "stage orders/charge"
+    twice = cli.run("wait", "ship", "--for", "state=paused", "--stage", "charge")
+    assert twice.rc == 2 and "stage given twice" in twice.stderr
+    kind = cli.run("wait", "--for", "state=paused", "--stage", "charge", "--error-kind", "validation")
+    assert kind.rc == 2 and "--error-kind goes with dlq conditions only" in kind.stderr
 
 
 def test_dlq_count_by_stage_and_kind(env):

@@ -122,6 +122,11 @@ def test_variables_and_overrides(tmp_path):
         load(path, {"stag": "ship"})
 
 
+def test_a_stage_condition_may_name_its_stage_with_stage(tmp_path):
+    drill = load(write(tmp_path, "title: t\nmethod:\n  - wait: {for: state=paused, stage: charge}\n"))
+    assert drill.method[0].spec == {"for": "state=paused", "stage": "charge"}
+
+
 def test_yes_is_a_key_not_a_boolean(tmp_path):
     drill = load(write(tmp_path, "title: t\nmethod:\n  - run: dlq purge --all\n    yes: true\n"))
     assert drill.method[0].yes is True
@@ -161,6 +166,8 @@ def test_run_refuses_an_invalid_file_before_anything_runs(tmp_path):
     ("{for: 'dlq>=1', target: charge}", "3: method[0].wait.target: a dlq condition takes no target"),
     ("{for: state=paused, target: saga/x}", "3: method[0].wait.target: target 'saga/x' is a saga"),
     ("{for: saga=stuck, target: s1, stage: charge}", "3: method[0].wait.stage: stage goes with dlq conditions only"),
+    ("{for: state=paused, target: ship, stage: charge}", "3: method[0].wait.stage: stage given twice"),
+    ("{for: state=paused, stage: charge, error_kind: fatal}", "3: method[0].wait.error_kind: error_kind goes with dlq"),
 ])
 def test_wait_targets_are_checked_like_the_wait_command_would(tmp_path, wait, expected):
     errors = errors_of(tmp_path, f"title: t\nmethod:\n  - wait: {wait}\n")
