@@ -200,3 +200,25 @@ def test_an_interrupted_drill_still_runs_its_rollbacks(plane, sig):
     assert [s["outcome"] for s in journal["steps"]] == ["passed", "interrupted", "skipped", "passed"]
     assert plane.api("GET", "/stages/notify")["parallelism"] != 4
     assert "the rollbacks run to the end first" in err
+
+
+def test_a_prompting_verb_without_yes_never_hangs_and_changes_nothing(plane, monkeypatch):
+    """Even past validation (which refuses it), a verb that would ask gets no terminal and no stdin: it refuses."""
+    from pipelinectl.drill.loader import Drill, Step
+    from pipelinectl.drill.runner import Runner
+
+    for key, value in plane.cli.env().items():
+        monkeypatch.setenv(key, value)
+    before = plane.api("GET", "/dlq")["total"]
+    assert before > 0
+    step = Step(phase="method", index=0, name="purge without yes", type="run", spec="dlq purge --all", line=1,
+                timeout=30)
+    drill = Drill(path="inline", title="t", description="", variables={}, hypothesis_title="", probes=[],
+                  method=[step], rollbacks=[])
+    started = time.monotonic()
+    journal = Runner(drill, context="demo").run()
+    assert time.monotonic() - started < 20
+    record = journal["steps"][0]
+    assert journal["exit_code"] == 9 and record["outcome"] == "errored"
+    assert "without --yes" in record["message"]
+    assert plane.api("GET", "/dlq")["total"] >= before  # nothing was purged
