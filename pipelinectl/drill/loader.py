@@ -171,8 +171,8 @@ class _Checker:
         return node.start_mark.line + 1 if node is not None else 1
 
     def error(self, path: tuple[Any, ...], message: str, *, at_key: bool = False) -> None:
-        self.errors.append((self.line(path, at_key), f"{self.file}:{self.line(path, at_key)}: {show_path(path)}: "
-                                                     f"{message}"))
+        line = self.line(path, at_key)
+        self.errors.append((line, _printable(f"{self.file}:{line}: {show_path(path)}: {message}")))
 
     # -- shapes -----------------------------------------------------------------------------------------
     def mapping(self, value: Any, path: tuple[Any, ...], allowed: set[str], required: tuple[str, ...] = ()) -> bool:
@@ -216,6 +216,11 @@ class _Checker:
             self.error(path, f"must be more than 0 and at most {maximum:g} seconds")
             return None
         return seconds
+
+
+def _printable(text: str) -> str:
+    """One line whatever the file holds: control characters (a key with a newline) are shown escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _type(value: Any) -> str:
