@@ -43,3 +43,18 @@ def test_any_document_loads_or_fails_with_located_errors(tmp_path, document):
         assert "\n" not in exc.one_line()
     else:
         assert drill.title and drill.method
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("ab.[]*=!<>0123456789-_ \"'lengthcoainsxy,")), max_size=30),
+       document=documents)
+def test_any_assertion_parses_or_says_why_and_evaluates_without_raising(text, document):
+    from pipelinectl.drill.expr import ExprError, parse
+
+    try:
+        expr = parse(text)
+    except ExprError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    holds, _ = expr.evaluate(document)
+    assert holds in (True, False)
