@@ -64,7 +64,7 @@ TREE = {
                 '--max-wait': ('', 'Give up after this long (exit 8): 30s, 5m, 1h. --timeout stays per request'),
                 '-p': ('pipeline', "Pipeline (default: the context's, or the plane's only one)"),
                 '--pipeline': ('pipeline', "Pipeline (default: the context's, or the plane's only one)"),
-                '--stage': ('stage', "dlq: count only this stage's items"),
+                '--stage': ('stage', 'The stage (same as TARGET); dlq: count only its items'),
             },
             'args': ['stage'],
             'variadic': False,
