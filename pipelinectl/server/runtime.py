@@ -605,7 +605,8 @@ class PipelineRuntime:
     def _check_version(self, st: StageRuntime, if_match: int | None) -> None:
         if if_match is not None and if_match != st.version:
             raise StaleVersionError(
-                f"stage {st.name!r} changed: version {if_match} is stale, current is {st.version}",
+                f"stage {st.name!r} changed since you read it: it is now {st.state} with parallelism "
+                f"{st.parallelism} (version {st.version}, you sent {if_match}); nothing was changed",
                 hint="re-read the stage and retry",
                 detail={"current_version": st.version, "current": st.view().to_dict()},
             )

@@ -67,6 +67,10 @@ class SagaCoordinator:
         sets = ", ".join(f"{k}=?" for k in cols)
         self.store.run(f"UPDATE saga_steps SET {sets} WHERE saga_id=? AND idx=?", [*cols.values(), sid, idx])
 
+    def _skip_pending(self, sid: str) -> None:
+        """A closed saga shows its never-started steps as skipped, not as still to come."""
+        self.store.run("UPDATE saga_steps SET status='skipped' WHERE saga_id=? AND status='pending'", (sid,))
+
     def _row(self, sid: str) -> Any:
         row = self.store.one("SELECT * FROM sagas WHERE id=? AND pipeline=?", (sid, self.p.name))
         if row is None:
@@ -237,6 +241,7 @@ class SagaCoordinator:
                         await asyncio.sleep(step.retry.delay(attempt))
                         continue
                     with self.store.tx():
+                        self._skip_pending(sid)
                         self._step_update(sid, idx, status="compensation_failed", compensation="failed", error=message)
                         self._update(sid, status="failed", last_error=f"compensation of {step.name} failed: {message}",
                                      closed_at=now(), owner=None)
@@ -249,6 +254,7 @@ class SagaCoordinator:
                 break
         forced_empty = row["phase"] == "force-fail" and not done
         with self.store.tx():
+            self._skip_pending(sid)
             status = "failed" if forced_empty else "compensated"
             self._update(sid, status=status, closed_at=now(), owner=None)
             self._event(sid, f"saga_{status}",
@@ -321,8 +327,8 @@ class SagaCoordinator:
             else:
                 self._update(sid, status="running", phase="forward", retries=row["retries"] + 1, closed_at=None,
                              owner=None)
-                self.store.run("UPDATE saga_steps SET status='pending', error=NULL WHERE saga_id=? AND idx=? "
-                               "AND status IN ('failed','cancelled','running')", (sid, row["current"]))
+                self.store.run("UPDATE saga_steps SET status='pending', error=NULL WHERE saga_id=? AND idx>=? "
+                               "AND status IN ('failed','cancelled','running','skipped')", (sid, row["current"]))
             self._event(sid, "retry", message=(reason or "").strip() or None)
         self._spawn(sid)
         return self.get(sid)

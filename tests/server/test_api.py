@@ -135,6 +135,7 @@ def test_scale_is_live_and_versioned(admin):
                                     headers={"If-Match": f'"{st["version"]}"'}), 412, "ABORTED")
     assert stale["detail"]["current_version"] == st["version"] + 1
     assert stale["detail"]["current"]["parallelism"] == 5
+    assert "parallelism 5" in stale["message"]  # the loser of a race learns the value, not only the version
     assert stage(admin, "ship")["parallelism"] == 5
     r = admin.post("/stages/ship/scale", json={"parallelism": 1})
     assert r.json()["parallelism"] == 1
@@ -288,6 +289,7 @@ def test_saga_compensation_and_operator_verbs(admin):
     assert r.status_code == 200
     final = until(lambda: (x := admin.get(f"/sagas/{sid}").json())["status"] == "compensated" and x, 15)
     assert final["steps"][0]["status"] == "compensated" and final["last_error"].startswith("force-failed")
+    assert final["steps"][2]["status"] == "skipped"  # never started: not "still to come"
     # force-complete a saga that is not finished
     other = until(lambda: [x for x in admin.get("/sagas", params={"status": "stuck"}).json()["items"]
                            if x["id"] != sid] or admin.get("/sagas", params={"status": "running"}).json()["items"], 60)
