@@ -86,6 +86,8 @@ def build_root(name: str | None) -> typer.Typer:
             if plugin_name not in COMMANDS:
                 try:
                     mount(root, plugin_name, entry.load(), help=entry.summary)
+                except PipelinectlError as exc:  # the registry's message already names the plugin
+                    sys.stderr.write(f"warning: {exc.one_line()}\n")
                 except Exception as exc:  # a broken plugin is named, never fatal
                     sys.stderr.write(f"warning: plugin command '{plugin_name}' failed to load: {exc}\n")
     return root
@@ -143,7 +145,7 @@ def run(options: GlobalOptions, argv: list[str]) -> int:
     except _UnknownCommand:
         return _fail(f"unknown command '{name}'; {_suggest(name)}see 'pipelinectl --help'", ExitCode.USAGE)
     except PipelinectlError as exc:
-        if options.verbose:
+        if options.verbose >= 2:  # an expected error: -v traces requests, -vv adds the traceback
             import traceback
 
             traceback.print_exc(file=sys.stderr)

@@ -57,7 +57,7 @@ GLOBAL_OPTIONS_HELP: tuple[tuple[str, str], ...] = (
 
 def _show(value: str | None) -> str:
     """A user's value in an error message: quoted, and on one line whatever it holds."""
-    return repr(value) if value is None or any(c in value for c in "\r\n\t\x1b") else f"'{value}'"
+    return repr(value) if value is None or not value.isprintable() else f"'{value}'"
 
 
 def _assign(options: GlobalOptions, attr: str, value: str | None, flag: str) -> None:
@@ -93,6 +93,10 @@ def split_global_options(argv: list[str]) -> tuple[GlobalOptions, list[str]]:
         if arg == "--":
             rest.extend(argv[i:])
             break
+        if len(arg) > 2 and arg.startswith("-v") and set(arg[1:]) == {"v"}:  # -vv, -vvv
+            options.verbose += len(arg) - 1
+            i += 1
+            continue
         name, eq, inline = arg.partition("=")
         if arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--"):
             name, eq, inline = "-o", "=", arg[2:].lstrip("=")

@@ -249,8 +249,9 @@ def _watch_live(plane: Any, wanted: str | None, only: list[str], interval: float
 
 
 def _change_key(s: Any) -> tuple[Any, ...]:
-    """What counts as a change worth a line: not every throughput wobble."""
-    return (health(s), s.parallelism, s.in_flight, s.queue_depth, s.dlq_size, round(s.error_rate, 3), s.version)
+    """What counts as a change worth a line: not the sliding-window rates (throughput, error rate),
+    which move on every poll; a stage crossing into or out of `failing` changes its health."""
+    return (health(s), s.parallelism, s.in_flight, s.queue_depth, s.dlq_size, s.version)
 
 
 def _watch_lines(plane: Any, wanted: str | None, only: list[str], interval: float, pipelines: list[Any]) -> None:

@@ -22,6 +22,8 @@ def test_throughput_wobble_is_not_a_change_but_state_and_depth_are():
     assert _change_key(base) == _change_key(stage(throughput=11.5, queue_depth=3))
     assert _change_key(base) != _change_key(stage(throughput=10.0, queue_depth=4))
     assert _change_key(base) != _change_key(stage(state="paused", throughput=10.0, queue_depth=3))
+    assert _change_key(base) == _change_key(stage(throughput=10.0, queue_depth=3, error_rate=0.01))
+    assert _change_key(base) != _change_key(stage(throughput=10.0, queue_depth=3, error_rate=0.5)), "now failing"
 
 
 def test_plain_view_shows_summary_and_every_stage():
