@@ -176,3 +176,25 @@ def test_schema_rejects_drift():
     assert not validator.is_valid({**good, "surprise": 1})
     assert not validator.is_valid({k: v for k, v in good.items() if k != "queue_depth"})
     assert not validator.is_valid({"kind": "NoSuchKind"})
+
+
+def test_drill_and_wait_shapes_validate():
+    """The shapes other modules build as dicts: a drill step, a validation summary, a wait result, a removal."""
+    import subprocess
+    import sys
+
+    from pipelinectl.drill.runner import StepResult
+
+    validator = jsonschema.Draft202012Validator(load_schema(), format_checker=jsonschema.FormatChecker())
+    step = StepResult(phase="method", index=0, name="pause", type="run", line=12, outcome="passed",
+                      command=["pipelinectl", "pause", "charge"], exit_code=0, started_at="2026-05-01T12:00:00Z")
+    validator.validate(step.to_dict())
+    validator.validate({"kind": "WaitResult", "condition": "state=paused", "target": "stage orders/charge",
+                        "met": True, "observed": "paused", "elapsed_seconds": 1.5, "polls": 3})
+    validator.validate({"kind": "Saga", "removed": True, "pipeline": "orders", "id": "s-1"})
+    drill = ROOT / "docs" / "drills" / "poison-redrive.yaml"
+    if drill.exists():
+        done = subprocess.run([sys.executable, "-m", "pipelinectl", "drill", "validate", str(drill), "-o", "json"],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        validator.validate(json.loads(done.stdout))
