@@ -732,16 +732,16 @@ class PipelineRuntime:
             if st is None:
                 result.failed[dlq_id(r["seq"])] = f"stage {r['stage']!r} no longer exists"
                 continue
-            t = now()
+            first_seen = r["first_seen"]  # if it fails again, its DLQ entry keeps the original first sighting
             # Accept into the stage and leave the DLQ in one transaction: never in both, never in neither.
             with self.store.tx():
                 wid = self.store.run(
                     'INSERT INTO work(pipeline, stage, key, "offset", payload, origin, first_seen) '
                     "VALUES (?,?,?,?,?,?,?)",
-                    (self.name, st.name, r["key"], r["offset"], r["payload"], "redrive", t),
+                    (self.name, st.name, r["key"], r["offset"], r["payload"], "redrive", first_seen),
                 ).lastrowid
                 self.store.run("DELETE FROM dlq WHERE seq=?", (r["seq"],))
-            st.accept(Work(wid, r["key"], r["offset"], loads(r["payload"]), "redrive", t))
+            st.accept(Work(wid, r["key"], r["offset"], loads(r["payload"]), "redrive", first_seen))
             result.succeeded.append(dlq_id(r["seq"]))
         return result
 

@@ -111,6 +111,14 @@ def test_redrive_is_one_transaction_and_replay_skips_applied(tmp_path):
         for n in range(10):
             await rt.submit("d", f"k{n}", n)
         await until(lambda: pr.dlq_count() == 5 and pr.stage("b").processed == 5)
+        items, _, _ = pr.dlq_list(m.DLQFilter(pipeline="d"), 100, None)
+        first_seen = {i.key: i.first_seen for i in items}
+        again = pr.dlq_redrive(m.DLQFilter(pipeline="d", ids=[items[0].id]))  # still broken: fails again
+        assert again.succeeded == [items[0].id]
+        await until(lambda: pr.dlq_count() == 5 and not pr.stage("a").queue and pr.stage("a").in_flight == 0)
+        refailed = [i for i in pr.dlq_list(m.DLQFilter(pipeline="d"), 100, None)[0] if i.key == items[0].key]
+        assert len(refailed) == 1 and refailed[0].first_seen == first_seen[items[0].key]
+        assert refailed[0].last_seen > refailed[0].first_seen and refailed[0].details["origin"] == "redrive"
         broken["on"] = False
         result = pr.dlq_redrive(m.DLQFilter(pipeline="d", all=True))
         assert len(result.succeeded) == 5 and pr.dlq_count() == 0
