@@ -62,8 +62,8 @@ def _env(home: str) -> dict[str, str]:
 def _check(rc: int, stdout: str, stderr: str, argv: list[str]) -> None:
     assert "Traceback" not in stdout, (argv, stdout)
     assert rc in ALLOWED, (argv, rc, stderr)
-    verbose = any(arg in ("-v", "--verbose") for arg in argv[: argv.index("--") if "--" in argv else None])
-    if not verbose:  # -v prints a traceback on error by design; without it, never
+    verbose = _verbosity(argv) >= 2
+    if not verbose:  # -vv prints a traceback on error by design; without it, never
         assert "Traceback" not in stderr, (argv, stderr)
     if rc != 0:
         lines = [line for line in LINE_BREAK.split(stderr.rstrip("\n")) if not line.startswith("warning: ")]
@@ -72,6 +72,13 @@ def _check(rc: int, stdout: str, stderr: str, argv: list[str]) -> None:
         if not verbose:
             assert len(lines) == 1, (argv, stderr)
         assert len(errors[0]) < 2000
+
+
+def _verbosity(argv) -> int:
+    """How many -v the CLI counts (-v, --verbose, -vv...), before a bare `--`."""
+    head = list(argv)[: list(argv).index("--")] if "--" in argv else list(argv)
+    return sum(1 if a in ("-v", "--verbose") else len(a) - 1 if len(a) > 2 and set(a[1:]) == {"v"} and a[0] == "-"
+               else 0 for a in head)
 
 
 def run_in_process(argv: list[str]) -> tuple[int, str, str]:

@@ -77,11 +77,8 @@ def test_options_are_the_same_before_or_after_the_command(argv):
     pytest.param(["-o", "\n"], id="output-newline"),
     pytest.param(["--timeout", "1\n2"], id="timeout-newline"),
     pytest.param(["-o", "a\rb"], id="output-carriage-return"),
-    pytest.param(["-o", "a\x0bb"], id="output-vertical-tab", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason="open: \\v and \\f reach the terminal raw (a new line there); "
-                                                 "request in /work/coord/REQUESTS.md")),
-    pytest.param(["--timeout", "a\x0cb"], id="timeout-form-feed", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason="open: as above")),
+    pytest.param(["-o", "a\x0bb"], id="output-vertical-tab"),
+    pytest.param(["--timeout", "a\x0cb"], id="timeout-form-feed"),
 ])
 def test_values_with_line_breaks_still_give_one_line(argv):
     """Found by fuzzing: a value is shown escaped, so the error stays one line on a terminal."""

@@ -84,8 +84,6 @@ def test_two_scales_of_one_stage_one_wins_the_other_conflicts(tmp_path, plane, p
     assert str(after["version"]) in error[0] or f"parallelism {after['parallelism']}" in error[0], error[0]
 
 
-@pytest.mark.xfail(strict=True, reason="open: the 412 message names the version, not the current parallelism; "
-                   "request in /work/coord/REQUESTS.md (verbs/server helpers)")
 def test_conflict_message_names_the_current_parallelism(tmp_path, plane, proxy):
     """Stricter: the refused operator sees the current value, not only a version number."""
     alice, bob = _operators(tmp_path, plane, proxy)
