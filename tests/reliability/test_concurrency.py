@@ -1,7 +1,7 @@
 """Two operators at once, through the real CLI against a real plane.
 
-The fault proxy holds every write back for a moment, so both operators have
-read the stage (or planned the redrive) before either write lands: the race
+The fault proxy holds every write at a gate until both operators have read
+the stage (or planned the redrive), then lets the writes race: the race
 happens on every run, not by luck.
 """
 
@@ -42,7 +42,9 @@ def _operators(tmp_path, plane, proxy, n: int = 2) -> list[CliEnv]:
     return out
 
 
-def _together(*calls) -> list[Result]:
+def _together(*calls, proxy: FaultProxy | None = None, gate: threading.Event | None = None,
+              ready=lambda: True) -> list[Result]:
+    """Run the CLI calls at once; open `gate` when `ready()` holds (both have read), or after 30 s."""
     barrier = threading.Barrier(len(calls))
 
     def go(call):
@@ -50,7 +52,30 @@ def _together(*calls) -> list[Result]:
         return call()
 
     with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(go, calls))
+        futures = [pool.submit(go, call) for call in calls]
+        if gate is not None:
+            deadline = time.monotonic() + 30
+            while not ready() and time.monotonic() < deadline and not all(f.done() for f in futures):
+                time.sleep(0.02)
+            gate.set()
+        return [f.result() for f in futures]
+
+
+def _gate_writes(proxy: FaultProxy) -> threading.Event:
+    gate = threading.Event()
+    proxy.add(Fault("pass", match="POST", unless_body=DRY, times=None, gate=gate))
+    return gate
+
+
+def _count(proxy: FaultProxy, method: str, suffix: str, dry: bool | None = None) -> int:
+    n = 0
+    for seen in proxy.requests(method):
+        if not seen.path.split("?")[0].endswith(suffix):
+            continue
+        is_dry = DRY.encode() in seen.body.replace(b" ", b"")
+        if dry is None or dry == is_dry:
+            n += 1
+    return n
 
 
 def test_two_scales_of_one_stage_one_wins_the_other_conflicts(tmp_path, plane, proxy):
@@ -60,16 +85,15 @@ def test_two_scales_of_one_stage_one_wins_the_other_conflicts(tmp_path, plane, p
     wants = {"alice": min(high, before["parallelism"] + 1) if before["parallelism"] < high else low,
              "bob": min(high, before["parallelism"] + 2) if before["parallelism"] + 2 <= high else low + 1}
     assert wants["alice"] != wants["bob"]
-    # every real write waits 1.5 s in the proxy: both reads happen before the first write lands
-    proxy.add(Fault("pass", delay=1.5, match="POST", unless_body=DRY, times=None))
+    # every real write waits at the gate until both operators have read the stage
+    gate = _gate_writes(proxy)
     results = _together(
-        lambda: alice.run("scale", "ship", "--parallelism", str(wants["alice"]), "--timeout", "20"),
-        lambda: bob.run("scale", "ship", "--parallelism", str(wants["bob"]), "--timeout", "20"),
+        lambda: alice.run("scale", "ship", "--parallelism", str(wants["alice"]), "--timeout", "40"),
+        lambda: bob.run("scale", "ship", "--parallelism", str(wants["bob"]), "--timeout", "40"),
+        gate=gate, ready=lambda: _count(proxy, "GET", "/stages/ship") >= 2 and _count(proxy, "POST", "/scale") >= 2,
     )
-    gets = [s for s in proxy.log if s.method == "GET" and s.path.endswith("/stages/ship")]
     posts = [s for s in proxy.log if s.method == "POST"]
     assert len(posts) == 2, proxy.log
-    assert all(g.at < min(p.at for p in posts) + 1.5 for g in gets), "both read before either write landed"
     assert {p.header("if-match") for p in posts} == {f'"{before["version"]}"'}, "both sent the version they read"
     codes = sorted(r.rc for r in results)
     assert codes == [0, 4], results
@@ -91,9 +115,10 @@ def test_conflict_message_names_the_current_parallelism(tmp_path, plane, proxy):
     a, b = (before["min_parallelism"], before["min_parallelism"] + 1)
     if before["parallelism"] in (a, b):
         a, b = before["min_parallelism"] + 2, before["min_parallelism"] + 3
-    proxy.add(Fault("pass", delay=1.5, match="POST", unless_body=DRY, times=None))
-    results = _together(lambda: alice.run("scale", "charge", "--parallelism", str(a)),
-                        lambda: bob.run("scale", "charge", "--parallelism", str(b)))
+    gate = _gate_writes(proxy)
+    results = _together(lambda: alice.run("scale", "charge", "--parallelism", str(a), "--timeout", "40"),
+                        lambda: bob.run("scale", "charge", "--parallelism", str(b), "--timeout", "40"),
+                        gate=gate, ready=lambda: _count(proxy, "POST", "/scale") >= 2)
     assert sorted(r.rc for r in results) == [0, 4], results
     loser = results[0] if results[0].rc == 4 else results[1]
     current = stage(plane, "charge")["parallelism"]
@@ -109,10 +134,11 @@ def test_two_redrives_of_the_same_items_move_each_item_once(tmp_path, plane, pro
         ids = [i for i in dlq_ids(plane)][:20]
         assert len(ids) == 20
         queued_before = stage(plane, "validate")["queue_depth"]
-        proxy.add(Fault("pass", delay=1.0, match="POST", unless_body=DRY, times=None))
+        gate = _gate_writes(proxy)  # both plan (dry run) first; then their redrives race
         results = _together(
-            lambda: alice.run("dlq", "redrive", *ids, "--yes", "-o", "json", "--timeout", "30"),
-            lambda: bob.run("dlq", "redrive", *ids, "--yes", "-o", "json", "--timeout", "30"),
+            lambda: alice.run("dlq", "redrive", *ids, "--yes", "-o", "json", "--timeout", "40"),
+            lambda: bob.run("dlq", "redrive", *ids, "--yes", "-o", "json", "--timeout", "40"),
+            gate=gate, ready=lambda: _count(proxy, "POST", "/dlq/redrive", dry=False) >= 2,
         )
         for r in results:
             assert r.rc in (0, 3, 4), r

@@ -50,6 +50,8 @@ class Fault:
 
     `match` is a prefix of "METHOD /path?query" (e.g. "POST", "GET /v1/pipelines"),
     or the whole of it when it ends with `$`; None matches every request.
+    `gate`: a threading.Event the request waits on (up to 60 s) before its action: a test
+    holds two operators' writes until both have read, then lets them race.
     `unless_body`: the fault skips a request whose body, without spaces, holds this text
     (e.g. '"dry_run":true' to spare a dry-run plan and hit the real write).
     `times=None` applies forever.
@@ -62,6 +64,7 @@ class Fault:
     match: str | None = None
     times: int | None = 1
     unless_body: str | None = None
+    gate: threading.Event | None = None  # hold the request until the test sets it (deterministic races)
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -212,6 +215,8 @@ class FaultProxy:
             with self._lock:
                 self.log.append(seen)
             action = fault.action
+            if fault.gate is not None:
+                fault.gate.wait(60)
             if action == "drop":
                 return
             if action == "hang":
