@@ -107,3 +107,33 @@ def test_saved_config_reads_back_the_same(contexts):
         assert again.current_context == config.current_context
         assert {n: c.to_yaml_dict() for n, c in again.contexts.items()} == \
                {n: c.to_yaml_dict() for n, c in config.contexts.items()}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document.map(lambda d: yaml.safe_dump(d, allow_unicode=True).encode()) | st.binary(max_size=120),
+       st.sampled_from([("config", "view"), ("config", "get-contexts"), ("config", "current-context"),
+                        ("status",), ("dlq", "list")]))
+def test_any_config_file_through_the_cli_is_output_or_one_usage_line(raw, argv):
+    """The whole CLI over a fuzzed config file (no plane is reachable: every url is refused or invalid)."""
+    import contextlib
+    import io
+    import os
+    from unittest import mock
+
+    from pipelinectl.__main__ import main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_bytes(raw)
+        path.chmod(0o600)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINECTL_")}
+        env.update(HOME=tmp, XDG_CONFIG_HOME=tmp, XDG_STATE_HOME=tmp, XDG_CACHE_HOME=tmp)
+        out, err = io.StringIO(), io.StringIO()
+        with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
+            rc = main(["--config", str(path), "--timeout", "1", *argv])
+    assert "Traceback" not in out.getvalue() + err.getvalue()
+    assert rc in (0, 2, 3, 6, 7), (rc, err.getvalue())
+    if rc:
+        lines = [line for line in err.getvalue().splitlines() if not line.startswith("warning: ")]
+        assert len(lines) == 1 and lines[0].startswith("error: "), err.getvalue()
