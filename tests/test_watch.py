@@ -10,6 +10,7 @@ import pytest
 from pipelinectl.errors import NotFoundError, UnavailableError
 from pipelinectl.model import Saga, Stage
 from pipelinectl.watch import watch
+from tests.support.cli import validate_output
 
 
 def scripted(*snapshots):
@@ -54,6 +55,8 @@ def test_none_means_gone_and_removed_objects_are_said():
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [d["id"] for d in lines] == ["s1", "s2", "s1"]
     assert lines[2] == {"kind": "Saga", "removed": True, "pipeline": "orders", "id": "s1"}
+    for line in lines:
+        validate_output(line)  # the documented shapes, the removal marker included (docs/output.md)
 
 
 def test_only_new_shows_each_object_once_in_text():

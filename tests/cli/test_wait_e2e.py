@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.cli import CliEnv
+from tests.support.cli import CliEnv, validate_output
 from tests.support.server import RunningServer, start_server
 
 
@@ -46,6 +46,7 @@ def test_state_met_after_a_pause_elsewhere(env):
     assert result.rc == 0, result
     assert time.monotonic() - started >= 3.0  # it returned only after the pause, 3 s in
     doc = result.json()
+    validate_output(doc)  # the documented WaitResult shape (docs/output.md)
     assert doc["kind"] == "WaitResult" and doc["met"] is True and doc["observed"] == "paused"
     assert doc["condition"] == "state=paused" and doc["target"] == "stage orders/notify"
 
@@ -84,6 +85,7 @@ def test_dlq_count_by_stage_and_kind(env):
     # a count that cannot be reached in time
     result = cli.run("wait", "--for", f"dlq<={0}", "--stage", "validate", "--for-timeout", "1s", "-o", "json")
     assert result.rc == 8, result
+    validate_output(result.json())
     assert result.json()["met"] is False and result.json()["observed"] >= 1
 
 

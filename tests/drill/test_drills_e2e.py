@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.cli import CliEnv, Result, executable
+from tests.support.cli import CliEnv, Result, executable, validate_output
 from tests.support.server import RunningServer, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +51,7 @@ class Plane:
         result = self.cli.run("drill", "run", str(path), "--junit", str(report), "-o", "json", *args, timeout=timeout)
         assert result.stdout.startswith("{"), result
         journal = result.json()
+        validate_output(journal)  # the documented DrillJournal shape (docs/output.md)
         root = ET.parse(report).getroot()
         cases = root.findall("./testsuite/testcase")
         assert len(cases) == len(journal["steps"]), "one JUnit test case per step"
@@ -195,6 +196,7 @@ def test_an_interrupted_drill_still_runs_its_rollbacks(plane, sig):
     assert proc.returncode == 130, err
     assert plane.state("notify") == "running"
     journal = json.loads(out)
+    validate_output(journal)
     assert journal["status"] == "interrupted" and journal["interrupted_by"] == sig.name
     assert journal["signals_during_rollbacks"] == [sig.name]
     assert [s["outcome"] for s in journal["steps"]] == ["passed", "interrupted", "skipped", "passed"]

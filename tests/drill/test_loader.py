@@ -16,7 +16,7 @@ import yaml
 
 from pipelinectl.drill.loader import DrillFileError, _loader, load
 from pipelinectl.errors import UsageError
-from tests.support.cli import CliEnv
+from tests.support.cli import CliEnv, validate_output
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "docs" / "drills").glob("*.yaml"))
@@ -146,6 +146,7 @@ def test_validate_command_prints_every_error_and_exits_2(tmp_path):
     assert result.stdout == ""
     ok = cli.run("drill", "validate", str(EXAMPLES[0]), "-o", "json")
     assert ok.rc == 0, ok
+    validate_output(ok.json())
     assert ok.json()["valid"] is True and ok.json()["method"] >= 1
 
 
