@@ -128,8 +128,9 @@ def _inspect(saga_id: str, pipeline: str | None) -> None:
         r.stream.write("\n")
         r.plain_table(["RESET POINT", "EVENT ID"], [[k.replace("_", " "), v] for k, v in points.items()],
                       title="Reset points")
-        first = next(iter(points.values()))
-        r.stream.write(f"(retry from one: pipelinectl saga retry {saga.id} --event-id {first})\n")
+        # Suggest the least drastic point: just before the failure, else the latest one.
+        key = next((k for k in ("before_failed_step", "last_workflow_task") if k in points), next(iter(points)))
+        r.stream.write(f"(retry from one: pipelinectl saga retry {saga.id} --event-id {points[key]})\n")
     if details:
         r.stream.write("\nDetails:\n")
         for key, value in sorted(details.items()):

@@ -47,7 +47,7 @@ def test_inspect_table_shows_pending_activities_reset_points_and_details(fake: H
     assert row.split()[:4] == ["5", "charge", "scheduled", "4"]
     assert "gateway timeout" in row and "in 1m" in row
     assert any(line.split() == ["before", "failed", "step", "9"] for line in out.splitlines())
-    assert "saga retry order-1 --event-id 3" in out
+    assert "saga retry order-1 --event-id 9" in out  # the least drastic point: just before the failed step
     assert "run_id: run-abc" in out and "temporal_status: Running" in out
     plain = fake("saga", "inspect", "order-2").stdout
     assert "Pending activities" not in plain and "Reset points" not in plain and "Details" not in plain
