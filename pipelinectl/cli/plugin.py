@@ -13,7 +13,12 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 @app.callback()
 def _group() -> None:
-    """List installed plugins and what their drivers support (more subcommands may follow)."""
+    """List installed plugins and what their drivers support (more subcommands may follow).
+
+    Examples:
+      pipelinectl plugin list
+      pipelinectl plugin list --errors
+    """
 
 
 def _register_columns() -> None:
@@ -72,8 +77,7 @@ def list_plugins(
 
     Examples:
       pipelinectl plugin list
-      pipelinectl plugin list -o json
-      PIPELINECTL_LOAD_PLUGINS=pipelinectl-temporal pipelinectl plugin list
+      pipelinectl plugin list --drivers -o json
     """
     from pipelinectl import plugins
 
