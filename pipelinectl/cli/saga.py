@@ -66,6 +66,10 @@ def list_(
     query: str | None = typer.Option(None, "--query", "-q", metavar="QUERY", help=_QUERY_HELP),
     limit: int | None = typer.Option(None, "--limit", "-l", metavar="N", min=1,
                                      help=f"At most N sagas (tables default to {TABLE_DEFAULT_LIMIT})."),
+    watch: bool = typer.Option(False, "--watch", "-w",
+                               help="Keep watching: live on a terminal, a line per change piped."),
+    interval: float = typer.Option(2.0, "--interval", metavar="SECONDS", min=0.1,
+                                   help="How often --watch looks again."),
 ) -> None:
     """List sagas, without their steps and events (see 'saga inspect').
 
@@ -84,6 +88,15 @@ def list_(
         raise UsageError(f"invalid value for --status: '{status}'", hint=f"choose from {', '.join(SAGA_STATUSES)}")
     target = session.pipeline(pipeline)
     selection = SagaFilter(pipeline=target, status=status, definition=definition, query=query)
+    if watch:
+        from pipelinectl.watch import watch as run_watch
+
+        def fetch() -> list:
+            return list(itertools.islice(session.plane.saga_list(selection, page_size=200),
+                                         limit or TABLE_DEFAULT_LIMIT))
+
+        raise typer.Exit(run_watch(fetch, output=session.options.output, interval=interval,
+                                   redact=session.redact, color=session.color))
     streaming = session.options.output in ("jsonl", "name")
     cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
     page_size = min(cap, 200) if cap is not None else 200
