@@ -164,9 +164,10 @@ def test_many_concurrent_redrives_over_the_api_each_item_once(plane):
     ids = dlq_ids(plane)[:10]
     assert ids
     try:
-        queued_before = stage(plane, "validate")["queue_depth"] + stage(plane, "ship")["queue_depth"]
         with api(plane, "operator") as client:
             assert client.post(f"/v1/pipelines/{PIPELINE}/stages/validate/pause", json={}).status_code == 200
+        # measured once both stages are paused, so their queues can only grow by what the redrives add
+        queued_before = stage(plane, "validate")["queue_depth"] + stage(plane, "ship")["queue_depth"]
 
         def redrive(_: int) -> list[str]:
             with api(plane, "operator") as client:
