@@ -43,10 +43,10 @@ from pipelinectl.cli.completion import (  # noqa: E402  (after the sys.path set-
     clean_help,
     completion_node,
     first_sentence,
-    fixed_choices,
     split_examples,
     subcommands,
 )
+from pipelinectl.cli.examples import metavar  # noqa: E402  (the name --help shows a value by)
 
 
 def load_commands() -> tuple[dict[str, Any], list[str]]:
@@ -171,15 +171,6 @@ def option_names(param: Any) -> str:
     if not (getattr(param, "is_flag", False) or getattr(param, "count", False)):
         text += f" \\fI{roff(metavar(param))}\\fR"
     return text
-
-
-def metavar(param: Any) -> str:
-    if param.metavar:
-        return param.metavar.strip("[]{}")
-    fixed = fixed_choices(param)
-    if fixed:
-        return "{" + "|".join(fixed) + "}"
-    return (param.name or "value").upper().rstrip("_")
 
 
 def param_help(param: Any, ctx: Any) -> str:

@@ -66,6 +66,22 @@ def test_help_of_every_command_and_subcommand(name: str) -> None:
     for path, done in zip(paths[1:], results, strict=True):
         assert (done.returncode, done.stderr) == (0, ""), (path, done)
         assert f"pipelinectl {' '.join(path)}" in done.stdout, path
+    for path, done in zip(paths, [top, *results], strict=True):  # one style: plain text, as the top level
+        assert done.stdout.startswith(f"Usage: pipelinectl {' '.join(path)} "), (path, done.stdout[:200])
+        assert not BOX_DRAWING & set(done.stdout), (path, done.stdout[:400])
+
+
+BOX_DRAWING = set("╭╮╰╯│─┃━")
+
+
+def test_subcommand_help_is_the_plain_layout_with_values_named_and_examples_flush_left() -> None:
+    shown = _help(["dlq", "list"]).stdout
+    assert "\nOptions:\n  -p, --pipeline PIPELINE " in shown
+    assert "\nExamples:\n  pipelinectl dlq list --stage validate" in shown
+    assert "\n  pipelinectl dlq list -o jsonl --limit 5000 > dlq.jsonl\n" in shown  # one line each, not re-wrapped
+    usage = _help(["config", "set-context"]).stdout.splitlines()[0]
+    assert usage == "Usage: pipelinectl config set-context [OPTIONS] NAME"
+    assert _help(["dlq", "redrive"]).stdout.splitlines()[0] == "Usage: pipelinectl dlq redrive [OPTIONS] [ID...]"
 
 
 def _shell_problem(example: str) -> str | None:
@@ -167,6 +183,20 @@ def test_fast_paths_import_no_framework_client_or_server(argv: list[str]) -> Non
                           timeout=60)
     assert done.stderr == "0 []", done.stderr
     assert done.stdout.strip(), "something was printed"
+
+
+def test_subcommand_help_imports_no_rich_client_or_server() -> None:
+    code = (
+        "import sys\n"
+        "from pipelinectl.__main__ import main\n"
+        "rc = main(['saga', 'list', '--help'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'httpx', 'yaml', 'pygments')\n"
+        "               or m.startswith('pipelinectl.server') or m == 'typer.rich_utils')\n"
+        "sys.stderr.write(f'{rc} {heavy}')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=ROOT,
+                          timeout=60)
+    assert done.stderr == "0 []", done.stderr
 
 
 def test_top_level_help_names_every_command() -> None:

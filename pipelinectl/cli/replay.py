@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 app = typer.Typer(
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    rich_markup_mode="rich",
 )
 
 TERMINAL = ("completed", "cancelled", "failed")

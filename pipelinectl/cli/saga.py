@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    rich_markup_mode="rich",
 )
 
 
