@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from pipelinectl.cli.session import Session, current
 from pipelinectl.errors import NotFoundError, PipelinectlError, UnsupportedError
+from pipelinectl.timeparse import parse_range, parse_time  # re-exported: the verbs' time options
 
 if TYPE_CHECKING:
     from pipelinectl.model import Stage
@@ -39,23 +39,7 @@ def dry_run_option() -> Any:
     return typer.Option(False, "--dry-run", help="Ask the plane what would happen; change nothing.")
 
 
-# -- time values and names (pipelinectl.timeparse does the parsing; errors name the option) ------------
-def parse_time(text: str | None, option: str, *, default: str = "past") -> datetime | None:
-    """RFC 3339, a plain date, or a relative `-2h` / `30m`; None stays None."""
-    if text is None:
-        return None
-    from pipelinectl.timeparse import parse_time as parse
-
-    return parse(text, option=option, default=default)
-
-
-def parse_range(start: str | None, end: str | None, start_option: str, end_option: str,
-                *, require_both: bool = False) -> tuple[datetime | None, datetime | None]:
-    from pipelinectl.timeparse import parse_range as parse
-
-    return parse(start, end, start_option=start_option, end_option=end_option, require_both=require_both)
-
-
+# -- names ------------------------------------------------------------------------------------------------
 def stage_name(text: str) -> str:
     """`STAGE` or the runbook form `stage=STAGE`."""
     from pipelinectl.timeparse import target_name

@@ -29,6 +29,7 @@ from pipelinectl.cli.common import (
     yes_option,
 )
 from pipelinectl.errors import ConditionNotMetError, UsageError
+from pipelinectl.timeparse import format_time
 
 if TYPE_CHECKING:
     from pipelinectl.cli.session import Session
@@ -40,15 +41,6 @@ app = typer.Typer(
 )
 
 TERMINAL = ("completed", "cancelled", "failed")
-
-
-def _range_text(job: ReplayJob) -> str:
-    if job.from_offset is not None or job.to_offset is not None:
-        return f"offsets {job.from_offset}..{job.to_offset}"
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    start = job.from_time.strftime(fmt) if job.from_time else "?"
-    end = job.to_time.strftime(fmt) if job.to_time else "?"
-    return f"{start}..{end}"
 
 
 @app.callback()
@@ -105,8 +97,10 @@ def replay(
         check_stage(session, target, name)
     request = ReplayRequest(pipeline=target, stage=name, from_offset=a, to_offset=b, from_time=start, to_time=end)
     plan = session.plane.replay(ReplayRequest(**{**_fields(request), "dry_run": True}))
+    from pipelinectl.output import replay_range
+
     what = (f"{plural(plan.total, 'item')} of pipeline '{target}' into stage '{plan.stage}' "
-            f"({_range_text(plan)})")
+            f"({replay_range(plan)})")
     if dry_run:
         dry_run_note(session, f"replay would send {what}" + ("; the range holds no input items" if not plan.total
                                                                else ""))
@@ -117,7 +111,6 @@ def replay(
                          f"({_asked(from_, to, a, b)}); nothing was changed",
                          hint="'pipelinectl status' shows the input log's current offset")
     session.confirm(f"replay {what}", yes=yes)
-    from pipelinectl.model import format_time
 
     arguments: dict[str, Any] = {"stage": name, "from": from_, "to": to, "from_time": format_time(start),
                                  "to_time": format_time(end), "from_offset": a, "to_offset": b,
@@ -201,9 +194,11 @@ def show(
     if session.options.output not in ("table", "wide"):
         session.emit(job)
         return
+    from pipelinectl.output import replay_range
+
     session.renderer.key_values([
         ("ID", job.id), ("Pipeline", job.pipeline), ("Stage", job.stage), ("State", job.state),
-        ("Range", _range_text(job)), ("Progress", f"{job.replayed}/{job.total}"), ("Skipped", job.skipped),
+        ("Range", replay_range(job)), ("Progress", f"{job.replayed}/{job.total}"), ("Skipped", job.skipped),
         ("Created", job.created_at), ("Finished", job.finished_at), ("Error", job.error),
     ], title=f"Replay job {job.id}")
 

@@ -17,6 +17,7 @@ import typer
 
 from pipelinectl.cli.session import current
 from pipelinectl.errors import PipelinectlError, UsageError
+from pipelinectl.timeparse import format_time
 
 # A running stage whose error rate reaches this is shown as failing.
 FAILING_ERROR_RATE = 0.05
@@ -139,7 +140,7 @@ def _stage_row(s: Any, wide: bool) -> list[Any]:
     ]
     if wide:
         row += [s.processed, s.failed, _kinds(s.errors_by_kind), s.version,
-                s.paused_until.strftime("%Y-%m-%dT%H:%M:%SZ") if s.paused_until else "-"]
+                format_time(s.paused_until, timespec="seconds") or "-"]
     return row
 
 
