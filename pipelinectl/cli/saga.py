@@ -51,6 +51,7 @@ def _group() -> None:
 
 
 TABLE_DEFAULT_LIMIT = 1000
+MAX_PAGE = 1000  # the largest page the APIs serve
 _QUERY_HELP = "Select sagas with the engine's own query (e.g. a Temporal visibility query)."
 
 
@@ -98,7 +99,7 @@ def list_(
                                    redact=session.redact, color=session.color))
     streaming = session.options.output in ("jsonl", "name")
     cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
-    page_size = min(cap, 200) if cap is not None else 200
+    page_size = min(cap, MAX_PAGE) if cap is not None else 200  # a capped list: one request when it can
     sagas = session.plane.saga_list(selection, page_size=page_size)
     if cap is not None:
         sagas = itertools.islice(sagas, cap)
