@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -22,6 +22,8 @@ from pipelinectl.timeparse import parse_range, parse_time  # re-exported: the ve
 
 if TYPE_CHECKING:
     from pipelinectl.model import Stage
+
+T = TypeVar("T")
 
 # -- shared options -------------------------------------------------------------------------------------
 PIPELINE_HELP = "Pipeline to act on (default: the context's, or the plane's only pipeline)."
@@ -74,6 +76,18 @@ def check_stage(session: Session, pipeline: str, stage: str) -> Stage | None:
             hint=f"known stages: {', '.join(names)}" if names else "see 'pipelinectl status'",
             request_id=exc.request_id,
         ) from None
+
+
+def read_before(session: Session, verb: str, read: Callable[[], T]) -> T:
+    """The state a verb reads before it acts (an unknown ID is refused before any write).
+
+    A driver that cannot read it cannot do the verb either: the error names the verb the
+    operator ran (`saga force-fail`), not the read behind it (`saga inspect`).
+    """
+    try:
+        return read()
+    except UnsupportedError:
+        raise UnsupportedError.verb(getattr(session.plane, "driver", session.connection.driver), verb) from None
 
 
 def request_id(session: Session) -> str | None:
@@ -177,5 +191,5 @@ def progress(session: Session, description: str, total: int | None) -> Iterator[
 
 __all__ = [
     "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate", "parse_range",
-    "parse_time", "pipeline_option", "plural", "progress", "request_id", "say", "stage_name", "yes_option",
+    "parse_time", "pipeline_option", "plural", "progress", "read_before", "request_id", "say", "stage_name", "yes_option",
 ]

@@ -24,6 +24,7 @@ from pipelinectl.cli.common import (
     pipeline_option,
     plural,
     progress,
+    read_before,
     say,
     stage_name,
     yes_option,
@@ -216,7 +217,7 @@ def cancel(
     """
     session = current()
     target = session.pipeline(pipeline)
-    before = session.plane.replay_show(target, job_id)  # an unknown ID is refused before any write
+    before = read_before(session, "replay cancel", lambda: session.plane.replay_show(target, job_id))
     job = mutate(session, verb="replay cancel", target=f"{target}/{job_id}", arguments={"id": job_id},
                  call=lambda: session.plane.replay_cancel(target, job_id), summary=lambda j: j.state)
     say(session, f"replay job {job.id}: {job.state} (was {before.state}; {job.replayed}/{job.total} replayed)")

@@ -23,6 +23,7 @@ from pipelinectl.cli.common import (
     pipeline_option,
     plural,
     progress,
+    read_before,
     say,
     yes_option,
 )
@@ -232,7 +233,7 @@ def _where(saga: Saga) -> str:
 def _one(session: Session, verb: str, saga_id: str, pipeline: str, arguments: dict[str, Any], *,
          confirm: bool, yes: bool, dry_run: bool, call: Any) -> None:
     """read -> dry run on the plane -> (report | confirm) -> act -> audit -> render."""
-    before = session.plane.saga_show(pipeline, saga_id)
+    before = read_before(session, f"saga {verb}", lambda: session.plane.saga_show(pipeline, saga_id))
     planned: Saga = call(True)
     if dry_run:
         dry_run_note(session, f"{verb} {_where(before)} would leave it {planned.status}")
