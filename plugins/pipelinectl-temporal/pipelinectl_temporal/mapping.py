@@ -17,7 +17,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pipelinectl.model import Saga, SagaEvent, SagaStep, parse_time
+from pipelinectl.plugin_api import Saga, SagaEvent, SagaStep, parse_time
 
 TEMPORAL_STATUS = {
     "WORKFLOW_EXECUTION_STATUS_RUNNING": "Running",

@@ -11,9 +11,15 @@ import time
 import pytest
 from pipelinectl_temporal.driver import TemporalControlPlane
 
-from pipelinectl.errors import ConflictError, NotFoundError, UnsupportedError, UsageError
-from pipelinectl.model import SagaFilter
-from pipelinectl.plane import Capability, Connection
+from pipelinectl.plugin_api import (
+    Capability,
+    ConflictError,
+    Connection,
+    NotFoundError,
+    SagaFilter,
+    UnsupportedError,
+    UsageError,
+)
 
 NS = "sagas"
 
