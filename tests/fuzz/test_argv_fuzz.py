@@ -18,12 +18,15 @@ import re
 import tempfile
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipelinectl.cli.commands import COMMANDS
 from pipelinectl.errors import ExitCode
 from tests.support.cli import CliEnv
+
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
 
 def _module_exists(target: str) -> bool:

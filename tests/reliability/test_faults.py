@@ -15,6 +15,8 @@ from tests.reliability.plane import PIPELINE, api, dlq_ids, stage, start_quiet_p
 from tests.support.cli import CliEnv
 from tests.support.faultproxy import Fault, FaultProxy
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory):

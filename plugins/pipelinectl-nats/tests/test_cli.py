@@ -9,6 +9,8 @@ import pytest
 
 from pipelinectl.testing import CliEnv
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 @pytest.fixture
 def cli(tmp_path, server):
