@@ -17,10 +17,8 @@ import typer
 from pipelinectl.errors import ExitCode, PipelinectlError
 
 from . import session as session_module
-from .commands import COMMANDS
+from .commands import COMMANDS, CONTEXT_SETTINGS
 from .options import GlobalOptions
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _import_target(target: str) -> Any:

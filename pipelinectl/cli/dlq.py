@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
     check_stage,
     context_label,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings=CONTEXT_SETTINGS,
 )
 
 

@@ -1,8 +1,9 @@
-"""Top-level help, printed from the command table without importing typer or rich."""
+"""Help without building the command tree: the top level from the command table, a built-in
+command's from the text generated for it (cli/_help_data.py), so neither imports typer or rich."""
 
 from __future__ import annotations
 
-from .commands import COMMANDS, SECTIONS
+from .commands import COMMANDS, HELP_WIDTH, SECTIONS
 from .options import GLOBAL_OPTIONS_HELP
 
 EXAMPLES = (
@@ -46,6 +47,38 @@ def top_level_help(plugin_commands: dict[str, str] | None = None) -> str:
     lines.append("Run 'pipelinectl COMMAND --help' for a command's options and examples.")
     lines.append("Exit codes: 'man pipelinectl' or the README; 0 means success.")
     return "\n".join(lines) + "\n"
+
+
+def command_help(path: list[str]) -> str | None:
+    """`pipelinectl PATH --help` of a built-in command as generated, or None when the tree must render it.
+
+    The text is laid out for HELP_WIDTH columns, the width every command's help has on a
+    terminal at least that wide (and when piped); a narrower terminal gets it rendered.
+    """
+    if not path or path[0] not in COMMANDS or any(word.startswith("-") for word in path):
+        return None
+    if _columns() < HELP_WIDTH:
+        return None
+    from ._help_data import HELP
+
+    return HELP.get(" ".join(path))
+
+
+def _columns() -> int:
+    """The terminal's width as click sees it (shutil.get_terminal_size): COLUMNS, the terminal, else 80."""
+    import os
+    import sys
+
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+        if columns > 0:
+            return columns
+    except ValueError:
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 def _plugin_summaries() -> dict[str, str]:

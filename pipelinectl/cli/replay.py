@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
     check_stage,
     context_label,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     invoke_without_command=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings=CONTEXT_SETTINGS,
 )
 
 TERMINAL = ("completed", "cancelled", "failed")
