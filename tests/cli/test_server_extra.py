@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -28,10 +30,16 @@ def _run(tmp_path, missing: tuple[str, ...], argv: list[str]) -> subprocess.Comp
 @pytest.mark.parametrize("missing", [("uvicorn",), ("fastapi",), ("fastapi", "uvicorn")])
 @pytest.mark.parametrize("argv", [["server", "--demo", "--port", "1"], ["demo"], ["demo", "up"]])
 def test_without_the_server_extra_a_one_line_hint_and_exit_2(tmp_path, missing, argv):
-    done = _run(tmp_path, missing, argv)
-    assert done.returncode == 2, done
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "pip install 'pipelinectl[server]'" in lines[0] and missing[0] in lines[0], lines
-    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
-    assert not (tmp_path / ".local" / "state" / "pipelinectl" / "demo").exists()  # nothing was started
+    demo = tmp_path / ".local" / "state" / "pipelinectl" / "demo"
+    try:
+        done = _run(tmp_path, missing, argv)
+        assert done.returncode == 2, done
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert "pip install 'pipelinectl[server]'" in lines[0] and missing[0] in lines[0], lines
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+        assert not demo.exists()  # nothing was started
+    finally:  # if a regression did start the demo (its child has the extra), stop it by its pid
+        state = demo / "demo.json"
+        if state.exists():
+            os.kill(json.loads(state.read_text())["pid"], signal.SIGTERM)
