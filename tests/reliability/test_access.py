@@ -141,6 +141,8 @@ def test_missing_or_wrong_token_is_refused(tmp_path, plane, who):
         result = cli.run(*argv, "--timeout", "10")
         line = _refused(result)
         assert "token" in line.lower() or "auth" in line.lower(), line
+        if who == "missing":  # the hint's placeholder survives redaction
+            assert "send 'Authorization: Bearer <token>'" in line, line
         _assert_no_secret(plane, result.stdout, result.stderr)
     _assert_unchanged(before, _snapshot(plane))
 
