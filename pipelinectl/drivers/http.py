@@ -210,6 +210,9 @@ class HttpControlPlane:
                     method, url, params=query or None, json=body, headers=headers,
                     timeout=httpx.Timeout(read, connect=min(remaining, 10.0)),
                 )
+            except httpx.InvalidURL as exc:  # e.g. an ID longer than any URL may be: nothing was sent
+                raise UsageError(f"{method} request not sent: {redact(str(exc))[:100]}",
+                                 hint="an argument is too long or holds characters a URL cannot carry") from None
             except httpx.TimeoutException as exc:
                 self._trace(f"< {method} {url} timed out after {self._ms(sent)} ({type(exc).__name__})")
                 if self._clock() >= deadline:
