@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from pipelinectl import __version__
 from pipelinectl import model as m
@@ -168,8 +169,11 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
             if runtime is not None:
                 await runtime.stop(stop_timeout)
 
-    async def known_query_only(request: Request) -> None:
-        """A typo like `?dryrun=true` must not be silently ignored on a mutation: unknown parameters are 400."""
+    def known_query_only(request: Request) -> None:
+        """A typo like `?dryrun=true` must not be silently ignored on a mutation: unknown parameters are 400.
+
+        Checked after authentication (see `need`): the list of allowed parameters is for callers only.
+        """
         route = request.scope.get("route")
         if route is None or not request.query_params:
             return
@@ -180,7 +184,6 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
                              detail={"allowed": sorted(allowed)})
 
     app = FastAPI(
-        dependencies=[Depends(known_query_only)],
         title="pipelinectl control plane",
         version=__version__,
         description="Operate pipelines: stages, replays, dead-letter queue and sagas. See docs/api.md.",
@@ -209,12 +212,26 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         return error_response(400, "INVALID_ARGUMENT", f"{where}: {first['msg']}", detail={"errors": errors[:20]},
                               request_id=rid(request))
 
+    def path_methods(request: Request) -> str:
+        """Every method of the path (the router's own 405 names only the first route it tried).
+
+        As in OpenAPI, a concrete path wins over a templated one that also matches: `/dlq/redrive` is POST,
+        not also the GET of `/dlq/{item_id}`.
+        """
+        matching = [route for route in app.router.routes if route.matches(request.scope)[0] is not Match.NONE]
+        fewest = min((len(getattr(r, "param_convertors", {})) for r in matching), default=0)
+        methods = {m for r in matching if len(getattr(r, "param_convertors", {})) == fewest
+                   for m in getattr(r, "methods", None) or ()}
+        return ", ".join(sorted(methods))
+
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "INTERNAL")
         message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
-        return error_response(exc.status_code, code, message, request_id=rid(request),
-                              headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = path_methods(request)
+        return error_response(exc.status_code, code, message, request_id=rid(request), headers=headers)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
@@ -299,7 +316,9 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         """Auth as a dependency, so it answers 401/403 before the body is even validated."""
 
         async def check(request: Request, _c: HTTPAuthorizationCredentials | None = Security(bearer)) -> str:
-            return auth.require(request.headers.get("authorization"), role).name
+            name = auth.require(request.headers.get("authorization"), role).name
+            known_query_only(request)
+            return name
 
         return Depends(check)
 
@@ -313,7 +332,8 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         return value
 
     # routes --------------------------------------------------------------------------------------------------
-    @app.get("/v1/healthz", response_model=Health, tags=["meta"], responses={500: ERROR_DOC[500]})
+    @app.get("/v1/healthz", response_model=Health, tags=["meta"], responses={500: ERROR_DOC[500]},
+             dependencies=[Depends(known_query_only)])
     async def healthz() -> Health:
         return Health(status="ok", version=__version__, auth=auth.enabled)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -54,6 +55,24 @@ def test_health_and_request_ids(demo_server):
     assert r.headers["x-request-id"] == "my-req-1"
     assert_error(httpx.get(demo_server.url + "/v1/nope"), 404, "NOT_FOUND")
     assert_error(httpx.get(demo_server.url + "/v1/pipelines"), 401, "UNAUTHENTICATED")
+
+
+def test_a_405_allows_every_method_of_the_path(demo_server):
+    """Allow lists the methods the document gives the path, whichever route the router tried first."""
+    doc = httpx.get(demo_server.url + "/v1/openapi.json").json()
+    concrete = {"{pipeline}": "orders", "{stage}": "ship", "{job_id}": "replay-x", "{item_id}": "dlq-1",
+                "{saga_id}": "saga-x"}
+    for template, item in doc["paths"].items():
+        path = template
+        for name, value in concrete.items():
+            path = path.replace(name, value)
+        documented = {method.upper() for method in item}
+        served = {method.upper() for other, them in doc["paths"].items()  # /dlq/redrive is also /dlq/{item_id}
+                  if re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", other), path) for method in them}
+        for method in {"GET", "POST", "PUT", "PATCH", "DELETE"} - served:
+            r = httpx.request(method, demo_server.url + path, headers=demo_server.headers())
+            assert_error(r, 405, "INVALID_ARGUMENT")
+            assert set(r.headers["allow"].replace(" ", "").split(",")) == documented, (method, path, r.headers)
 
 
 def test_pipeline_and_stage_shapes(admin):
