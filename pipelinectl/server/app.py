@@ -30,7 +30,7 @@ from starlette.routing import Match
 
 from pipelinectl import __version__
 from pipelinectl import model as m
-from pipelinectl.errors import PipelinectlError, UsageError
+from pipelinectl.errors import CANONICAL, InternalError, PipelinectlError, UsageError
 
 from .auth import Authenticator
 from .runtime import Runtime
@@ -41,9 +41,32 @@ log = logging.getLogger("pipelinectl.server")
 IDEMPOTENCY_TTL = 24 * 3600
 MAX_BODY = 1 << 20  # bytes; the largest legitimate body is a DLQ selection of 10,000 ids
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-STATUS_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                405: "INVALID_ARGUMENT", 409: "FAILED_PRECONDITION", 412: "ABORTED", 413: "INVALID_ARGUMENT",
-                415: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE"}
+
+
+def _codes_by_status() -> dict[int, str]:
+    """HTTP status -> canonical code, read off errors.py: each code's class declares its `http_status`.
+
+    Where several classes share a status (409), the most general one names it (FAILED_PRECONDITION, not
+    ALREADY_EXISTS); aliases such as OUT_OF_RANGE, whose class has another code of its own, name none.
+    """
+    owners: dict[int, type[PipelinectlError]] = {}
+    for code, cls in CANONICAL.items():
+        if cls.code != code:
+            continue
+        known = owners.get(cls.http_status)
+        if known is None or issubclass(known, cls):
+            owners[cls.http_status] = cls
+    return {status: cls.code for status, cls in owners.items()}
+
+
+STATUS_CODES = _codes_by_status()
+
+
+def canonical_code(status: int) -> str:
+    """The canonical code an HTTP status answers with; a 4xx of no class (405, 413, 415) is a usage error."""
+    if status in STATUS_CODES:
+        return STATUS_CODES[status]
+    return UsageError.code if 400 <= status < 500 else InternalError.code
 
 
 # --- documented shapes -------------------------------------------------------------------------------------
@@ -130,7 +153,7 @@ class RetryBody(DryRunBody):
 
 
 ERRORS = (400, 401, 403, 404, 409, 412, 413, 429, 500, 503)
-ERROR_DOC = {code: {"model": ErrorBody, "description": STATUS_CODES.get(code, "INTERNAL")} for code in ERRORS}
+ERROR_DOC = {code: {"model": ErrorBody, "description": canonical_code(code)} for code in ERRORS}
 
 
 def query_names(dependant: Any) -> set[str]:
@@ -209,8 +232,8 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(first["loc"]) or "request"
-        return error_response(400, "INVALID_ARGUMENT", f"{where}: {first['msg']}", detail={"errors": errors[:20]},
-                              request_id=rid(request))
+        return error_response(UsageError.http_status, UsageError.code, f"{where}: {first['msg']}",
+                              detail={"errors": errors[:20]}, request_id=rid(request))
 
     def path_methods(request: Request) -> str:
         """Every method of the path (the router's own 405 names only the first route it tried).
@@ -226,7 +249,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = STATUS_CODES.get(exc.status_code, "INTERNAL")
+        code = canonical_code(exc.status_code)
         message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
@@ -240,15 +263,15 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         request.state.request_id = request_id
         length = request.headers.get("content-length", "0")
         if not length.isdigit() or int(length) > MAX_BODY:
-            response = error_response(413, "INVALID_ARGUMENT", f"request body larger than {MAX_BODY} bytes",
+            response = error_response(413, canonical_code(413), f"request body larger than {MAX_BODY} bytes",
                                       request_id=request_id)
             return response
         try:
             response = await call_next(request)
         except Exception:  # never leak internals: log here, answer a generic 500
             log.exception("request %s %s failed (request id %s)", request.method, request.url.path, request_id)
-            response = error_response(500, "INTERNAL", "internal error; report the request id",
-                                      detail={"request_id": request_id})
+            response = error_response(InternalError.http_status, InternalError.code,
+                                      "internal error; report the request id", detail={"request_id": request_id})
         response.headers["X-Request-Id"] = request_id
         return response
 
