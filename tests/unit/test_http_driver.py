@@ -78,6 +78,7 @@ def test_api_error_body_maps_to_error_kind_and_keeps_request_id():
     "status, code, cls, exit_code",
     [
         (400, "INVALID_ARGUMENT", UsageError, ExitCode.USAGE),
+        (422, "INVALID_ARGUMENT", UsageError, ExitCode.USAGE),  # a rule beyond the schema
         (401, "UNAUTHENTICATED", UnauthenticatedError, ExitCode.PERMISSION),
         (403, "PERMISSION_DENIED", PermissionDeniedError, ExitCode.PERMISSION),
         (409, "FAILED_PRECONDITION", Exception, ExitCode.CONFLICT),
