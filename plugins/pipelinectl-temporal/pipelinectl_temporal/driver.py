@@ -167,28 +167,45 @@ class TemporalControlPlane(UnsupportedVerbs):
             if token:
                 params["nextPageToken"] = token
             page = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflows", params=params)
-            for info in page.get("executions") or []:
-                saga = mapping.saga_from_info(info, ns)
-                if selection.status in ("stuck", "compensating") and saga.status != selection.status:
-                    # Visibility cannot tell: look closer (describe for stuck, history for compensating).
+            sagas = self._with_running_state(ns, [mapping.saga_from_info(i, ns) for i in page.get("executions") or []])
+            for saga in sagas:
+                if selection.status == "compensating" and saga.status != "compensating":
+                    # Only the history tells a compensation in progress from a run forward.
                     try:
-                        saga.status = self._running_status(ns, saga.id, need_history=selection.status == "compensating")
+                        saga.status = self.saga_show(ns, saga.id).status
                     except NotFoundError:  # gone since the page was read
                         continue
-                    if saga.status != selection.status:
-                        continue
+                if selection.status in ("stuck", "compensating") and saga.status != selection.status:
+                    continue
                 yield saga
             token = page.get("nextPageToken")
             if not token:
                 return
 
-    def _running_status(self, ns: str, saga_id: str, *, need_history: bool) -> str:
-        """running / stuck / compensating of one open workflow, with as few calls as possible."""
-        if need_history:
-            return self.saga_show(ns, saga_id).status
-        describe = self._describe(ns, saga_id)
-        return mapping.saga_from_history(describe, [], ns, compensation_words=self.compensation_words,
-                                         stuck_attempts=self.stuck_attempts).status
+    def _with_running_state(self, ns: str, sagas: list[Saga]) -> list[Saga]:
+        """Running sagas of a listed page, described (a few at a time): stuck or not, and the current step.
+
+        Visibility knows only "Running"; the describe tells a stuck saga (paused, or failing
+        attempt after attempt) and its pending activity. Closed sagas need nothing more.
+        """
+        running = [s for s in sagas if s.details.get("temporal_status") in ("Running", "Paused")]
+        if not running:
+            return sagas
+        from concurrent.futures import ThreadPoolExecutor
+
+        def describe(saga: Saga) -> Saga | None:
+            try:
+                described = mapping.saga_from_history(self._describe(ns, saga.id), [], ns,
+                                                      compensation_words=self.compensation_words,
+                                                      stuck_attempts=self.stuck_attempts)
+            except NotFoundError:  # gone since the page was read
+                return None
+            saga.status, saga.current_step = described.status, described.current_step
+            return saga
+
+        with ThreadPoolExecutor(max_workers=min(8, len(running))) as pool:
+            gone = {id(s) for s, kept in zip(running, pool.map(describe, running), strict=True) if kept is None}
+        return [s for s in sagas if id(s) not in gone]
 
     def saga_count(self, selection: SagaFilter) -> int:
         """How many workflows match (CountWorkflowExecutions); stuck/compensating count running ones."""
@@ -234,6 +251,9 @@ class TemporalControlPlane(UnsupportedVerbs):
         self._require_running(saga, "terminate" if terminate else "cancel")
         if dry_run:
             saga.details["dry_run"] = "terminate" if terminate else "cancel"
+            # What the action leads to: terminated at once, or cancel requested (its compensations run).
+            saga.status = "failed" if terminate else "compensating"
+            saga.details["cancel_requested"] = not terminate
             return saga
         execution = {"workflowId": saga_id, "runId": saga.details.get("run_id")}
         if terminate:
@@ -273,6 +293,7 @@ class TemporalControlPlane(UnsupportedVerbs):
                     hint="pass an event id to reset the workflow to it")
             if dry_run:
                 saga.details["dry_run"] = {"retry_activities": [p["activity_id"] for p in targets]}
+                saga.status = "running"  # its failing activities run again now
                 return saga
             for p in targets:
                 self._activity_op(ns, saga_id, saga.details.get("run_id"), str(p["activity_id"]),
@@ -284,6 +305,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         event_id = self._reset_event(saga, options)
         if dry_run:
             saga.details["dry_run"] = {"reset_to_event": event_id}
+            saga.status = "running"  # a new run from that point
             return saga
         answer = self.http.request("POST", self._wf(ns, saga_id, "/reset"), retry=True, body={
             "namespace": ns,
