@@ -219,7 +219,7 @@ CANONICAL: dict[str, type[PipelinectlError]] = {
 # HTTP status -> the error class that answers it, derived from the classes themselves:
 # the first class in this order claiming a status wins (409 is a conflict, not "already exists").
 _BY_STATUS_ORDER: tuple[type[PipelinectlError], ...] = (
-    UsageError, UnauthenticatedError, PermissionDeniedError, NotFoundError, ConflictError,
+    UsageError, UnprocessableError, UnauthenticatedError, PermissionDeniedError, NotFoundError, ConflictError,
     StaleVersionError, ThrottledError, UnsupportedError, UnavailableError, DeadlineExceededError,
 )
 HTTP_STATUS_ERRORS: dict[int, type[PipelinectlError]] = {}

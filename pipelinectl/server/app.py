@@ -30,7 +30,13 @@ from starlette.routing import Match
 
 from pipelinectl import __version__
 from pipelinectl import model as m
-from pipelinectl.errors import CANONICAL, InternalError, PipelinectlError, UnprocessableError, UsageError
+from pipelinectl.errors import (
+    HTTP_STATUS_ERRORS,
+    InternalError,
+    PipelinectlError,
+    UnprocessableError,
+    UsageError,
+)
 
 from .auth import Authenticator
 from .runtime import Runtime
@@ -43,29 +49,14 @@ MAX_BODY = 1 << 20  # bytes; the largest legitimate body is a DLQ selection of 1
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def _codes_by_status() -> dict[int, str]:
-    """HTTP status -> canonical code, read off errors.py: each code's class declares its `http_status`.
-
-    Where several classes share a status (409), the most general one names it (FAILED_PRECONDITION, not
-    ALREADY_EXISTS); aliases such as OUT_OF_RANGE, whose class has another code of its own, name none.
-    """
-    owners: dict[int, type[PipelinectlError]] = {}
-    for code, cls in CANONICAL.items():
-        if cls.code != code:
-            continue
-        known = owners.get(cls.http_status)
-        if known is None or issubclass(known, cls):
-            owners[cls.http_status] = cls
-    return {status: cls.code for status, cls in owners.items()}
-
-
-STATUS_CODES = _codes_by_status()
-
-
 def canonical_code(status: int) -> str:
-    """The canonical code an HTTP status answers with; a 4xx of no class (405, 413, 415) is a usage error."""
-    if status in STATUS_CODES:
-        return STATUS_CODES[status]
+    """The canonical code an HTTP status answers with, from errors.py's one table (HTTP_STATUS_ERRORS).
+
+    A 4xx no error class claims (405, 413, 415) is a usage error; a 5xx one (500) is internal.
+    """
+    cls = HTTP_STATUS_ERRORS.get(status)
+    if cls is not None:
+        return cls.code
     return UsageError.code if 400 <= status < 500 else InternalError.code
 
 

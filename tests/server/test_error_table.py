@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pipelinectl.errors import CANONICAL, ConflictError, PipelinectlError
+from pipelinectl.errors import (
+    CANONICAL,
+    HTTP_STATUS_ERRORS,
+    ConflictError,
+    PipelinectlError,
+    UnprocessableError,
+    error_class_for_status,
+)
 from pipelinectl.server.app import canonical_code
 from pipelinectl.server.openapi import document
 
@@ -18,22 +25,21 @@ def _error_classes() -> list[type[PipelinectlError]]:
     return seen
 
 
-@pytest.mark.parametrize("code, cls", sorted(CANONICAL.items()))
-def test_each_canonical_class_status_reads_back_as_a_code_of_that_family(code, cls):
-    """A status answers with the code of the most general class that declares it (409 is FAILED_PRECONDITION)."""
-    back = canonical_code(cls.http_status)
-    owner = CANONICAL[back]
-    assert owner.http_status == cls.http_status
-    assert issubclass(cls, owner) or owner is cls, (code, back)
+@pytest.mark.parametrize("status, cls", sorted(HTTP_STATUS_ERRORS.items()))
+def test_a_status_answers_with_the_code_of_its_error_class(status, cls):
+    assert canonical_code(status) == cls.code
+    assert CANONICAL[cls.code] is cls or issubclass(cls, CANONICAL[cls.code])  # the client maps it back
 
 
-def test_statuses_declared_only_by_errors_py_are_known_to_the_server():
+def test_statuses_no_class_claims_and_shared_ones():
     for cls in _error_classes():
         assert canonical_code(cls.http_status) in CANONICAL, cls
-    assert canonical_code(409) == ConflictError.code
+    assert canonical_code(409) == ConflictError.code  # not ALREADY_EXISTS
+    assert canonical_code(UnprocessableError.http_status) == "INVALID_ARGUMENT"
+    assert error_class_for_status(422) is UnprocessableError  # a client reads a bare 422 as a usage error
     assert canonical_code(504) == "DEADLINE_EXCEEDED"
     assert canonical_code(405) == "INVALID_ARGUMENT" and canonical_code(413) == "INVALID_ARGUMENT"
-    assert canonical_code(599) == "INTERNAL"
+    assert canonical_code(500) == "INTERNAL" and canonical_code(599) == "INTERNAL"
 
 
 def test_documented_error_answers_name_their_canonical_code():
