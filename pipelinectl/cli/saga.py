@@ -227,7 +227,8 @@ def show(
 
 
 # -- the mutating verbs ----------------------------------------------------------------------------------
-def _where(saga: Saga) -> str:
+def describe_saga(saga: Saga) -> str:
+    """How a confirmation names a saga: its ID, definition, status and step."""
     at = f" at step {saga.current_step}" if saga.current_step else ""
     return f"saga '{saga.id}' ({saga.definition}, {saga.status}{at})"
 
@@ -251,7 +252,7 @@ def _one(session: Session, verb: str, saga_id: str, pipeline: str, arguments: di
     if dry_run:
         return SagaChange(verb=verb, pipeline=pipeline, before=before, after=planned, dry_run=True)
     if confirm:
-        session.confirm(f"{verb} {_where(before)} in pipeline '{pipeline}'", yes=yes)
+        session.confirm(f"{verb} {describe_saga(before)} in pipeline '{pipeline}'", yes=yes)
     after = mutate(session, verb=f"saga {verb}", target=f"{pipeline}/{saga_id}", arguments=arguments,
                    call=lambda: call(False), summary=lambda s: s.status)
     return SagaChange(verb=verb, pipeline=pipeline, before=before, after=after, dry_run=False)
@@ -293,7 +294,7 @@ def force_complete_saga(session: Session, saga_id: str, reason: str | None, *, p
 def _report(session: Session, change: SagaChange) -> None:
     saga_id = change.before.id
     if change.dry_run:
-        dry_run_note(session, f"{change.verb} {_where(change.before)} would leave it {change.after.status}")
+        dry_run_note(session, f"{change.verb} {describe_saga(change.before)} would leave it {change.after.status}")
     else:
         say(session, f"saga {saga_id}: {change.after.status} (was {change.before.status}; "
                      f"context '{context_label(session)}')")

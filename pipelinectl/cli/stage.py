@@ -53,11 +53,14 @@ class StageChange:
 
 
 def change_stage(session: Session, verb: str, stage: str, *, pipeline: str | None = None,
-                 until: str | None = None, parallelism: int | None = None, dry_run: bool = False) -> StageChange:
+                 until: str | None = None, parallelism: int | None = None, dry_run: bool = False,
+                 expected_version: int | None = None) -> StageChange:
     """The one flow behind pause, resume, drain and scale, for the CLI and the dashboard alike.
 
     validate (the stage against the plane, --until, the parallelism range) -> dry run on the
-    plane | call -> audit. Nothing here prints: the caller shows the StageChange.
+    plane | call -> audit. Nothing here prints: the caller shows the StageChange. A scale sends
+    the stage version it reads, or `expected_version` when the caller read it earlier (the
+    dashboard, before its confirmation), so a change made meanwhile is a conflict.
     """
     if verb not in VERBS:
         raise UsageError(f"unknown stage verb '{verb}'", hint=f"choose from {', '.join(VERBS)}")
@@ -100,7 +103,9 @@ def change_stage(session: Session, verb: str, stage: str, *, pipeline: str | Non
                 hint=f"it runs {before.parallelism} now",
             )
         arguments["parallelism"] = parallelism
-        version = before.version if before is not None else None
+        version = expected_version
+        if version is None and before is not None:
+            version = before.version
 
         def call(dry: bool) -> Stage:
             return plane.scale(target_pipeline, name, parallelism, dry_run=dry, expected_version=version)
