@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import hmac
 import itertools
 import json
 import re
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,6 +55,7 @@ ERRORS_SCAN = 5000  # dead letters read at most to find the newest of the window
 SAGAS_SHOWN = 200
 PAYLOAD_PREVIEW = 20_000  # characters of a DLQ payload shown
 MAX_FORM_BYTES = 64 * 1024
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 IN_FLIGHT = ("running", "compensating", "stuck")
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -290,6 +291,7 @@ class Dashboard:
                          "stopped": sum(1 for st in states if st not in ("running", "failing"))})
         return HTMLResponse(self.render("_card.html", {
             "plane": plane, "driver": driver, "url": url, "problem": problem, "pipelines": rows,
+            "has_dlq": plane.can("dlq-list"), "has_sagas": plane.can("saga-list"),
             "ms": round((time.perf_counter() - started) * 1000),
             "stamp": time.strftime("%H:%M:%S"), "current": plane.name == self.settings.current_context}))
 
@@ -313,10 +315,11 @@ class Dashboard:
             rows = []
             for s in pipeline.stages if pipeline else []:
                 rows.append({"stage": s, "state": graph.health(s), "cells": graph.stage_row(s),
-                             "sparks": graph.sparklines(plane.history(name, s.name), METRICS, HISTORY_SECONDS)})
+                             "sparks": graph.sparklines(plane.history(name, s.name), METRICS)})
             html = self.render("_live.html", {
                 "plane": plane, "name": name, "pipeline": pipeline, "problem": read.problem, "rows": rows,
                 "graph": graph.layout(pipeline) if pipeline else None, "stamp": time.strftime("%H:%M:%S"),
+                "has_dlq": plane.can("dlq-list"),
                 "span": int(HISTORY_SECONDS)})
             read.rendered["live"] = html
         return html
@@ -351,10 +354,9 @@ class Dashboard:
         since = datetime.now(UTC) - ERRORS_WINDOW
 
         def newest(session: Any) -> list[Any]:
-            kept: deque[Any] = deque(maxlen=ERRORS_SHOWN)
-            kept.extend(itertools.islice(session.plane.dlq_list(DLQFilter(pipeline=name, since=since),
-                                                                page_size=500), ERRORS_SCAN))
-            return list(reversed(kept))
+            window = itertools.islice(session.plane.dlq_list(DLQFilter(pipeline=name, since=since), page_size=500),
+                                      ERRORS_SCAN)
+            return heapq.nlargest(ERRORS_SHOWN, window, key=lambda item: item.last_seen or EPOCH)
 
         read = plane.shared(("errors", name), ERRORS_MAX_AGE, newest)
         return HTMLResponse(self.render("_errors.html", {

@@ -166,25 +166,21 @@ def layout(pipeline: Pipeline) -> Graph:
 SPARK_W, SPARK_H = 84, 20
 
 
-def sparkline(points: list[tuple[float, float]], *, span: float) -> str:
-    """SVG polyline points for (age seconds, value) pairs over the last `span` seconds ('' when too few)."""
-    shown = [(age, v) for age, v in points if age <= span]
-    if len(shown) < 2:
+def sparkline(values: list[float]) -> str:
+    """SVG polyline points for the values, oldest first, evenly spaced ('' when fewer than two)."""
+    if len(values) < 2:
         return ""
-    top = max(v for _, v in shown)
-    low = min(0.0, min(v for _, v in shown))
+    top = max(values)
+    low = min(0.0, min(values))
     scale = (top - low) or 1.0
-    out = []
-    for age, v in shown:
-        x = SPARK_W * (1 - age / span)
-        y = SPARK_H - 2 - (SPARK_H - 4) * (v - low) / scale
-        out.append(f"{x:.1f},{y:.1f}")
-    return " ".join(out)
+    step = SPARK_W / (len(values) - 1)
+    return " ".join(f"{i * step:.1f},{SPARK_H - 2 - (SPARK_H - 4) * (v - low) / scale:.1f}"
+                    for i, v in enumerate(values))
 
 
-def sparklines(history: list[tuple[float, dict[str, float]]], metrics: tuple[str, ...],
-               span: float) -> dict[str, str]:
-    return {m: sparkline([(age, values[m]) for age, values in history], span=span) for m in metrics}
+def sparklines(history: list[tuple[float, dict[str, float]]], metrics: tuple[str, ...]) -> dict[str, str]:
+    """One sparkline per metric from a stage's (age, values) history."""
+    return {m: sparkline([values[m] for _, values in history]) for m in metrics}
 
 
 def rate(value: float) -> str:

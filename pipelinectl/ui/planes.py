@@ -89,6 +89,15 @@ class Plane:
             host = f"{host}:{parts.port}"
         return self.session.redact(urlunsplit((parts.scheme, host, parts.path, "", "")))
 
+    def can(self, capability: str) -> bool:
+        """Whether the driver declares this capability (`plugin list` shows them); unknown: assume it can."""
+        try:
+            with self.lock:
+                declared = self.session.plane.capabilities
+        except Exception:  # the driver cannot even be built: its reads say why
+            return True
+        return any(getattr(c, "value", c) == capability for c in declared)
+
     def scope(self) -> list[str]:
         """The pipelines the context names (empty: every pipeline of the plane)."""
         return [n.strip() for n in (self.session.context.pipeline or "").split(",") if n.strip()]
