@@ -90,13 +90,15 @@ class Plane:
         return self.session.redact(urlunsplit((parts.scheme, host, parts.path, "", "")))
 
     def can(self, capability: str) -> bool:
-        """Whether the driver declares this capability (`plugin list` shows them); unknown: assume it can."""
-        try:
-            with self.lock:
-                declared = self.session.plane.capabilities
-        except Exception:  # the driver cannot even be built: its reads say why
+        """Whether the driver declares this capability (`plugin list` shows them).
+
+        Until a read has built the driver, assume it can (the read says otherwise in place); this
+        never waits for the driver's lock, which a slow plane may hold.
+        """
+        driver = self.session.__dict__.get("plane")  # Session.plane, once built
+        if driver is None:
             return True
-        return any(getattr(c, "value", c) == capability for c in declared)
+        return any(getattr(c, "value", c) == capability for c in driver.capabilities)
 
     def scope(self) -> list[str]:
         """The pipelines the context names (empty: every pipeline of the plane)."""
@@ -115,11 +117,15 @@ class Plane:
 
     def shared(self, key: Any, max_age: float, fetch: Callable[[Session], Any],
                then: Callable[[Any], None] | None = None) -> Read:
-        """`fetch(session)` at most every `max_age` seconds; callers arriving together share one call."""
+        """`fetch(session)` at most every `max_age` seconds; callers arriving together share one call.
+
+        While a fetch is under way, callers get the previous answer at once (a slow or unreachable
+        plane never holds more than one worker thread per key); only the very first read waits.
+        """
         with self._cond:
             while True:
                 read = self._reads.get(key)
-                if read is not None and time.monotonic() - read.at < max_age:
+                if read is not None and (time.monotonic() - read.at < max_age or key in self._fetching):
                     return read
                 if key not in self._fetching:
                     self._fetching.add(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -55,4 +56,8 @@ def serve(contexts: list[str], options: GlobalOptions, *, port: int = 0, allow_w
         import webbrowser
 
         threading.Timer(0.3, webbrowser.open, args=(url,)).start()
+    # uvicorn re-raises the signal that stopped it once it has shut down; a no-op handler turns that
+    # into a normal return (as `pipelinectl server` does): Ctrl-C or SIGTERM is how the dashboard ends, exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     server.run(sockets=[sock])

@@ -314,3 +314,15 @@ def _a_saga(plane: Plane, status: str | None = None) -> str | None:
 
 def api_client(plane: Plane, role: str) -> httpx.Client:
     return httpx.Client(base_url=plane.server.url, headers=plane.server.headers(role), timeout=30)
+
+
+def test_sigterm_stops_the_dashboard_at_once_with_a_live_page_open(page, plane: Plane) -> None:
+    ui = UiProcess(plane.cli).start()
+    try:
+        _open(page, ui, "/pipeline", **PIPELINE_PAGE)
+        page.wait_for_timeout(1500)  # the page's live stream is open
+    finally:
+        started = time.monotonic()
+        code = ui.stop()
+    assert code == 0 and time.monotonic() - started < 5, (code, ui.stderr())
+    assert "Traceback" not in ui.stderr() and "error" not in ui.stderr().lower(), ui.stderr()

@@ -274,3 +274,34 @@ def test_bad_input_is_refused_before_anything_is_served(tmp_path: Path) -> None:
     assert busy.rc == 2 and "cannot listen on 127.0.0.1:" in busy.stderr and busy.stdout == "", busy
     for result in (nothing, unknown, both, busy):
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_an_unreachable_context_is_a_card_saying_so_not_an_error_page(tmp_path: Path) -> None:
+    import time
+    import warnings
+
+    import yaml
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from pipelinectl.cli.options import GlobalOptions
+    from pipelinectl.ui.app import Settings, create_app
+    from pipelinectl.ui.planes import Planes
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"contexts": {"down": {"url": f"http://127.0.0.1:{port}"}}}))
+    settings = Settings(token="t0ken-for-the-test", csrf="c", port=8798)
+    app = create_app(Planes(["down"], GlobalOptions(config=str(config), timeout=1.0)), settings)
+    with TestClient(app, base_url="http://127.0.0.1:8798",
+                    headers={"Authorization": "Bearer t0ken-for-the-test"}) as client:
+        started = time.monotonic()
+        card = client.get("/card?c=down")
+        assert card.status_code == 200 and time.monotonic() - started < 10
+        assert 'class="problem"' in card.text and f"127.0.0.1:{port}" in card.text
+        page = client.get("/pipeline?c=down&p=orders")
+        assert page.status_code == 200 and 'class="problem"' in page.text
