@@ -3,8 +3,9 @@
 Pages are rendered on the server from the drivers' models by Jinja2 templates with
 autoescape on, so whatever the plane sends (a DLQ payload, an error message, a
 stage name) is text in the page, never markup. htmx (vendored in static/) swaps
-fragments in place; its SSE extension carries the live metrics, one rendered
-fragment per status read shared by every page watching that pipeline.
+fragments in place, and each pipeline page polls its live fragment about once a
+second: one rendered fragment per status read, shared by every page watching
+that pipeline.
 
 Security (see docs/ui.md): `Guard` admits a request only with this server's
 Host, and the access token (once in the printed URL, which sets a cookie; then
@@ -16,13 +17,11 @@ credentials stay in this process: the browser only ever talks to this server.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import heapq
 import hmac
 import itertools
 import json
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -219,14 +218,6 @@ def compact(value: Any) -> str:
     return str(value)
 
 
-_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
-
-
-def sse_event(event: str, data: str) -> str:
-    """One server-sent event; every line of the data gets its own `data:` field."""
-    return f"event: {event}\n" + "".join(f"data: {line}\n" for line in _LINE_BREAKS.split(data)) + "\n"
-
-
 class NotFound(Exception):
     pass
 
@@ -240,7 +231,6 @@ class Dashboard:
         self.settings = settings
         self.cursors = Cursors()
         self.plans = actions.Plans()
-        self.stopping: Any = lambda: False  # create_app(stopping=...): the server is shutting down
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         env = self.templates.env
         env.globals.update(link=link, ui=settings)
@@ -324,21 +314,10 @@ class Dashboard:
             read.rendered["live"] = html
         return html
 
-    async def live(self, request: Request) -> Response:
+    def live(self, request: Request) -> Response:
+        """The live fragment, polled by each pipeline page about once a second (see docs/ui.md: why not SSE)."""
         plane, name = self._plane(request), self._pipeline(request)
-        interval = self.settings.interval
-
-        async def events() -> AsyncIterator[str]:
-            last = None
-            while not self.stopping():
-                read = await run_in_threadpool(plane.status, name, max_age=interval * 0.8)
-                if read.seq != last:
-                    last = read.seq
-                    yield sse_event("live", await run_in_threadpool(self.live_html, plane, name, read))
-                await asyncio.sleep(interval)
-
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+        return HTMLResponse(self.live_html(plane, name, plane.status(name, max_age=self.settings.interval * 0.8)))
 
     def errors(self, request: Request) -> Response:
         """Recent errors: counts by kind from the stages, and the newest dead letters of the window."""
@@ -488,11 +467,9 @@ class Dashboard:
         self.planes.close()
 
 
-def create_app(planes: Planes, settings: Settings, *, stopping: Any = None) -> Guard:
-    """The ASGI app: Guard around the Starlette routes. `stopping()` tells live streams to end."""
+def create_app(planes: Planes, settings: Settings) -> Guard:
+    """The ASGI app: Guard around the Starlette routes."""
     dashboard = Dashboard(planes, settings)
-    if stopping is not None:
-        dashboard.stopping = stopping
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:

@@ -41,8 +41,7 @@ def serve(contexts: list[str], options: GlobalOptions, *, port: int = 0, allow_w
     port = sock.getsockname()[1]
     settings = Settings(token=secrets.token_urlsafe(24), csrf=secrets.token_urlsafe(24), port=port,
                         allow_writes=allow_writes, current_context=current_context)
-    server: uvicorn.Server | None = None
-    app = create_app(Planes(contexts, options), settings, stopping=lambda: server is not None and server.should_exit)
+    app = create_app(Planes(contexts, options), settings)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", proxy_headers=False,
                             server_header=False, timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)

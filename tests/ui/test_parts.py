@@ -1,4 +1,4 @@
-"""The dashboard's parts without a browser: graph layout, sparklines, SSE framing, the guard, cursor pages,
+"""The dashboard's parts without a browser: graph layout, sparklines, the guard, cursor pages,
 bulk plans, the vendored files, and `pipelinectl ui` as a command (help, a missing extra, bad input).
 
 The browser tests (test_dashboard.py, test_engines.py) are the proof that it works end to end; these
@@ -84,13 +84,6 @@ def test_sparklines_scale_into_their_box() -> None:
     assert [x for x, _ in points] == [0.0, SPARK_W / 2, SPARK_W]
     assert all(0 <= y <= SPARK_H for _, y in points) and points[0][1] > points[2][1]  # higher value, higher up
     assert len(sparkline([2.0, 2.0, 2.0]).split()) == 3  # a flat line is still drawn
-
-
-def test_an_sse_event_carries_every_line_of_its_data() -> None:
-    from pipelinectl.ui.app import sse_event
-
-    assert sse_event("live", "<p>a</p>\n<p>b</p>\r\nc\rd") == \
-        "event: live\ndata: <p>a</p>\ndata: <p>b</p>\ndata: c\ndata: d\n\n"
 
 
 # -- the guard -------------------------------------------------------------------------------------------
@@ -208,7 +201,7 @@ def test_a_bulk_plan_is_used_once_by_its_own_context() -> None:
 # -- vendored files --------------------------------------------------------------------------------------
 def test_vendored_files_are_the_pinned_versions_with_their_licences() -> None:
     readme = (STATIC / "README.md").read_text()
-    for name in ("htmx.min.js", "sse.min.js"):
+    for name in ("htmx.min.js",):
         digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()
         assert f"{name} `{digest}`" in readme, name
         assert (STATIC / name.replace(".min.js", ".LICENSE.txt")).read_text().startswith(("Zero-Clause BSD", "BSD Zero"))
