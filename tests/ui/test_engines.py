@@ -183,3 +183,19 @@ def test_nats_pipeline_graph_fans_out_to_its_consumers(page, ui, nats) -> None:
         '.metrics [data-stage="parse"][data-metric="queue_depth"]').inner_text().startswith("3"), timeout=10)
     shoot(page, "nats-pipeline")
     assert page.js_errors == []
+
+
+def test_the_demo_pipeline_page_beside_the_engines(page, ui) -> None:
+    """The picture in docs/ui.md (docs/ui.png is this test's test-artifacts/ui/demo-pipeline.png)."""
+    import httpx
+
+    process, cli = ui
+    page.goto(process.url)
+    page.goto(process.page_url("/pipeline", c="demo", p="orders"))
+    plane = yaml.safe_load(cli.config_path.read_text())["contexts"]["demo"]["url"]
+    assert httpx.post(f"{plane}/v1/pipelines/orders/stages/notify/pause", json={}, timeout=10).status_code == 200
+    page.locator('g.node[data-stage="notify"][data-state="paused"]').wait_for(timeout=5000)
+    page.wait_for_timeout(8000)  # a few seconds of sparkline
+    page.locator("#errors [data-ready]").wait_for(state="attached")
+    shoot(page, "demo-pipeline", full_page=False)
+    assert page.js_errors == []
