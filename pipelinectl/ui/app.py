@@ -294,6 +294,14 @@ class Dashboard:
             "stages": self._stages(read, name)})
 
     @staticmethod
+    def _attempt(plane: Plane, fn: Any) -> tuple[Any, Problem | None]:
+        """`fn(session)` with the context's driver, or why it failed (the page shows it in place)."""
+        try:
+            return plane.call(fn), None
+        except Exception as exc:
+            return None, Problem.of(exc, plane.session)
+
+    @staticmethod
     def _stages(read: Read, name: str) -> list[Any]:
         return [s for p in read.pipelines if p.name == name for s in p.stages]
 
@@ -368,11 +376,7 @@ class Dashboard:
     def dlq_item(self, request: Request) -> Response:
         plane, name = self._plane(request), self._pipeline(request)
         item_id = request.query_params.get("id", "")
-        item, problem = None, None
-        try:
-            item = plane.call(lambda s: s.plane.dlq_show(name, item_id))
-        except Exception as exc:
-            problem = Problem.of(exc, plane.session)
+        item, problem = self._attempt(plane, lambda s: s.plane.dlq_show(name, item_id))
         text, more = preview(item.payload) if item is not None else ("", 0)
         return self.page(request, "dlq_item.html", {
             "plane": plane, "name": name, "item_id": item_id, "item": item, "problem": problem,
@@ -409,11 +413,7 @@ class Dashboard:
     def saga(self, request: Request) -> Response:
         plane, name = self._plane(request), self._pipeline(request)
         saga_id = request.query_params.get("id", "")
-        saga, problem = None, None
-        try:
-            saga = plane.call(lambda s: s.plane.saga_show(name, saga_id))
-        except Exception as exc:
-            problem = Problem.of(exc, plane.session)
+        saga, problem = self._attempt(plane, lambda s: s.plane.saga_show(name, saga_id))
         details = dict(saga.details or {}) if saga else {}
         pending = [p for p in details.pop("pending_activities", None) or [] if isinstance(p, dict)]
         points = details.pop("reset_points", None)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import select
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 
 from tests.support.cli import CliEnv, executable
+from tests.support.server import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -82,15 +82,7 @@ class UiProcess:
         return self
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            return None
+        return stop_process(self.proc, timeout=timeout)
 
     def stderr(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -108,13 +100,3 @@ class UiProcess:
 
 def launch_browser(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-
-
-def wait_for(what: str, probe: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -8,16 +8,18 @@ own data dirs, stopped by PID. The page reads them through the same drivers as t
 from __future__ import annotations
 
 import importlib.util
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
+from playwright.sync_api import expect
 
 from tests.support.cli import CliEnv
 from tests.support.server import start_server
-from tests.ui.support import ROOT, UiProcess, shoot, wait_for
+from tests.ui.support import ROOT, UiProcess, shoot
 
 pytestmark = pytest.mark.slow
 
@@ -179,8 +181,8 @@ def test_nats_pipeline_graph_fans_out_to_its_consumers(page, ui, nats) -> None:
     assert sorted(nodes.evaluate_all("els => els.map(e => e.dataset.stage)")) == list(CONSUMERS)
     assert page.locator("figure.graph g.node.state-input").count() == 1
     assert page.locator("figure.graph g.edge").count() == len(CONSUMERS)
-    wait_for("the consumers' pending counts", lambda: page.locator(
-        '.metrics [data-stage="parse"][data-metric="queue_depth"]').inner_text().startswith("3"), timeout=10)
+    expect(page.locator('.metrics [data-stage="parse"][data-metric="queue_depth"]')).to_have_text(
+        re.compile(r"^3\b"), timeout=10_000)  # the three messages published, pending for the consumer
     shoot(page, "nats-pipeline")
     assert page.js_errors == []
 
