@@ -84,6 +84,7 @@ class ControlPlane(Protocol):
 
     driver: str
     capabilities: frozenset[Capability]
+    url_schemes: tuple[str, ...]  # the schemes a context's url may use (`config set-context` checks)
 
     # -- status -----------------------------------------------------------
     def status(self, pipeline: str | None = None) -> list[Pipeline]: ...
@@ -137,6 +138,7 @@ class UnsupportedVerbs:
 
     driver: str = "?"
     capabilities: frozenset[Capability] = frozenset()
+    url_schemes: tuple[str, ...] = ()  # empty: any scheme
 
     def _unsupported(self, verb: str) -> Any:
         from .errors import UnsupportedError

@@ -85,6 +85,17 @@ async def undo_ship(order: dict) -> None:
     _record("undo_ship", order)
 
 
+@activity.defn(name="step")
+async def generic_step(name: str, order: dict) -> None:
+    """One activity type for every forward step: the step is its first argument."""
+    _step(name, order)
+
+
+@activity.defn(name="compensate")
+async def generic_compensate(name: str, order: dict) -> None:
+    _record(f"compensate_{name}", order)
+
+
 STEPS = [(reserve, undo_reserve), (charge, undo_charge), (ship, undo_ship)]
 RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=1.0,
                     maximum_interval=timedelta(seconds=1))
@@ -114,6 +125,33 @@ class OrderSaga:
             raise
 
 
+@workflow.defn(name="GenericSaga")
+class GenericSaga:
+    """The same order saga written with one generic `step` activity and one `compensate` activity.
+
+    With `summaries` in the order, each activity carries a summary naming its step (as the
+    Temporal UI shows it); without, only its first argument says which step it is.
+    """
+
+    @workflow.run
+    async def run(self, order: dict) -> str:
+        done: list[str] = []
+        summaries = bool(order.get("summaries"))
+        try:
+            for name in ("reserve", "charge", "ship"):
+                await workflow.execute_activity(
+                    generic_step, args=[name, order], start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RETRY, summary=f"{name} order" if summaries else None)
+                done.append(name)
+            return "shipped"
+        except BaseException:
+            for name in reversed(done):
+                await workflow.execute_activity(
+                    generic_compensate, args=[name, order], start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RETRY, summary=f"undo {name} order" if summaries else None)
+            raise
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--address", required=True)
@@ -126,8 +164,9 @@ async def main() -> None:
     workers = []
     for namespace in args.namespace or ["default"]:
         client = await Client.connect(args.address, namespace=namespace)
-        workers.append(Worker(client, task_queue=args.task_queue, workflows=[OrderSaga],
-                              activities=[reserve, charge, ship, undo_reserve, undo_charge, undo_ship]))
+        workers.append(Worker(client, task_queue=args.task_queue, workflows=[OrderSaga, GenericSaga],
+                              activities=[reserve, charge, ship, undo_reserve, undo_charge, undo_ship,
+                                          generic_step, generic_compensate]))
     print("worker ready", flush=True)
     await asyncio.gather(*(w.run() for w in workers))
 

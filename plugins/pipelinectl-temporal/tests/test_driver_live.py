@@ -11,9 +11,15 @@ import time
 import pytest
 from pipelinectl_temporal.driver import TemporalControlPlane
 
-from pipelinectl.errors import ConflictError, NotFoundError, UnsupportedError, UsageError
-from pipelinectl.model import SagaFilter
-from pipelinectl.plane import Capability, Connection
+from pipelinectl.plugin_api import (
+    Capability,
+    ConflictError,
+    Connection,
+    NotFoundError,
+    SagaFilter,
+    UnsupportedError,
+    UsageError,
+)
 
 NS = "sagas"
 
@@ -98,6 +104,55 @@ def test_inspect_timeline_matches_what_ran(temporal, worker, plane, uid):
     failed_event = next(e for e in saga.events if e.type == "ActivityTaskFailed")
     assert failed_event.step == "ship" and "ship declined" in failed_event.message
     assert saga.details["reset_points"]["before_failed_step"] < saga.details["reset_points"]["last_workflow_task"]
+
+
+@pytest.mark.parametrize("summaries", [False, True])
+def test_one_generic_activity_shows_each_step_by_name(temporal, worker, plane, uid, summaries):
+    """A workflow whose every step is the same activity type: the timeline still tells them apart."""
+    saga_id = f"{uid}-generic"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "fail_at": "ship", "summaries": summaries},
+                        workflow_type="GenericSaga")
+    temporal.wait_status(NS, saga_id, {"FAILED"})
+    assert worker.effects_of(saga_id) == ["reserve", "charge", "ship-error", "compensate_charge", "compensate_reserve"]
+
+    saga = plane.saga_show(NS, saga_id)
+    if summaries:
+        names = ["reserve order", "charge order", "ship order", "undo charge order", "undo reserve order"]
+    else:
+        names = ["step reserve", "step charge", "step ship", "compensate charge", "compensate reserve"]
+    assert [s.name for s in saga.steps] == names
+    assert [s.status for s in saga.steps] == ["completed", "completed", "failed", "compensated", "compensated"]
+    assert [s.compensation for s in saga.steps[:3]] == ["compensated", "compensated", None]
+    assert saga.steps[3].details["compensates"] == names[1] and saga.steps[4].details["compensates"] == names[0]
+    assert saga.completed_steps == names[:2]
+
+
+def test_list_shows_the_current_step_and_stuck_state_of_running_sagas(temporal, worker, plane, uid):
+    stuck_id, done_id = f"{uid}-stuck", f"{uid}-done"
+    temporal.start_saga(NS, stuck_id, {"id": stuck_id, "stuck_at": "charge"})
+    temporal.start_saga(NS, done_id, {"id": done_id})
+    temporal.wait_status(NS, done_id, {"COMPLETED"})
+    wait_until(lambda: plane.saga_show(NS, stuck_id).status == "stuck", what="the saga to be stuck")
+    temporal.wait_visible(NS, f"WorkflowId STARTS_WITH '{uid}'", 2)
+    listed = {s.id: s for s in plane.saga_list(by_prefix(uid))}
+    assert (listed[stuck_id].status, listed[stuck_id].current_step) == ("stuck", "charge")
+    assert listed[done_id].status == "completed" and listed[done_id].current_step is None
+    assert listed[stuck_id].completed_steps is None  # the list view cannot tell; inspect can
+    plane.saga_force_fail(NS, stuck_id, "test cleanup", terminate=True)
+
+
+def test_force_fail_reports_the_state_after_the_cancel(temporal, worker, plane, uid):
+    saga_id = f"{uid}-stuck"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "ship"})
+    wait_until(lambda: plane.saga_show(NS, saga_id).status == "stuck", what="the saga to be stuck")
+    planned = plane.saga_force_fail(NS, saga_id, "carrier outage", dry_run=True)
+    assert planned.status == "compensating" and planned.details["dry_run"] == "cancel"
+    assert temporal.status_of(NS, saga_id) == "RUNNING"  # the dry run changed nothing
+    after = plane.saga_force_fail(NS, saga_id, "carrier outage")
+    assert after.status in ("compensating", "compensated"), after.status  # never "stuck" after a cancel
+    assert after.details["cancel_requested"] is True
+    temporal.wait_status(NS, saga_id, {"CANCELED"})
+    assert plane.saga_show(NS, saga_id).status == "compensated"
 
 
 def test_stuck_saga_shows_its_pending_activity(temporal, worker, plane, uid):
