@@ -347,3 +347,59 @@ def test_many_live_pages_in_one_browser_all_stay_live(page, ui_ro: UiProcess) ->
     assert last.locator(cell).inner_text() != before, "the eighth page stopped updating"
     last.goto(ui_ro.page_url("/dlq", **PIPELINE_PAGE))  # and another page still loads
     assert last.locator("table.dlq").count() == 1
+
+
+def test_redrive_from_the_page_one_item_then_every_match(page, ui_rw: UiProcess, plane: Plane) -> None:
+    def dlq(**params: str) -> list[str]:
+        with api_client(plane, "viewer") as client:
+            return [i["id"] for i in client.get(f"/v1/pipelines/{PIPELINE}/dlq",
+                                                params={"page_size": 1000, **params}).json()["items"]]
+
+    deadline = time.monotonic() + 60
+    while len(charge := dlq(stage="charge")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)  # the demo declines every 41st card: dead letters of `charge` come by themselves
+    assert len(charge) >= 2, charge
+    one = charge[0]
+    _open(page, ui_rw, "/dlq/item", c="admin", p=PIPELINE, id=one)
+    page.click('button[data-action="dlq-redrive"]')
+    page.locator("#action .confirm").wait_for()
+    assert page.locator("#action .question").inner_text().startswith(
+        "Redrive 1 DLQ item of pipeline 'orders' on context 'admin'")
+    page.click("#action .confirm-yes")
+    page.locator("#action .outcome.done").wait_for()
+    assert page.locator("#action .outcome .message").inner_text() == \
+        "1 item redriven from pipeline 'orders' (context 'admin')"
+    assert one not in dlq()  # it left the DLQ once the stage accepted it
+
+    _open(page, ui_rw, "/dlq", c="admin", p=PIPELINE, stage="charge")
+    page.click('button[data-action="dlq-redrive-all"]')
+    confirm = page.locator("#action .confirm")
+    confirm.wait_for()
+    planned = [line for line in confirm.locator(".ids li").all_inner_texts() if line.startswith("dlq-")]
+    assert planned and one not in planned and set(planned) <= set(dlq(stage="charge"))
+    assert "(stage=charge)" in confirm.locator(".question").inner_text()
+    page.click("#action .confirm-yes")
+    page.locator("#action .outcome.done").wait_for()
+    assert not set(planned) & set(dlq())
+    verbs = [(a["verb"], a["result"]) for a in plane.cli.audit_lines() if a["verb"] == "dlq redrive"]
+    assert verbs[-2][1] == "succeeded=1 failed=0" and verbs[-1][1].startswith(f"succeeded={len(planned)} ")
+
+
+def test_force_fail_from_the_page_needs_a_reason_and_compensates(page, ui_rw: UiProcess, plane: Plane) -> None:
+    deadline = time.monotonic() + 30
+    while (saga_id := _a_saga(plane, "stuck")) is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert saga_id, "the demo made no stuck saga in 30 s"
+    _open(page, ui_rw, "/saga", c="admin", p=PIPELINE, id=saga_id)
+    page.fill('input[name="reason"]', "card processor outage, refund")
+    page.click('button[data-action="saga-force-fail"]')
+    page.locator("#action .confirm").wait_for()
+    assert page.locator("#action .question").inner_text().startswith(f"Force-fail saga '{saga_id}' (order, stuck")
+    page.click("#action .confirm-yes")
+    page.locator("#action .outcome.done").wait_for()
+    assert "(was stuck; context 'admin')" in page.locator("#action .outcome .message").inner_text()
+    with api_client(plane, "viewer") as client:
+        status = client.get(f"/v1/pipelines/{PIPELINE}/sagas/{saga_id}").json()["status"]
+    assert status in ("compensating", "compensated", "failed")
+    audit = plane.cli.audit_lines()[-1]
+    assert audit["verb"] == "saga force-fail" and audit["arguments"]["reason"] == "card processor outage, refund"
