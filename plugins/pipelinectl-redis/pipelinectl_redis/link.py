@@ -146,7 +146,6 @@ class Link:
                 socket_connect_timeout=connect_timeout(self.connection),
                 socket_timeout=self.request_timeout,
                 retry=Retry(NoBackoff(), 0),  # the shared policy retries, not redis-py
-                client_name="pipelinectl",
                 decode_responses=False,  # payloads are bytes; names are decoded where read
                 **credentials(self.connection),
                 **tls_options(self.connection),
@@ -223,7 +222,9 @@ class Link:
             if "connecting to" in text:  # redis-py's "Error N connecting to host:port. Reason."
                 return UnreachableError(f"cannot reach the {where}: {self._short(text)}",
                                         hint="is redis-server running, and is the context's url its address?")
-            return UnavailableError(f"connection to the {where} failed: {self._short(text)}")
+            hint = ("is it a TLS port? then the context's url is rediss://..." if "reset by peer" in text
+                    or "closed by server" in text else None)
+            return UnavailableError(f"connection to the {where} failed: {self._short(text)}", hint=hint)
         if isinstance(exc, rx.ResponseError):
             if upper.startswith("NOGROUP"):
                 return NotFoundError(f"redis: {what}: no such stream or consumer group")
