@@ -165,19 +165,20 @@ def replay(
       pipelinectl redis replay -s parse --from-id 1715000000000-0 --dry-run
       pipelinectl redis replay -s parse --from-id 1715000000000-3 --to-id 1715000000100-0 --yes
     """
-    from pipelinectl.plugin_api import dry_run_note, mutate, plural, say
+    from pipelinectl.plugin_api import dry_run_note, mutate, say
 
     session, plane = _plane()
     target = session.pipeline(pipeline)
     plan = plane.replay_ids(target, stage, from_id, to_id, dry_run=True)
     how = _how(plan.id)
-    what = f"{plural(plan.total - plan.skipped, 'entry')} of pipeline '{target}' into stage '{plan.stage}' ({how})"
+    count = plan.total - plan.skipped
+    what = f"{count} entr{'y' if count == 1 else 'ies'} of pipeline '{target}' into stage '{plan.stage}' ({how})"
     if dry_run:
         dry_run_note(session, f"replay would send {what}"
                      + (f"; {plan.skipped} already replayed would be skipped" if plan.skipped else ""))
         session.emit(plan)
         return
-    if plan.total - plan.skipped <= 0:
+    if count <= 0:
         from pipelinectl.plugin_api import UsageError
 
         raise UsageError(f"nothing to replay: no entry of {from_id}..{to_id or 'last delivered'} was delivered to "

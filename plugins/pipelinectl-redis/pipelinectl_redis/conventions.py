@@ -52,6 +52,11 @@ def replayed_key(stream: str, group: str) -> str:
     return f"{PREFIX}:replayed:{{{stream}}}:{group}"
 
 
+def redriven_key(dlq_stream: str) -> str:
+    """Redrive record of a DLQ stream: DLQ entry id -> the copy's id, kept a day (a lost answer is not a lost redrive)."""
+    return f"{PREFIX}:redriven:{{{dlq_stream}}}"
+
+
 def default_dlq_stream(stream: str, group: str) -> str:
     return f"{stream}:dlq:{group}"
 
@@ -196,10 +201,13 @@ return moved
 """
 
 # Put a dead-letter entry back into its source stream, then delete it from the DLQ: one atomic step.
-# KEYS[1] DLQ stream, KEYS[2] source stream; ARGV[1] DLQ entry id.
-# -> {'ok', new id} | {'missing'} (already redriven or purged) | {'gone'} (no original payload)
-#    | {'nostream'} | {'other', stream} (the entry belongs to another stream)
+# KEYS[1] DLQ stream, KEYS[2] source stream, KEYS[3] redrive record (DLQ id -> copy id, for a day);
+# ARGV[1] DLQ entry id.
+# -> {'ok', new id} (also when an earlier run whose answer was lost did it) | {'missing'} (purged)
+#    | {'gone'} (no original payload) | {'nostream'} | {'other', stream} (the entry belongs to another stream)
 REDRIVE = """
+local done = redis.call('HGET', KEYS[3], ARGV[1])
+if done then return {'ok', done} end
 local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #e == 0 then return {'missing'} end
 local f = e[1][2]
@@ -222,6 +230,8 @@ table.insert(out, 'pipelinectl:redrive-of'); table.insert(out, KEYS[1] .. '/' ..
 table.insert(out, 'pipelinectl:for-group'); table.insert(out, meta['pipelinectl-dlq:group'] or '')
 local new = redis.call('XADD', KEYS[2], '*', unpack(out))
 redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], new)
+redis.call('PEXPIRE', KEYS[3], 86400000)
 return {'ok', new}
 """
 

@@ -50,6 +50,7 @@ from .link import Link
 PREVIEW_CHARS = 512
 PAGE = 500  # entries per XRANGE / XPENDING page
 REPLAY_BATCH = 200  # entries per republish script call
+REDRIVE_BATCH = 50  # redrive scripts sent in one round trip
 LAG_COUNT_CAP = 100_000  # counting a lag Redis cannot tell stops here (details.lag_at_least)
 
 
@@ -637,12 +638,22 @@ class RedisControlPlane(UnsupportedVerbs):
                 self._sweep_group(g, dry_run=False)
         if selection.ids:
             by_dlq = {g.settings.dlq_stream: g for g in groups}
-            for item_id in selection.ids:
-                dlq, entry_id = self._split_id(item_id)
-                g = by_dlq.get(dlq)
-                entry = self._get(dlq, entry_id) if g is not None else None
-                if entry is not None and g is not None and self._matches(entry, g, selection):
-                    yield entry, g
+            wanted = [(self._split_id(i), by_dlq.get(self._split_id(i)[0])) for i in selection.ids]
+            wanted = [(where, g) for where, g in wanted if g is not None]
+            for start in range(0, len(wanted), PAGE):
+                chunk = wanted[start:start + PAGE]
+
+                def fetch(r: Any, chunk: list[Any] = chunk) -> list[Any]:
+                    pipe = r.pipeline(transaction=False)
+                    for (dlq, entry_id), _g in chunk:
+                        pipe.xrange(dlq, min=entry_id, max=entry_id)
+                    return pipe.execute()
+
+                for ((dlq, _entry_id), g), found in zip(chunk, self.link.call(fetch, what="XRANGE (DLQ ids)"), strict=True):
+                    if found:
+                        entry = cv.parse_dead_entry(dlq, found[0][0], found[0][1])
+                        if self._matches(entry, g, selection):
+                            yield entry, g
             return
         # oldest first across the stages' DLQ streams, each read lazily page by page
         merged = heapq.merge(*[self._keyed(g, i, page_size) for i, g in enumerate(groups)])
@@ -722,27 +733,37 @@ class RedisControlPlane(UnsupportedVerbs):
         """
         self._require_selection(selection, "redrive")
         result = BulkResult(action="redrive", pipeline=selection.pipeline, dry_run=dry_run)
+        batch: list[cv.DeadEntry] = []
         for entry, _g in self._entries(selection, self.bulk_page, sweep=not dry_run and not selection.ids):
             item_id = f"{entry.dlq_stream}/{entry.id}"
             result.matched.append(item_id)
             if not entry.present:
                 result.failed[item_id] = (f"the original entry ({entry.stream} {entry.original_id}) was deleted from "
                                           "its stream before it was dead-lettered; nothing to redrive, entry kept")
-                continue
-            if dry_run:
-                continue
-            answer = self.link.run_script("redrive", cv.REDRIVE, [entry.dlq_stream, entry.stream], [entry.id],
-                                          what=f"redrive of {item_id}")
+            elif not dry_run:
+                batch.append(entry)
+                if len(batch) >= REDRIVE_BATCH:
+                    self._redrive_batch(batch, result)
+                    batch = []
+        self._redrive_batch(batch, result)
+        return result
+
+    def _redrive_batch(self, batch: list[cv.DeadEntry], result: BulkResult) -> None:
+        answers = self.link.run_scripts(
+            "redrive", cv.REDRIVE,
+            [([e.dlq_stream, e.stream, cv.redriven_key(e.dlq_stream)], [e.id]) for e in batch],
+            what=f"redrive of {len(batch)} DLQ entries")
+        for entry, answer in zip(batch, answers, strict=True):
+            item_id = f"{entry.dlq_stream}/{entry.id}"
             outcome = text(answer[0])
             if outcome == "ok":
                 result.succeeded.append(item_id)
             elif outcome == "missing":
-                result.failed[item_id] = "not in the DLQ any more (redriven or purged meanwhile)"
+                result.failed[item_id] = "not in the DLQ any more (purged meanwhile)"
             elif outcome == "nostream":
                 result.failed[item_id] = f"the stream '{entry.stream}' does not exist any more; entry kept"
             else:
                 result.failed[item_id] = f"not redriven ({outcome}); entry kept"
-        return result
 
     def dlq_purge(self, selection: DLQFilter, *, dry_run: bool = False) -> BulkResult:
         self._require_selection(selection, "purge")

@@ -186,6 +186,20 @@ class Link:
         script = self.script(name, source)
         return self.call(lambda client: script(keys=keys, args=args, client=client), what=what)
 
+    def run_scripts(self, name: str, source: str, calls: list[tuple[list[str], list[Any]]], *, what: str) -> list[Any]:
+        """Many runs of one script in one round trip (each run atomic on its own, none inside a transaction)."""
+        if not calls:
+            return []
+        script = self.script(name, source)
+
+        def batch(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for keys, args in calls:
+                script(keys=keys, args=args, client=pipe)
+            return pipe.execute()
+
+        return self.call(batch, what=what)
+
     # -- errors: the one mapping -----------------------------------------------------------------------
     def map_error(self, exc: BaseException, what: str = "request") -> PipelinectlError:
         import ssl
