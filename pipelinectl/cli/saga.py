@@ -122,7 +122,7 @@ def _inspect(saga_id: str, pipeline: str | None) -> None:
     r = session.renderer
     r.key_values([
         ("ID", saga.id), ("Pipeline", saga.pipeline), ("Definition", saga.definition), ("Status", saga.status),
-        ("Current step", saga.current_step), ("Completed steps", ", ".join(saga.completed_steps)),
+        ("Current step", saga.current_step), ("Completed steps", ", ".join(saga.completed_steps or [])),
         ("Last error", saga.last_error), ("Started", saga.started_at), ("Updated", saga.updated_at),
         ("Closed", saga.closed_at),
     ], title=f"Saga {saga.id}")
