@@ -40,6 +40,7 @@ from .client import TemporalHTTP, seg
 
 DRIVER = "temporal"
 IDENTITY = "pipelinectl"
+ADVANCE_UPDATE = mapping.ADVANCE_UPDATE  # the update a workflow implements to opt into `saga advance`
 # First server version whose HTTP API has workflow-scoped activity pause/unpause/reset
 # (`/workflows/{id}/activities/{activity}/pause`), verified against 1.32.0. Older
 # servers (1.27+) take `{execution, id}` at `/activities/pause`.
@@ -84,6 +85,8 @@ class TemporalControlPlane(UnsupportedVerbs):
         Capability.SAGA_FORCE_FAIL,
         Capability.SAGA_TERMINATE,
         Capability.SAGA_RETRY,
+        Capability.SAGA_CANCEL,
+        Capability.SAGA_ADVANCE,
         Capability.SAGA_QUERY,
         Capability.SAGA_BATCH,
     })
@@ -264,6 +267,55 @@ class TemporalControlPlane(UnsupportedVerbs):
                 "namespace": ns, "workflowExecution": execution, "reason": reason, "identity": IDENTITY,
                 "requestId": str(uuid.uuid4())})
         return self.saga_show(ns, saga_id)
+
+    def saga_cancel(self, pipeline: str, saga_id: str, reason: str, *, dry_run: bool = False) -> Saga:
+        """RequestCancelWorkflowExecution: the workflow's cancellation handling compensates, it ends Canceled."""
+        return self.saga_force_fail(pipeline, saga_id, reason, dry_run=dry_run)
+
+    def saga_advance(self, pipeline: str, saga_id: str, step: str, reason: str, *,
+                     result: Any = None, dry_run: bool = False) -> Saga:
+        """Send the `pipelinectl.advance` update: the workflow records `step` as done and goes on.
+
+        Only the current step (the pending activity) can be advanced; a workflow without the
+        update handler is told apart from one that refuses (unsupported vs. conflict).
+        """
+        ns = self.namespace_of(pipeline)
+        saga = self.saga_show(ns, saga_id)
+        self._require_running(saga, "advance")
+        current = next((s for s in reversed(saga.steps) if s.status in ("pending", "running")), None)
+        if current is None:
+            raise ConflictError(f"saga '{saga_id}' has no step in progress to advance",
+                                hint="see 'pipelinectl saga inspect " + saga_id + "'")
+        if step not in (current.name, current.details.get("activity_type")):
+            raise ConflictError(f"saga '{saga_id}' is at step '{current.name}', not '{step}'",
+                                hint=f"advance the current step: --step {current.name}")
+        if dry_run:
+            saga.details["dry_run"] = {"advance": current.name, "result": result}
+            saga.status = "running"  # the next step starts
+            return saga
+        request = {"step": step, "activity_type": current.details.get("activity_type"),
+                   "activity_id": current.details.get("activity_id"), "result": result, "reason": reason,
+                   "identity": IDENTITY}
+        update_id = f"pipelinectl-advance-{uuid.uuid4()}"
+        answer = self.http.request("POST", self._wf(ns, saga_id, f"/update/{seg(ADVANCE_UPDATE)}"), retry=True, body={
+            "namespace": ns,
+            "workflowExecution": {"workflowId": saga_id, "runId": saga.details.get("run_id")},
+            "waitPolicy": {"lifecycleStage": "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"},
+            "request": {"meta": {"updateId": update_id, "identity": IDENTITY},
+                        "input": {"name": ADVANCE_UPDATE, "args": [request]}},
+        })
+        failure = (answer.get("outcome") or {}).get("failure")
+        if failure:
+            message = mapping.failure_message(failure) or "refused"
+            if "not found" in message.lower() or "unknown update" in message.lower():
+                raise UnsupportedError.verb(
+                    DRIVER, "saga advance",
+                    f"workflow type '{saga.definition}' does not implement the '{ADVANCE_UPDATE}' update "
+                    "(see docs/plugins.md: Temporal)")
+            raise ConflictError(f"saga '{saga_id}' refused to advance: {message}")
+        fresh = self.saga_show(ns, saga_id)
+        fresh.details["advanced"] = {"step": current.name, "update_id": update_id}
+        return fresh
 
     def saga_retry(self, pipeline: str, saga_id: str, reason: str | None = None, *,
                    dry_run: bool = False, options: dict[str, Any] | None = None) -> Saga:

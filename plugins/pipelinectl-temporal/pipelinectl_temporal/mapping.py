@@ -56,6 +56,7 @@ DEFAULT_COMPENSATION_WORDS = ("undo", "compensate", "compensation", "revert", "r
 # ("refund", "release") name business actions too, so they count only beside a step's name.
 GENERIC_COMPENSATION_WORDS = frozenset({"undo", "compensate", "compensation", "revert", "rollback"})
 DEFAULT_STUCK_ATTEMPTS = 3
+ADVANCE_UPDATE = "pipelinectl.advance"  # the update `saga advance` sends (docs/plugins.md)
 _SUBJECT = re.compile(r"^[\w.:/@-]{1,40}$")
 
 
@@ -240,6 +241,9 @@ def _event_message(kind: str, attrs: dict[str, Any]) -> str | None:
         return str(attrs["reason"])
     if attrs.get("cause") and isinstance(attrs["cause"], str):
         return attrs["cause"]
+    if kind == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED":
+        name = ((attrs.get("acceptedRequest") or {}).get("input") or {}).get("name")
+        return f"update {name}"
     if kind == "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED":
         return f"signal {attrs.get('signalName')}"
     if kind == "EVENT_TYPE_TIMER_STARTED":
@@ -276,6 +280,7 @@ def saga_from_history(
     wft_before: dict[str, int | None] = {}  # scheduled event id -> last WFT completed before it
     cancel_requested = False
     close_failure: str | None = None
+    advances: list[dict[str, Any]] = []  # `saga advance` requests the workflow accepted
 
     for event in events:
         kind = event.get("eventType", "")
@@ -315,6 +320,13 @@ def saga_from_history(
                             step.details["retry_state"] = attrs["retryState"].removeprefix("RETRY_STATE_")
         elif kind == "EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED":
             cancel_requested = True
+        elif kind == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED":
+            update = (attrs.get("acceptedRequest") or {}).get("input") or {}
+            args = update.get("args") or []
+            request = payload_value(args[0]) if args else None
+            if update.get("name") == ADVANCE_UPDATE and isinstance(request, dict):
+                advances.append({**request, "event_id": event_id})
+                step_name = request.get("step")
         elif kind in ("EVENT_TYPE_WORKFLOW_EXECUTION_FAILED", "EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT"):
             close_failure = failure_message(attrs.get("failure")) or event_name(kind)
         elif kind == "EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED":
@@ -344,6 +356,15 @@ def saga_from_history(
             step.details["next_retry"] = next_retry
         if p.get("lastHeartbeatTime"):
             step.details["last_heartbeat"] = p["lastHeartbeatTime"]
+
+    # Steps an operator did by hand (`saga advance`): done, whatever became of the activity.
+    for advance in advances:
+        for step in reversed(list(steps.values())):
+            if str(step.details.get("activity_id")) == str(advance.get("activity_id")) and \
+                    step.details.get("activity_type") == advance.get("activity_type"):
+                step.status = "completed"
+                step.details["advanced"] = {k: advance.get(k) for k in ("reason", "result", "identity", "event_id")}
+                break
 
     # Compensations: 'undo_charge' compensates the last 'charge' step before it; a bare
     # 'compensate' the step its input names, else the latest one not yet compensated.

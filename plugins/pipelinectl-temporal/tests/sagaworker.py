@@ -103,26 +103,62 @@ RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coeffi
 
 @workflow.defn(name="OrderSaga")
 class OrderSaga:
+    """The order saga; it opts into pipelinectl's `saga advance` (the update pipelinectl.advance)."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None  # the activity running now
+        self.advanced: dict[str, object] = {}  # step -> the result an operator gave
+
     @workflow.run
     async def run(self, order: dict) -> str:
         done = []
+        handle = None
         try:
             retry = RETRY
             if order.get("backoff"):  # a long wait between attempts, as production policies have
                 interval = timedelta(seconds=float(order["backoff"]))
                 retry = RetryPolicy(initial_interval=interval, backoff_coefficient=1.0, maximum_interval=interval)
             for step, undo in STEPS:
-                await workflow.execute_activity(
+                self.current = step.__name__
+                handle = workflow.start_activity(
                     step, order, start_to_close_timeout=timedelta(seconds=30),
                     heartbeat_timeout=timedelta(seconds=5), retry_policy=retry)
+                await workflow.wait_condition(lambda h=handle: h.done() or self.current in self.advanced)
+                if not handle.done():  # an operator did this step by hand: stop trying it, go on
+                    handle.cancel()
+                    try:
+                        await handle
+                    except BaseException:  # its cancellation: expected
+                        pass
+                else:
+                    await handle
                 done.append(undo)
+            self.current = None
             return "shipped"
         except BaseException:
+            self.current = None
+            if handle is not None and not handle.done():  # cancelled mid-step: stop that step first
+                handle.cancel()
+                try:
+                    await handle
+                except BaseException:
+                    pass
             # Compensate in reverse, whether a step failed or the saga was cancelled.
             for undo in reversed(done):
                 await workflow.execute_activity(undo, order, start_to_close_timeout=timedelta(seconds=30),
                                                 retry_policy=RETRY)
             raise
+
+    @workflow.update(name="pipelinectl.advance")
+    def advance(self, request: dict) -> dict:
+        """`pipelinectl saga advance`: the current step was done by hand (docs/plugins.md)."""
+        self.advanced[self.current or request["activity_type"]] = request.get("result")
+        return {"advanced": request["step"]}
+
+    @advance.validator
+    def validate_advance(self, request: dict) -> None:
+        if self.current is None or request.get("activity_type") != self.current:
+            raise ValueError(f"the current step is {self.current or 'none'}, not {request.get('step')}")
 
 
 @workflow.defn(name="GenericSaga")

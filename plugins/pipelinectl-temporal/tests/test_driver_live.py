@@ -376,3 +376,48 @@ def test_errors_are_the_documented_kinds(temporal, plane):
     assert Capability.SAGA_FORCE_COMPLETE not in plane.capabilities
     with pytest.raises(UnsupportedError, match="'replay' is not supported by the temporal driver"):
         plane.replay(None)
+
+
+def test_advance_records_the_current_step_done_and_the_saga_goes_on(temporal, worker, plane, uid):
+    saga_id = f"{uid}-stuck"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "charge"})
+    wait_until(lambda: plane.saga_show(NS, saga_id).status == "stuck", what="the saga to be stuck")
+
+    with pytest.raises(ConflictError, match="at step 'charge', not 'ship'"):
+        plane.saga_advance(NS, saga_id, "ship", "wrong step")
+    planned = plane.saga_advance(NS, saga_id, "charge", "charged by hand", result={"receipt": "r-1"}, dry_run=True)
+    assert planned.details["dry_run"] == {"advance": "charge", "result": {"receipt": "r-1"}}
+    assert temporal.status_of(NS, saga_id) == "RUNNING" and "ship" not in worker.effects_of(saga_id)
+
+    plane.saga_advance(NS, saga_id, "charge", "charged by hand", result={"receipt": "r-1"})
+    temporal.wait_status(NS, saga_id, {"COMPLETED"})
+    ran = worker.effects_of(saga_id)
+    assert ran[0] == "reserve" and ran[-1] == "ship" and "charge" not in ran  # charge never succeeded: done by hand
+    saga = plane.saga_show(NS, saga_id)
+    steps = {s.name: s for s in saga.steps}
+    assert [s.name for s in saga.steps] == ["reserve", "charge", "ship"]
+    assert steps["charge"].status == "completed"
+    assert steps["charge"].details["advanced"]["result"] == {"receipt": "r-1"}
+    assert steps["charge"].details["advanced"]["reason"] == "charged by hand"
+    assert saga.status == "completed" and saga.completed_steps == ["reserve", "charge", "ship"]
+
+
+def test_advance_on_a_workflow_without_the_convention_is_unsupported(temporal, worker, plane, uid):
+    saga_id = f"{uid}-generic"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "charge"}, workflow_type="GenericSaga")
+    wait_until(lambda: plane.saga_show(NS, saga_id).current_step == "step charge", what="the charge step")
+    with pytest.raises(UnsupportedError, match="'saga advance' is not supported by the temporal driver: "
+                                               "workflow type 'GenericSaga' does not implement"):
+        plane.saga_advance(NS, saga_id, "step charge", "by hand")
+    assert temporal.status_of(NS, saga_id) == "RUNNING"
+    plane.saga_force_fail(NS, saga_id, "test cleanup", terminate=True)
+
+
+def test_cancel_compensates_completed_steps_in_reverse_and_ends_compensated(temporal, worker, plane, uid):
+    saga_id = f"{uid}-stuck"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "ship"})
+    wait_until(lambda: plane.saga_show(NS, saga_id).status == "stuck", what="the saga to be stuck")
+    plane.saga_cancel(NS, saga_id, "order withdrawn")
+    temporal.wait_status(NS, saga_id, {"CANCELED"})
+    assert worker.effects_of(saga_id)[-2:] == ["undo_charge", "undo_reserve"]
+    assert plane.saga_show(NS, saga_id).status == "compensated"
