@@ -20,6 +20,8 @@ from . import session as session_module
 from .commands import COMMANDS, CONTEXT_SETTINGS
 from .options import GlobalOptions
 
+MAX_ERROR_LINE = 1000  # characters of the one error line
+
 
 def _import_target(target: str) -> Any:
     import importlib
@@ -184,5 +186,7 @@ def _fail(message: str, code: ExitCode) -> int:
     if session is not None:
         message = session.redact(message)
     message = " ".join(message.splitlines())  # one line, whatever a value or a plane's message held
+    if len(message) > MAX_ERROR_LINE:  # an argument of 100k characters echoed back: keep both ends readable
+        message = message[:MAX_ERROR_LINE - 300] + " [...] " + message[-300:]
     sys.stderr.write(f"error: {message}\n")
     return int(code)
