@@ -153,8 +153,8 @@ def revoke(
             _emit_revoke(session, {"kind": "CeleryRevoke", "ids": [], "dry_run": dry_run})
             return
     what = f"revoke {len(ids)} task{'s' if len(ids) != 1 else ''}" + (" and terminate them" if terminate else "")
+    outcome = plane.revoke(ids, terminate=terminate, signal=signal.upper(), dry_run=True)  # checks before acting
     if dry_run:
-        outcome = plane.revoke(ids, terminate=terminate, signal=signal.upper(), dry_run=True)
         dry_run_note(session, f"would {what} on {len(outcome['workers'])} workers")
         _emit_revoke(session, outcome)
         return
@@ -197,8 +197,8 @@ def rate_limit(
     from pipelinectl.plugin_api import dry_run_note, mutate, say
 
     session, plane = _plane()
+    outcome = plane.rate_limit(task, rate, dry_run=True)  # validates task and rate before anything is sent
     if dry_run:
-        outcome = plane.rate_limit(task, rate, dry_run=True)
         dry_run_note(session, f"would set the rate limit of {task} to {outcome['rate_limit'] or 'none'} "
                               f"on {len(outcome['workers'])} workers")
     else:

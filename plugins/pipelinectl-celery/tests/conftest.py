@@ -29,19 +29,18 @@ _databases = itertools.count(1)
 _started: list[subprocess.Popen] = []
 
 
-def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
     if REDIS is None:
-        skip = pytest.mark.skip(reason="redis-server is not installed (Debian package redis-server)")
-        for item in items:
-            if "redis" in getattr(item, "fixturenames", ()):
-                item.add_marker(skip)
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    return REDIS
 
 
 @pytest.fixture(scope="session")
-def redis(tmp_path_factory):
+def redis(tmp_path_factory, redis_binary):
     root = tmp_path_factory.mktemp("redis")
     port = free_port()
-    server = ServerProcess([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root), "--save", "",
+    server = ServerProcess([redis_binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root), "--save", "",
                             "--appendonly", "no", "--databases", "64"], port=port, root=root, name="redis")
     server.start()
     server.url = f"redis://127.0.0.1:{port}"  # type: ignore[attr-defined]
@@ -196,6 +195,9 @@ class Admin:
         keys = [k.decode() for k in self.redis.scan_iter(match="celery-task-meta-*", count=1000)]
         return [k for k in keys if json.loads(self.redis.get(k) or b"{}").get("status") == "FAILURE"]
 
+    def failure_ids(self) -> list[str]:
+        return [k[len("celery-task-meta-"):] for k in self.failure_keys()]
+
     def close(self) -> None:
         self.redis.close()
 
@@ -216,6 +218,21 @@ def make_driver(url: str, pipeline: str | None = None, timeout: float = 10.0, to
                                            token=lambda: token, settings=settings, timeout=timeout))
     driver.progress = None
     return driver
+
+
+@pytest.fixture(name="make_driver")
+def make_driver_fixture():
+    """Build a driver for any URL (no server needed); closed at the end of the test."""
+    made = []
+
+    def make(url: str, **kw):
+        d = make_driver(url, **kw)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.close()
 
 
 @pytest.fixture
