@@ -291,7 +291,7 @@ class CeleryControlPlane(UnsupportedVerbs):
             raise NotFoundError(f"pipeline '{pipeline}' not found: this context is the Celery app '{self.name}'",
                                 hint=f"use -p {self.name}, or another context")
 
-    def _build(self, only: str | None = None) -> tuple[list[Stage], dict[str, Worker]]:
+    def _build(self, only: str | None = None) -> tuple[list[Stage], dict[str, Worker], dict[str, dict[str, int]]]:
         workers = self.snapshot()
         paused = self._paused()
         queues = self._known_queues(workers, paused)
@@ -305,15 +305,15 @@ class CeleryControlPlane(UnsupportedVerbs):
         depths = self._depths(queues)
         failures = self._failure_counts()
         stages = [self._stage(q, workers, depths.get(q, 0), failures.get(q, {}), paused.get(q)) for q in queues]
-        return stages, workers
+        return stages, workers, failures
 
     # -- status -----------------------------------------------------------------------------------------
     def status(self, pipeline: str | None = None) -> list[Pipeline]:
         self.link.start_verb()
         self._check_pipeline(pipeline)
-        stages, workers = self._build()
+        stages, workers, failures = self._build()
         counted = {s.name for s in stages}
-        other_failures = sum(sum(v.values()) for q, v in self._failure_counts().items() if q not in counted)
+        other_failures = sum(sum(v.values()) for q, v in failures.items() if q not in counted)
         return [Pipeline(
             name=self.name,
             stages=stages,
@@ -330,8 +330,7 @@ class CeleryControlPlane(UnsupportedVerbs):
     def get_stage(self, pipeline: str, stage: str) -> Stage:
         self.link.start_verb()
         self._check_pipeline(pipeline)
-        stages, _ = self._build(stage)
-        return stages[0]
+        return self._build(stage)[0][0]
 
     # -- pause / resume ---------------------------------------------------------------------------------
     def pause(self, pipeline: str, stage: str, *, until: datetime | None = None, dry_run: bool = False,
@@ -342,7 +341,7 @@ class CeleryControlPlane(UnsupportedVerbs):
                                         "pause, then run 'pipelinectl resume' when it is time")
         self.link.start_verb()
         self._check_pipeline(pipeline)
-        before, workers = self._build(stage)
+        before, workers, _ = self._build(stage)
         current = before[0]
         self._check_version(current, expected_version)
         consumers = [w.name for w in workers.values() if stage in w.queues]
@@ -365,7 +364,7 @@ class CeleryControlPlane(UnsupportedVerbs):
                expected_version: int | None = None) -> Stage:
         self.link.start_verb()
         self._check_pipeline(pipeline)
-        before, workers = self._build(stage)
+        before, workers, _ = self._build(stage)
         current = before[0]
         self._check_version(current, expected_version)
         marker = self._paused().get(stage)
@@ -393,7 +392,7 @@ class CeleryControlPlane(UnsupportedVerbs):
             raise UsageError(f"--parallelism must be a whole number, got {parallelism!r}")
         self.link.start_verb()
         self._check_pipeline(pipeline)
-        before, workers = self._build(stage)
+        before, workers, _ = self._build(stage)
         current = before[0]
         self._check_version(current, expected_version)
         consumers = sorted((w for w in workers.values() if stage in w.queues), key=lambda w: w.name)

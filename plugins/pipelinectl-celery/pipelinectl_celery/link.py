@@ -161,12 +161,38 @@ class Link:
     # -- clients ------------------------------------------------------------------------------------------
     def _redis(self, url: str) -> Any:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        return redis.Redis.from_url(url, **self._redis_kwargs(url))
+        # no retries inside redis-py: the shared policy (self.call) decides, under the verb's deadline
+        return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **self._redis_kwargs(url))
+
+    def probe(self, url: str, what: str) -> None:
+        """A plain TCP connect first: an unreachable server is reported within two seconds, before
+        redis-py (slow to import on a loaded machine) is even loaded."""
+        import socket
+
+        split = urlsplit(url)
+        address = (split.hostname or "localhost", split.port or 6379)
+
+        def attempt() -> None:
+            try:
+                socket.create_connection(address, timeout=self.connect_timeout).close()
+            except OSError as exc:
+                reason = "connect timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+                raise UnreachableError(f"celery: cannot reach {what} ({reason})") from None
+
+        try:
+            retry(attempt, timeout=max(0.1, self.remaining()), what=f"celery: {what}", trace=self.trace,
+                  backoff=RETRY_BACKOFF)
+        except UnreachableError as exc:
+            exc.retryable = False  # its own two seconds are spent: a caller's retry must not start them again
+            raise
 
     def broker(self) -> Any:
         """redis-py on the broker, after a PING (so an unreachable broker fails here, within two seconds)."""
         if self._broker is None:
+            self.probe(self.broker_url, f"broker {self.url}")
             self._broker = self._redis(self.broker_url)
         if not self._checked:
             self.call(self._broker.ping, what=f"broker {self.url}")
@@ -178,6 +204,7 @@ class Link:
             if self.backend_url == self.broker_url:
                 self._backend = self.broker()
             else:
+                self.probe(self.backend_url, f"result backend {self.backend_display}")
                 self._backend = self._redis(self.backend_url)
                 self.call(self._backend.ping, what=f"result backend {self.backend_display}")
         return self._backend
@@ -333,7 +360,7 @@ class Link:
         name = type(exc).__name__
         text = str(exc)
         lowered = text.lower()
-        where = f"{what} at {self.url}" if "backend" not in what else what
+        where = what if self.url in what or "backend" in what else f"{what} at {self.url}"
         try:
             import redis.exceptions as rex
         except ImportError:  # pragma: no cover - redis is a dependency

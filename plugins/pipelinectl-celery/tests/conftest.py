@@ -13,20 +13,18 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pipelinectl_celery.testing import WorkerGroup, leftover
 
 from pipelinectl.testing import ServerProcess, free_port
 
 HERE = Path(__file__).parent
 REDIS = "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else shutil.which("redis-server")
 _databases = itertools.count(1)
-_started: list[subprocess.Popen] = []
 
 
 @pytest.fixture(scope="session")
@@ -54,44 +52,17 @@ def db(redis) -> str:
     return f"{redis.url}/{next(_databases)}"
 
 
-class Workers:
-    """Real `celery worker` processes of one module, and the JSON-lines log the tasks write."""
+class Workers(WorkerGroup):
+    """The tests' app (celeryapp.py) on a module's broker, and the JSON-lines log its tasks write."""
 
     def __init__(self, broker: str, root: Path) -> None:
-        self.broker = broker
-        self.root = root
         self.log = root / "tasks.jsonl"
         self.fix = root / "fixed"
-        self.procs: dict[str, subprocess.Popen] = {}
+        super().__init__(broker, root, app="celeryapp", app_dir=HERE,
+                         env={"PIPELINECTL_TEST_LOG": str(self.log), "PIPELINECTL_TEST_FIX": str(self.fix)})
 
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINECTL_", "CELERY_"))}
-        env.update(CELERY_BROKER_URL=self.broker, CELERY_RESULT_BACKEND=self.broker,
-                   PIPELINECTL_TEST_LOG=str(self.log), PIPELINECTL_TEST_FIX=str(self.fix),
-                   PYTHONPATH=str(HERE), PYTHONDONTWRITEBYTECODE="1", **extra)
-        return env
-
-    def start(self, name: str, queues: str, *, concurrency: int = 2, prefetch: int = 1, extra: tuple = ()) -> str:
-        """Start `celery worker -n NAME@%h -Q QUEUES --pool prefork`; return its node name once it is ready."""
-        before = len(self.rows("ready"))
-        argv = [sys.executable, "-m", "celery", "-A", "celeryapp", "worker", "-Q", queues, "--pool", "prefork",
-                "--concurrency", str(concurrency), "-n", f"{name}@%h", "-l", "warning", "--without-gossip",
-                "--without-mingle", *extra]
-        out = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - closed below, the child keeps its copy
-        proc = subprocess.Popen(argv, cwd=HERE, env=self.env(TEST_PREFETCH=str(prefetch)), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
-        _started.append(proc)
-        self.procs[name] = proc
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            ready = [r for r in self.rows("ready")[before:] if str(r.get("worker", "")).startswith(f"{name}@")]
-            if ready:
-                return ready[0]["worker"]
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker {name} exited: {(self.root / f'{name}.log').read_text()[-3000:]}")
-            time.sleep(0.1)
-        raise RuntimeError(f"worker {name} not ready in 60 s: {(self.root / f'{name}.log').read_text()[-3000:]}")
+    def start(self, name: str, queues: str, *, concurrency: int = 2, prefetch: int = 1, **kw: Any) -> str:
+        return super().start(name, queues, concurrency=concurrency, env={"TEST_PREFETCH": str(prefetch)}, **kw)
 
     def rows(self, action: str | None = None) -> list[dict[str, Any]]:
         if not self.log.exists():
@@ -108,49 +79,11 @@ class Workers:
             time.sleep(0.05)
         raise AssertionError(f"{what} not met in {timeout}s; log tail: {self.rows()[-5:]}")
 
-    def stop(self, name: str) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is not None:
-            stop_group(proc)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
-
-
-def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the worker's process group (main process and pool children), SIGKILL what is left."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            continue
-        if sig == signal.SIGTERM:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # pool children that outlived their parent
-            except ProcessLookupError:
-                pass
-        break
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 @pytest.fixture(scope="session", autouse=True)
 def no_worker_left():
     yield
-    left = [p.pid for p in _started if _group_alive(p.pid)]
+    left = leftover()
     for pid in left:
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -209,13 +142,15 @@ def admin(db):
     a.close()
 
 
-def make_driver(url: str, pipeline: str | None = None, timeout: float = 10.0, token: str | None = None, **settings):
+def make_driver(url: str, pipeline: str | None = None, timeout: float = 10.0, token: str | None = None,
+                ca_file: str | None = None, insecure_skip_tls_verify: bool = False, **settings):
     from pipelinectl_celery.driver import CeleryControlPlane
 
     from pipelinectl.plugin_api import Connection
 
     driver = CeleryControlPlane(Connection(context="test", driver="celery", url=url, pipeline=pipeline,
-                                           token=lambda: token, settings=settings, timeout=timeout))
+                                           token=lambda: token, settings=settings, timeout=timeout, ca_file=ca_file,
+                                           insecure_skip_tls_verify=insecure_skip_tls_verify))
     driver.progress = None
     return driver
 

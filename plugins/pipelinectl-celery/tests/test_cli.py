@@ -157,7 +157,9 @@ def test_unreachable_broker_exits_6_quickly_and_never_prints_the_token(tmp_path)
     cli.set_context("down", f"redis://127.0.0.1:{port}/0", token="tok-secret-777", extra_args=("--driver", "celery"))
     result = cli.run("-v", "status")
     assert result.rc == 6, result
-    assert result.seconds < 3  # under two seconds of trying, plus the CLI's start
+    # the driver gives up within two seconds (test_connection.py); here the CLI's own start-up
+    # (and redis-py's import, on a loaded machine) comes on top
+    assert result.seconds < 4
     assert "cannot reach" in result.stderr and "tok-secret-777" not in result.output
 
 
