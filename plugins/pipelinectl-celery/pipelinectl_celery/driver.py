@@ -132,6 +132,8 @@ class CeleryControlPlane(UnsupportedVerbs):
         self.kinds = results.ErrorKinds(settings.get("error_kinds"))
         self.max_pool = int(float_setting(connection, "max_pool", DEFAULT_MAX_POOL, 1, 10_000))
         self.key_prefix = str(settings.get("result_keyprefix") or "")
+        # `status` counts failure records by scanning the result backend; a huge backend may turn it off
+        self.count_failures = str(settings.get("status_failures", "true")).lower() not in ("false", "no", "0", "off")
         self.progress: ProgressFn | None = _default_progress
         self.scan_count = 1000  # keys per SCAN/MGET round over the result backend
 
@@ -251,7 +253,8 @@ class CeleryControlPlane(UnsupportedVerbs):
             "scheduled": len(scheduled),
             "registered_tasks": sorted(task_types),
             "rate_limits": {name: rate for name, rate in sorted(task_types.items()) if rate},
-            "failures_by_exception": dict(sorted(failures.items())),
+            "failures_by_exception": dict(sorted(failures.items())) if self.count_failures else "not counted "
+                                     "(setting status_failures=false; see 'pipelinectl dlq list')",
             "result_backend": self.link.backend_display,
         }
         if paused is not None:
@@ -303,7 +306,7 @@ class CeleryControlPlane(UnsupportedVerbs):
                                     "no worker is online; name the queues with --set queues=a,b")
             queues = [only]
         depths = self._depths(queues)
-        failures = self._failure_counts()
+        failures = self._failure_counts() if self.count_failures else {}
         stages = [self._stage(q, workers, depths.get(q, 0), failures.get(q, {}), paused.get(q)) for q in queues]
         return stages, workers, failures
 

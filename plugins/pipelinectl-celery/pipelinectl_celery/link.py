@@ -40,8 +40,7 @@ from pipelinectl.plugin_api import (
 T = TypeVar("T")
 
 SCHEMES = ("redis", "rediss")
-PIDBOX_BINDINGS = "_kombu.binding.celery.pidbox"  # the workers' control queues, bound to celery.pidbox
-PIDBOX_SUFFIX = ".celery.pidbox"
+BINDINGS_KEY = "_kombu.binding.{exchange}.pidbox"  # kombu's Redis transport: the workers' control queues
 BINDING_SEP = "\x06\x16"
 DEFAULT_REPLY_TIMEOUT = 1.0
 RETRY_BACKOFF = Backoff(base=0.1, cap=1.0)
@@ -90,6 +89,7 @@ class Link:
         self.url = display_url(self.broker_url)
         self.backend_display = display_url(self.backend_url)
         self.connect_timeout = connect_timeout(connection)
+        self.control_exchange = str(settings.get("control_exchange") or "celery")  # Celery's control_exchange
         self.reply_timeout = float_setting(connection, "reply_timeout", DEFAULT_REPLY_TIMEOUT, 0.05, 60)
         self.socket_timeout = float_setting(connection, "socket_timeout", 5.0, 0.1, 300)
         self.deadline_at = time.monotonic() + float(connection.timeout or 30.0)
@@ -224,7 +224,7 @@ class Link:
                 broker_transport_options={"socket_timeout": self.socket_timeout,
                                           "socket_connect_timeout": self.connect_timeout,
                                           "max_connections": 4},
-                control_exchange="celery",
+                control_exchange=self.control_exchange,
                 accept_content=["json"],
                 task_serializer="json",
             )
@@ -334,13 +334,15 @@ class Link:
 
     def worker_candidates(self) -> list[str]:
         """Workers bound to the pidbox exchange (alive, or dead ones whose binding is not swept yet)."""
-        members = self.call(lambda: self.broker().smembers(PIDBOX_BINDINGS), what="worker discovery")
+        key = BINDINGS_KEY.format(exchange=self.control_exchange)
+        suffix = f".{self.control_exchange}.pidbox"
+        members = self.call(lambda: self.broker().smembers(key), what="worker discovery")
         nodes = []
         for member in members or ():
             text = member.decode() if isinstance(member, bytes) else str(member)
             queue = text.split(BINDING_SEP)[-1]
-            if queue.endswith(PIDBOX_SUFFIX):
-                nodes.append(queue[: -len(PIDBOX_SUFFIX)])
+            if queue.endswith(suffix):
+                nodes.append(queue[: -len(suffix)])
         return sorted(set(nodes))
 
     def online_workers(self) -> list[str]:

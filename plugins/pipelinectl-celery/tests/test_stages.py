@@ -12,6 +12,7 @@ from pipelinectl.plugin_api import (
     ReplayRequest,
     SagaFilter,
     StaleVersionError,
+    UnavailableError,
     UnsupportedError,
     UsageError,
 )
@@ -188,3 +189,29 @@ def test_verbs_celery_cannot_do_are_unsupported_and_say_why(driver_for):
         driver.drain("celery", "st.parse")
     with pytest.raises(UnsupportedError, match="'saga list' is not supported by the celery driver: Celery has no sagas"):
         driver.saga_list(SagaFilter(pipeline="celery"))
+
+
+def test_a_worker_that_does_not_answer_costs_one_reply_timeout_at_most(nodes, admin, driver_for):
+    """A stale control binding (a worker killed with SIGKILL) is asked too: its silence is bounded."""
+    admin.redis.sadd("_kombu.binding.celery.pidbox", "\x06\x16\x06\x16ghost@nowhere.celery.pidbox")
+    try:
+        driver = driver_for(reply_timeout=0.5)
+        started = time.monotonic()
+        [pipeline] = driver.status()
+        elapsed = time.monotonic() - started
+        assert sorted(pipeline.details["workers"]) == sorted(nodes.values())
+        assert elapsed < 0.5 + 1.5, f"took {elapsed:.2f}s"
+        short = driver_for(timeout=0.3)  # the verb's deadline bounds the wait below reply_timeout
+        started = time.monotonic()
+        try:
+            short.status()
+        except UnavailableError:
+            pass  # the deadline may pass before every inspect is done: said so, not waited out
+        assert time.monotonic() - started < 0.3 + 1.0
+    finally:
+        admin.redis.srem("_kombu.binding.celery.pidbox", "\x06\x16\x06\x16ghost@nowhere.celery.pidbox")
+
+
+def test_status_can_leave_the_failure_scan_out(nodes, driver_for):
+    stage = driver_for(status_failures="false").get_stage("celery", "st.parse")
+    assert stage.details["failures_by_exception"].startswith("not counted")
