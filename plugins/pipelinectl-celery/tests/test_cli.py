@@ -46,6 +46,12 @@ def test_status_pause_resume_scale_through_the_cli(cli, nodes, workers, admin):
     pipelines = doc["items"] if "items" in doc else [doc]
     stages = {s["name"]: s for s in pipelines[0]["stages"]}
     assert set(stages) == {"cl.parse", "cl.ship"} and stages["cl.parse"]["parallelism"] == 4
+    version = cli.run("version", "-o", "json")
+    assert version.rc == 0 and version.json()["server"].startswith("redis ") and "2 workers online" in \
+        version.json()["server"], version
+    plugins = cli.run("plugin", "list", "-o", "json")
+    [driver] = [p for p in plugins.json()["items"] if p["name"] == "celery" and p["type"] == "driver"]
+    assert {"status", "pause", "resume", "scale", "dlq-redrive"} <= set(driver["capabilities"]) and not driver["error"]
     table = cli.run("status")
     assert table.rc == 0 and "cl.parse" in table.stdout
 

@@ -58,6 +58,15 @@ def test_status_matches_what_celery_inspect_says(nodes, workers, admin, driver_f
     assert enrich.queue_depth == admin.depth("st.enrich") > 0  # the broker's list length
     assert "t.work" in enrich.details["registered_tasks"]
 
+    assert enrich.details["scheduled"] == 0
+    later = admin.send("later", "st.parse", countdown=60)  # an ETA task: the worker holds it, scheduled
+    workers.wait_for(lambda: any(inspect.scheduled().values()), what="an ETA task held")
+    scheduled = sum(len([t for t in ts if t["request"]["id"] == later]) for ts in inspect.scheduled().values())
+    [pipeline] = driver.status()
+    by_name = {s.name: s for s in pipeline.stages}
+    assert by_name["st.parse"].details["scheduled"] == scheduled == 1
+    admin.app.control.revoke(later)
+
     parse = by_name["st.parse"]
     assert parse.parallelism == 4 and parse.min_parallelism == 2
     assert parse.details["failures_by_exception"] == {"TimeoutError": 1, "ValueError": 1}
