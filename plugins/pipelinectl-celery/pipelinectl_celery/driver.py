@@ -136,6 +136,8 @@ class CeleryControlPlane(UnsupportedVerbs):
         self.count_failures = str(settings.get("status_failures", "true")).lower() not in ("false", "no", "0", "off")
         self.progress: ProgressFn | None = _default_progress
         self.scan_count = 1000  # keys per SCAN/MGET round over the result backend
+        self.redrive_batch = 100  # tasks published per round trip by dlq redrive
+        self._publish_once: Any = None
 
     def close(self) -> None:
         self.link.close()
@@ -587,6 +589,7 @@ class CeleryControlPlane(UnsupportedVerbs):
         self.link.start_verb()
         self._require_selection(selection, "redrive")
         result = BulkResult(action="redrive", pipeline=self.name, dry_run=dry_run)
+        batch: list[results.Failure] = []
         for failure in self._selected(selection, 200):
             result.matched.append(failure.task_id)
             refused = self._not_redrivable(failure)
@@ -595,18 +598,27 @@ class CeleryControlPlane(UnsupportedVerbs):
                 continue
             if dry_run:
                 continue
-            try:
-                self._redrive_one(failure)
-            except UnavailableError as exc:  # the broker stayed away past the deadline: stop, report
-                result.failed[failure.task_id] = f"not redriven: {exc.message}; record kept"
-                break
-            except PipelinectlError as exc:
-                result.failed[failure.task_id] = f"not redriven: {exc.message}; record kept"
-                continue
-            result.succeeded.append(failure.task_id)
-            if self.progress:
-                self.progress("redriving", len(result.succeeded), len(result.matched))
+            batch.append(failure)
+            if len(batch) >= self.redrive_batch:
+                if not self._flush(batch, result):
+                    return result
+                batch = []
+        if batch:
+            self._flush(batch, result)
         return result
+
+    def _flush(self, batch: list[results.Failure], result: BulkResult) -> bool:
+        """Redrive one batch into `result`; False when the broker stayed away past the deadline (stop)."""
+        try:
+            self._redrive_batch(batch)
+        except PipelinectlError as exc:
+            for failure in batch:
+                result.failed[failure.task_id] = f"not redriven: {exc.message}; record kept"
+            return not isinstance(exc, UnavailableError)
+        result.succeeded.extend(f.task_id for f in batch)
+        if self.progress:
+            self.progress("redriving", len(result.succeeded), len(result.matched))
+        return True
 
     @staticmethod
     def _not_redrivable(failure: results.Failure) -> str | None:
@@ -616,31 +628,28 @@ class CeleryControlPlane(UnsupportedVerbs):
             return "the record does not say which queue the task came from; record kept"
         return None
 
-    def _redrive_one(self, failure: results.Failure) -> None:
-        """Publish + marker in one MULTI (exactly once, even across retries and crashes), then drop the record."""
+    def _redrive_batch(self, batch: list[results.Failure]) -> None:
+        """Publish each task with its marker in one atomic script (exactly once, even across retries and
+        crashes: a marker that exists means sent), then remove the records of the whole batch."""
         broker = self.link.broker()
         app = self.link.app()
         channel = self.link.call(lambda: self.link.kombu().default_channel, what="broker channel")
-        message = results.redrive_message(app, channel, failure)
+        messages = [results.redrive_message(app, channel, f) for f in batch]
+        if self._publish_once is None:
+            self._publish_once = broker.register_script(results.PUBLISH_ONCE)
+        script = self._publish_once
 
-        def publish() -> None:
-            import redis
+        def publish() -> list[int]:
+            pipe = broker.pipeline(transaction=False)
+            for failure, message in zip(batch, messages, strict=True):
+                script(keys=[failure.marker, failure.queue], args=[message, failure.redrive_id, results.MARKER_TTL],
+                       client=pipe)
+            return pipe.execute()
 
-            with broker.pipeline(transaction=True) as pipe:
-                pipe.watch(failure.marker)
-                if pipe.get(failure.marker) is not None:
-                    return  # sent by an earlier attempt (or another operator): do not send again
-                pipe.multi()
-                pipe.lpush(failure.queue, message)
-                pipe.set(failure.marker, failure.redrive_id, ex=results.MARKER_TTL)
-                try:
-                    pipe.execute()
-                except redis.WatchError:
-                    return  # someone else wrote the marker between our read and EXEC: they sent it
-
-        self.link.call(publish, what=f"redrive of {failure.task_id}")
+        self.link.call(publish, what=f"redrive of {len(batch)} tasks")  # safe to retry: the markers say what was sent
         backend = self.link.backend()
-        self.link.call(lambda: backend.delete(failure.key), what=f"removing the record of {failure.task_id}")
+        keys = [f.key for f in batch]
+        self.link.call(lambda: backend.delete(*keys), what=f"removing {len(keys)} failure records")
 
     def dlq_purge(self, selection: DLQFilter, *, dry_run: bool = False) -> BulkResult:
         self.link.start_verb()

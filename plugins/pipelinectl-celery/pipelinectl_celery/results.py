@@ -13,9 +13,10 @@ A redrive sends a new task with the original's name, args and kwargs to the orig
 task id is derived from the record (uuid5 of task id and completion time), and it carries the
 header `pipelinectl_redrive_of`. The publish (an LPUSH onto the queue's list, in the message
 format kombu's Redis transport writes) and a marker `pipelinectl:celery:redriven:<task id>:<date_done>`
-are written in one MULTI/EXEC on the broker, so either both happened or neither did. The failure
-record is deleted only after that; a redrive that finds the marker (the process died between
-the two) deletes the record without sending again. A task is never sent twice for one failure.
+are written by one Lua script on the broker (PUBLISH_ONCE: atomic in Redis), which does nothing
+when the marker exists. The failure record is deleted only after that; a redrive that finds the
+marker (the process died between the two, or another operator redrove it) deletes the record
+without sending again. A task is never sent twice for one failure.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ MARKER_PREFIX = "pipelinectl:celery:redriven:"
 MARKER_TTL = 30 * 24 * 3600  # seconds: far longer than any result_expires worth redriving from
 REDRIVE_HEADER = "pipelinectl_redrive_of"
 REDRIVE_NAMESPACE = uuid.UUID("6f1f4f0e-8a4b-4c7e-9a57-0c4f5e2b7d11")
+# KEYS: marker, queue; ARGV: message, redrive task id, marker TTL. 1 = sent now, 0 = sent before.
+PUBLISH_ONCE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 UNKNOWN_QUEUE = "-"  # stage of a record that does not say its queue (result_extended off)
 
 # exception class -> error kind, unless the context's `error_kinds` setting says otherwise

@@ -142,8 +142,10 @@ def test_celery_commands_workers_tasks_rate_limit_revoke(cli, nodes, workers, ad
 
     stuck = admin.send("stuck", "cl.ship", delay=60)
     workers.wait_for(lambda: [r for r in workers.rows("start") if r["item"] == "stuck"], what="stuck started")
+    time.sleep(0.6)
+    everything = cli.run("celery", "tasks", "-o", "json")
     tasks = cli.run("celery", "tasks", "--older-than", "0.5s", "-o", "json")
-    assert tasks.rc == 0 and [t["id"] for t in tasks.json()["items"]] == [stuck], tasks
+    assert tasks.rc == 0 and [t["id"] for t in tasks.json()["items"]] == [stuck], (tasks, everything)
     plan = cli.run("celery", "revoke", "--stuck-for", "0.5s", "--terminate", "--dry-run")
     assert plan.rc == 0 and stuck in plan.stdout and "nothing was changed" in plan.stdout
     assert cli.run("celery", "revoke", "--stuck-for", "0.5s", "--terminate").rc == 2  # no --yes off a terminal

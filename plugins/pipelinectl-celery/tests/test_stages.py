@@ -113,10 +113,17 @@ def test_pause_with_tasks_in_flight_lets_them_finish_and_takes_no_more(nodes, wo
     workers.wait_for(lambda: any(r["item"].startswith("f-") for r in workers.rows("start")), what="first start")
     driver.pause("celery", "st.enrich")
     # what was running (or prefetched) finishes; then nothing more starts
-    workers.wait_for(lambda: not admin.inspect([nodes["w1"]]).active()[nodes["w1"]], what="in-flight done")
+    w1 = nodes["w1"]
+
+    def idle() -> bool:
+        inspect = admin.inspect([w1])
+        return not inspect.active()[w1] and not inspect.reserved()[w1]
+
+    workers.wait_for(idle, what="in-flight and reserved tasks done")
     taken = len([r for r in workers.rows("start") if r["item"].startswith("f-")])
     time.sleep(1.5)
-    assert len([r for r in workers.rows("start") if r["item"].startswith("f-")]) == taken < 10
+    after = len([r for r in workers.rows("start") if r["item"].startswith("f-")])
+    assert after == taken < 10, (taken, after)
     assert admin.depth("st.enrich") == 10 - taken == _stage(driver, "st.enrich").queue_depth
     driver.resume("celery", "st.enrich")
     workers.wait_for(lambda: len([r for r in workers.rows("done") if r["item"].startswith("f-")]) == 10,
