@@ -79,6 +79,8 @@ class HttpControlPlane:
         Capability.SAGA_QUERY,
         Capability.SAGA_BATCH,
         Capability.SAGA_TERMINATE,
+        Capability.SAGA_CANCEL,
+        Capability.SAGA_ADVANCE,
     }
 
     # Retry shape (pipelinectl.transport): full jitter over base * 2**attempt, capped; at most `max_attempts` tries.
