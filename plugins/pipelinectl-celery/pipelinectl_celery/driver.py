@@ -772,6 +772,15 @@ class CeleryControlPlane(UnsupportedVerbs):
     def saga_force_complete(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
         raise UnsupportedError.verb(self.driver, "saga force-complete", NO_SAGAS)
 
+    def saga_cancel(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
+        raise UnsupportedError.verb(self.driver, "saga cancel", NO_SAGAS)
+
+    def saga_advance(self, pipeline, saga_id, step, reason, **kw):  # type: ignore[no-untyped-def]
+        raise UnsupportedError.verb(self.driver, "saga advance", NO_SAGAS)
+
+    def saga_batch(self, action, selection, reason, **kw):  # type: ignore[no-untyped-def]
+        raise UnsupportedError.verb(self.driver, f"saga {action} --query", NO_SAGAS)
+
 
 def _check_rate(rate: str | None) -> str | None:
     """Celery's rate syntax: N (per second), N/s, N/m or N/h; 0 or 'none' removes the limit."""
