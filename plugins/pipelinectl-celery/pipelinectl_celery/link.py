@@ -43,6 +43,8 @@ SCHEMES = ("redis", "rediss")
 BINDINGS_KEY = "_kombu.binding.{exchange}.pidbox"  # kombu's Redis transport: the workers' control queues
 BINDING_SEP = "\x06\x16"
 DEFAULT_REPLY_TIMEOUT = 1.0
+READ_COMMANDS = frozenset({"ping", "active_queues", "stats", "active", "reserved", "scheduled", "registered",
+                           "revoked", "query_task", "report", "clock", "conf"})
 RETRY_BACKOFF = Backoff(base=0.1, cap=1.0)
 
 
@@ -308,21 +310,39 @@ class Link:
 
     def broadcast(self, command: str, *, destination: list[str] | None, arguments: dict[str, Any] | None = None,
                   reply: bool = True) -> list[dict[str, Any]]:
-        """One control command to the workers; the list of {node: answer} replies that came in time."""
-        self.trace(f"celery: > {command} {sorted(destination or [])} {arguments or {}}")
-        wait = self.reply_wait()
-        app = self.app()
-        try:
-            replies = app.control.broadcast(command, arguments=arguments or {}, destination=destination,
-                                            connection=self.kombu(), reply=reply, timeout=wait,
-                                            limit=len(destination) if destination else None)
-        except PipelinectlError:
-            raise
-        except Exception as exc:
-            raise self.map(exc, f"control command '{command}'") from exc
-        replies = list(replies or [])
-        self.trace(f"celery: < {command} {len(replies)} replies")
-        return replies
+        """One control command to the workers; the list of {node: answer} replies that came in time.
+
+        Inspect commands (reads) are retried under the shared policy on a fresh connection; a
+        control command (a change) is sent once: a lost reply must not make a pool grow twice.
+        """
+
+        def once() -> list[dict[str, Any]]:
+            self.trace(f"celery: > {command} {sorted(destination or [])} {arguments or {}}")
+            wait = self.reply_wait()
+            app = self.app()
+            try:
+                replies = app.control.broadcast(command, arguments=arguments or {}, destination=destination,
+                                                connection=self.kombu(), reply=reply, timeout=wait,
+                                                limit=len(destination) if destination else None)
+            except PipelinectlError:
+                raise
+            except Exception as exc:
+                self._drop_kombu()  # a broken connection is not reused: the next attempt connects anew
+                raise self.map(exc, f"control command '{command}'") from exc
+            replies = list(replies or [])
+            self.trace(f"celery: < {command} {len(replies)} replies")
+            return replies
+
+        return retry(once, timeout=max(0.1, self.remaining()), what=f"celery: {command}",
+                     idempotent=command in READ_COMMANDS, trace=self.trace, backoff=RETRY_BACKOFF)
+
+    def _drop_kombu(self) -> None:
+        if self._kombu is not None:
+            try:
+                self._kombu.release()
+            except Exception:  # it is broken already
+                pass
+            self._kombu = None
 
     def by_node(self, command: str, destination: list[str], **arguments: Any) -> dict[str, Any]:
         """A broadcast's replies as {node: answer} (a node that did not answer in time is absent)."""
