@@ -104,3 +104,34 @@ def test_help_and_completion_do_not_import_celery():
         assert done.returncode == 0, done.stderr[-2000:]
         imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
         assert not {"celery", "kombu", "redis"} & imported, argv
+
+
+def test_a_driver_kept_across_a_broker_restart_recovers(redis_binary, tmp_path, make_driver):
+    """The dashboard keeps one driver for hours: a broker restart is reported, then simply works again."""
+    from pathlib import Path
+
+    from pipelinectl_celery.testing import WorkerGroup
+
+    port = free_port()
+    server = ServerProcess([redis_binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
+                            "--save", ""], port=port, root=tmp_path, name="redis-restart").start()
+    url = f"redis://127.0.0.1:{port}/0"
+    group = WorkerGroup(url, tmp_path, app="celeryapp", app_dir=Path(__file__).parent)
+    try:
+        node = group.start("r1", "rs.q")
+        driver = make_driver(url)
+        assert driver.get_stage("celery", "rs.q").details["consumers"] == 1
+        server.stop()
+        started = time.monotonic()
+        with pytest.raises(UnavailableError):
+            driver.status()
+        assert time.monotonic() - started < 2
+        server.start()
+        deadline = time.monotonic() + 60
+        while node not in group.online() and time.monotonic() < deadline:  # the worker reconnects by itself
+            time.sleep(0.5)
+        stage = driver.get_stage("celery", "rs.q")
+        assert [w["name"] for w in stage.details["workers"]] == [node]
+    finally:
+        group.stop_all()
+        server.stop()
