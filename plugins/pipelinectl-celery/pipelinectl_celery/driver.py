@@ -138,6 +138,7 @@ class CeleryControlPlane(UnsupportedVerbs):
         self.scan_count = 1000  # keys per SCAN/MGET round over the result backend
         self.redrive_batch = 100  # tasks published per round trip by dlq redrive
         self._publish_once: Any = None
+        self.unreadable_results = 0  # records of the last scan that are not JSON (never unpickled)
 
     def close(self) -> None:
         self.link.close()
@@ -329,6 +330,10 @@ class CeleryControlPlane(UnsupportedVerbs):
                 "result_backend": self.link.backend_display,
                 "workers": sorted(workers),
                 "failures_outside_stages": other_failures,
+                **({"results_not_json": self.unreadable_results,
+                    "results_note": "result records that are not JSON are not read (the app's result_serializer "
+                                    "is not json): their failures are not counted or listed"}
+                   if self.unreadable_results else {}),
             },
         )]
 
@@ -472,6 +477,7 @@ class CeleryControlPlane(UnsupportedVerbs):
         """Every failure record of the result backend (SCAN + MGET in rounds; order is the backend's)."""
         backend = self.link.backend()
         pattern = f"{self.key_prefix}{results.META_PREFIX}*"
+        self.unreadable_results = 0
         cursor: int | str = 0
         while True:
             cursor, keys = self.link.call(lambda c=cursor: backend.scan(c, match=pattern, count=self.scan_count),
@@ -480,6 +486,9 @@ class CeleryControlPlane(UnsupportedVerbs):
                 values = self.link.call(lambda k=keys: backend.mget(k), what="result backend read")
                 for key, value in zip(keys, values, strict=True):
                     name = key.decode() if isinstance(key, bytes) else key
+                    if not results.readable(value):
+                        self.unreadable_results += 1
+                        continue
                     failure = results.parse(name, value, self.key_prefix)
                     if failure is not None:
                         yield failure

@@ -150,6 +150,14 @@ class Failure:
         return f"{self.name}: {text}" if self.name else text
 
 
+def readable(raw: bytes | str | None) -> bool:
+    """A JSON record (or none): anything else (pickle, msgpack) is never decoded, only counted."""
+    if raw is None:
+        return True
+    head = raw.lstrip()[:1]
+    return head in (b"{", "{")
+
+
 def parse(key: str, raw: bytes | str | None, prefix: str) -> Failure | None:
     """A failure record from its key and value; None for a success, another state, or a non-JSON value."""
     if raw is None:

@@ -146,3 +146,15 @@ def test_list_pages_and_error_kind_overrides(node, workers, admin, driver_for):
     assert driver.get_stage("celery", "dq.a").errors_by_kind == {"fatal": 12}
     with pytest.raises(UsageError, match="not an error kind"):
         driver_for(error_kinds="LookupError=bad")
+
+
+def test_records_that_are_not_json_are_counted_never_decoded(node, admin, driver_for):
+    """A result_serializer other than json (pickle!) is not read: status says how many records it skipped."""
+    admin.redis.set("celery-task-meta-pickled-1", b"\x80\x04\x95 pickled bytes")
+    try:
+        driver = driver_for()
+        assert _items(driver) == []
+        [pipeline] = driver.status()
+        assert pipeline.details["results_not_json"] == 1 and "not JSON" in pipeline.details["results_note"]
+    finally:
+        admin.redis.delete("celery-task-meta-pickled-1")
