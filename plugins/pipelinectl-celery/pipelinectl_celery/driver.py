@@ -297,7 +297,8 @@ class CeleryControlPlane(UnsupportedVerbs):
             raise NotFoundError(f"pipeline '{pipeline}' not found: this context is the Celery app '{self.name}'",
                                 hint=f"use -p {self.name}, or another context")
 
-    def _build(self, only: str | None = None) -> tuple[list[Stage], dict[str, Worker], dict[str, dict[str, int]]]:
+    def _build(self, only: str | None = None, *, count_failures: bool | None = None
+               ) -> tuple[list[Stage], dict[str, Worker], dict[str, dict[str, int]]]:
         workers = self.snapshot()
         paused = self._paused()
         queues = self._known_queues(workers, paused)
@@ -309,7 +310,8 @@ class CeleryControlPlane(UnsupportedVerbs):
                                     "no worker is online; name the queues with --set queues=a,b")
             queues = [only]
         depths = self._depths(queues)
-        failures = self._failure_counts() if self.count_failures else {}
+        counting = self.count_failures if count_failures is None else count_failures
+        failures = self._failure_counts() if counting else {}
         stages = [self._stage(q, workers, depths.get(q, 0), failures.get(q, {}), paused.get(q)) for q in queues]
         return stages, workers, failures
 
@@ -460,14 +462,12 @@ class CeleryControlPlane(UnsupportedVerbs):
         """Read the stage back until the workers show the change (they apply control commands asynchronously)."""
         import time
 
-        latest = self._build(stage)[0][0]
-        while not done(latest):
+        while not done(self._build(stage, count_failures=False)[0][0]):  # polls skip the backend scan
             if self.link.remaining() < self.link.reply_timeout + 0.5:
                 raise UnavailableError(f"celery: the workers acknowledged '{verb}' but do not show it yet",
                                        hint="check again with 'pipelinectl status -o wide'")
             time.sleep(0.1)
-            latest = self._build(stage)[0][0]
-        return latest
+        return self._build(stage)[0][0]
 
     # -- dead letters -----------------------------------------------------------------------------------
     def _meta_key(self, task_id: str) -> str:
