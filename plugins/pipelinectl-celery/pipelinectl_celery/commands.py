@@ -13,6 +13,8 @@ from typing import Any
 
 import typer
 
+from pipelinectl.plugin_api import dry_run_option, yes_option
+
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 
@@ -121,8 +123,8 @@ def revoke(
     queue: str | None = _QUEUE,
     terminate: bool = typer.Option(False, "--terminate", help="Also kill the pool process running it (prefork)."),
     signal: str = typer.Option("SIGTERM", "--signal", metavar="SIG", help="Signal for --terminate."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be revoked; change nothing."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (needed off a terminal and in -o json)."),
+    dry_run: bool = dry_run_option(),
+    yes: bool = yes_option(),
 ) -> None:
     """Revoke tasks on every online worker: not started ones are skipped, running ones killed with --terminate.
 
@@ -183,7 +185,7 @@ def _emit_revoke(session: Any, outcome: dict[str, Any]) -> None:
 def rate_limit(
     task: str = typer.Argument(..., metavar="TASK", help="The task type (its registered name)."),
     rate: str = typer.Argument(..., metavar="RATE", help="N, N/s, N/m or N/h per worker; 0 or none removes it."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Check the task and rate; change nothing."),
+    dry_run: bool = dry_run_option(),
 ) -> None:
     """Set a task type's rate limit on every online worker that has it (Celery's rate_limit control).
 
