@@ -76,6 +76,20 @@ def test_the_token_is_the_redis_password_and_a_wrong_one_is_refused(locked_redis
         assert "wrong-token-value" not in err.value.one_line() and "s3cret" not in err.value.one_line()
 
 
+def test_a_wrong_password_through_the_cli_exits_5_and_is_never_printed(locked_redis, tmp_path):
+    from pipelinectl.testing import CliEnv
+
+    cli = CliEnv(tmp_path / "cli")
+    cli.set_context("locked", locked_redis, token="wrong-secret-999", extra_args=("--driver", "celery"))
+    denied = cli.run("-v", "status")
+    assert denied.rc == 5, denied
+    assert "refused the credentials" in denied.stderr
+    assert "wrong-secret-999" not in denied.output and "s3cret-pass" not in denied.output
+    cli.set_context("locked", locked_redis, token="s3cret-pass", extra_args=("--driver", "celery"))
+    allowed = cli.run("-v", "dlq", "list", "-o", "json")
+    assert allowed.rc == 0 and allowed.json()["items"] == [] and "s3cret-pass" not in allowed.output
+
+
 def test_urls_are_checked_and_shown_without_credentials(make_driver):
     assert display_url("redis://user:pw@host:6380/2") == "redis://host:6380/2"
     with pytest.raises(UsageError, match="not a Redis URL"):
