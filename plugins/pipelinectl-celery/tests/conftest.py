@@ -27,6 +27,13 @@ REDIS = "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else 
 _databases = itertools.count(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Real redis-server and celery workers behind nearly every test here: all `slow` (`-m "not slow"`)."""
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def redis_binary() -> str:
     if REDIS is None:
