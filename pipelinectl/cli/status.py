@@ -18,9 +18,9 @@ import typer
 
 from pipelinectl.cli.session import current
 from pipelinectl.errors import PipelinectlError, UsageError
+from pipelinectl.model import FAILING_ERROR_RATE
+from pipelinectl.model import stage_health as health
 
-# A running stage whose error rate reaches this is shown as failing.
-FAILING_ERROR_RATE = 0.05
 MAX_CONTEXT_WORKERS = 16  # I/O bound: each worker mostly waits on its plane
 
 
@@ -116,13 +116,6 @@ def _summary(p: Any, context: str | None) -> str:
         sagas += " (" + ", ".join(f"{k} {v}" for k, v in busy.items()) + ")"
     parts.append(sagas)
     return "  ".join(parts[:1]) + "   " + " · ".join(parts[1:])
-
-
-def health(stage: Any) -> str:
-    """What the STATE column shows: the stage's state, or `failing` for a running stage in trouble."""
-    if stage.state == "running" and stage.error_rate >= FAILING_ERROR_RATE:
-        return "failing"
-    return stage.state
 
 
 def _stage_row(s: Any, wide: bool) -> list[Any]:

@@ -74,7 +74,7 @@ class Condition:
 
 def parse_condition(text: str) -> Condition:
     """`key op value`, strictly: unknown keys, operators or values are usage errors naming the choices."""
-    from pipelinectl.model import REPLAY_STATES, SAGA_STATUSES, STAGE_STATES
+    from pipelinectl.model import REPLAY_STATES, SAGA_STATUSES, STAGE_HEALTH
 
     match = _CONDITION.match(text or "")
     if not match:
@@ -91,7 +91,7 @@ def parse_condition(text: str) -> Condition:
         return Condition(key, op, int(raw), f"{key}{op}{raw}")
     if op not in ENUM_OPS:
         raise UsageError(f"--for: {key} takes = or != (a status is not ordered), got '{op}'")
-    allowed = {"state": STAGE_STATES, "saga": SAGA_STATUSES, "replay": REPLAY_STATES}[key]
+    allowed = {"state": STAGE_HEALTH, "saga": SAGA_STATUSES, "replay": REPLAY_STATES}[key]
     if raw not in allowed:
         raise UsageError(f"--for: '{raw}' is not a {key} (choose from {', '.join(allowed)})")
     return Condition(key, op, raw, f"{key}{op}{raw}")
@@ -210,6 +210,8 @@ def wait(
 def _observer(session: Any, pipe: str, cond: Condition, name: str | None, stage: str | None,
               error_kind: str | None) -> Any:
     plane = session.plane
+    if cond.key == "state":
+        return lambda: observed_state(plane.get_stage(pipe, name), cond.value)
     if cond.subject == "stage":
         return lambda: getattr(plane.get_stage(pipe, name), cond.key)
     if cond.subject == "saga":
@@ -225,6 +227,14 @@ def _observer(session: Any, pipe: str, cond: Condition, name: str | None, stage:
             raise NotFoundError(f"unknown stage '{stage}' in pipeline '{pipe}'", hint="see 'pipelinectl status'") from None
     selection = DLQFilter(pipeline=pipe, stage=stage, error_kind=error_kind)
     return lambda: plane.dlq_count(selection)
+
+
+def observed_state(stage: Any, awaited: Any) -> str:
+    """The state a `state` condition compares: as status shows it when waiting for `failing`
+    (a running stage over the error threshold), else the stage's own state (a failing stage is running)."""
+    from pipelinectl.model import stage_health
+
+    return stage_health(stage) if awaited == "failing" else str(stage.state)
 
 
 def _label(pipe: str, cond: Condition, name: str | None, stage: str | None, error_kind: str | None) -> str:
