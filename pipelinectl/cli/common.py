@@ -40,6 +40,7 @@ def dry_run_option() -> Any:
 
 
 # -- time values and names (pipelinectl.timeparse does the parsing; errors name the option) ------------
+TIME_FORMS = "RFC 3339, a date or today/yesterday (midnight UTC), now, or relative (-2h)"  # what timeparse reads
 def parse_time(text: str | None, option: str, *, default: str = "past") -> datetime | None:
     """RFC 3339, a plain date, or a relative `-2h` / `30m`; None stays None."""
     if text is None:
@@ -192,6 +193,6 @@ def progress(session: Session, description: str, total: int | None) -> Iterator[
 
 
 __all__ = [
-    "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate", "parse_range",
+    "TIME_FORMS", "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate", "parse_range",
     "parse_time", "pipeline_option", "plural", "progress", "request_id", "say", "stage_name", "yes_option",
 ]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from pipelinectl.cli.common import (
+    TIME_FORMS,
     check_stage,
     context_label,
     current,
@@ -63,8 +64,8 @@ TABLE_DEFAULT_LIMIT = 1000  # a table is for reading; -o jsonl streams everythin
 _STAGE = typer.Option(None, "--stage", "-s", metavar="STAGE", help="Only items dead-lettered by this stage.")
 _KIND = typer.Option(None, "--error-kind", "-k", metavar="KIND",
                      help="Only this error kind: validation, transient, persistent, fatal.")
-_SINCE = typer.Option(None, "--since", metavar="TIME", help="Last seen at or after TIME (RFC 3339, date, -2h).")
-_UNTIL = typer.Option(None, "--until", metavar="TIME", help="Last seen before TIME.")
+_SINCE = typer.Option(None, "--since", metavar="TIME", help=f"Last seen at or after TIME: {TIME_FORMS}.")
+_UNTIL = typer.Option(None, "--until", metavar="TIME", help=f"Last seen before TIME: {TIME_FORMS}.")
 
 
 def _selection(session: Session, pipeline: str, *, ids: list[str] | None = None, all_: bool = False,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from pipelinectl.cli.common import (
+    TIME_FORMS,
     check_stage,
     context_label,
     current,
@@ -56,8 +57,8 @@ def _range_text(job: ReplayJob) -> str:
 def replay(
     ctx: typer.Context,
     from_: str | None = typer.Option(None, "--from", metavar="TIME",
-                                     help="Start of a time range (inclusive): RFC 3339, a date, or -2h."),
-    to: str | None = typer.Option(None, "--to", metavar="TIME", help="End of the time range (exclusive)."),
+                                     help=f"Start of a time range (inclusive): {TIME_FORMS}."),
+    to: str | None = typer.Option(None, "--to", metavar="TIME", help=f"End of the time range (exclusive): {TIME_FORMS}."),
     from_offset: int | None = typer.Option(None, "--from-offset", metavar="A", help="First input offset (inclusive)."),
     to_offset: int | None = typer.Option(None, "--to-offset", metavar="B", help="End input offset (exclusive)."),
     stage: str | None = typer.Option(None, "--stage", "-s", metavar="STAGE",
