@@ -58,10 +58,10 @@ def parse_range(start: str | None, end: str | None, start_option: str, end_optio
 
 
 def stage_name(text: str) -> str:
-    """`STAGE` or the runbook form `stage=STAGE`."""
-    from pipelinectl.timeparse import target_name
+    """`STAGE`, `stage/STAGE` (from -o name) or the runbook form `stage=STAGE`."""
+    from pipelinectl.cli.targets import target
 
-    return target_name(text, key="stage")
+    return target(text, "stage")
 
 
 # -- validation against the plane -----------------------------------------------------------------------

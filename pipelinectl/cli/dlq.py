@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli import targets
 from pipelinectl.cli.common import (
     TIME_FORMS,
     check_stage,
@@ -173,6 +174,7 @@ def _watch(session: Session, selection: DLQFilter, first: Any, page_size: int, i
 # -- inspect -------------------------------------------------------------------------------------------
 def _inspect(item_id: str, pipeline: str | None) -> None:
     session = current()
+    item_id = targets.target(item_id, "dlqitem")
     target = session.pipeline(pipeline)
     item = session.plane.dlq_show(target, item_id)
     if session.options.output not in ("table", "wide"):
@@ -235,6 +237,7 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
     from pipelinectl.model import BulkResult, DLQFilter
 
     session = current()
+    ids = targets.targets(ids, "dlqitem")
     has_filters = any(v is not None for v in (stage, error_kind, since, until))
     if ids and (all_ or has_filters):
         raise UsageError(f"give item IDs, or --all / filters, not both (dlq {action} ID... | --all | filters)")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli import targets
 from pipelinectl.cli.common import (
     TIME_FORMS,
     check_stage,
@@ -199,6 +200,7 @@ def show(
       pipelinectl replay show replay-3f2a9c1b -o json
     """
     session = current()
+    job_id = targets.target(job_id, "replayjob")
     job = session.plane.replay_show(session.pipeline(pipeline), job_id)
     if session.options.output not in ("table", "wide"):
         session.emit(job)
@@ -222,6 +224,7 @@ def cancel(
       pipelinectl replay cancel replay-3f2a9c1b
     """
     session = current()
+    job_id = targets.target(job_id, "replayjob")
     target = session.pipeline(pipeline)
     before = session.plane.replay_show(target, job_id)  # an unknown ID is refused before any write
     job = mutate(session, verb="replay cancel", target=f"{target}/{job_id}", arguments={"id": job_id},

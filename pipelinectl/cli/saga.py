@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli import targets
 from pipelinectl.cli.common import (
     context_label,
     current,
@@ -115,6 +116,7 @@ def list_(
 # -- inspect -------------------------------------------------------------------------------------------
 def _inspect(saga_id: str, pipeline: str | None) -> None:
     session = current()
+    saga_id = targets.target(saga_id, "saga")
     saga = session.plane.saga_show(session.pipeline(pipeline), saga_id)
     if session.options.output not in ("table", "wide"):
         session.emit(saga)
@@ -333,6 +335,7 @@ def force_fail(
     """
     session = current()
     _target(saga_id, query, "force-fail")
+    saga_id = targets.target(saga_id, "saga") if saga_id else None
     why = _reason(reason, "force-fail")
     target = session.pipeline(pipeline)
     if query:
@@ -367,6 +370,7 @@ def retry(
     """
     session = current()
     _target(saga_id, query, "retry")
+    saga_id = targets.target(saga_id, "saga") if saga_id else None
     target = session.pipeline(pipeline)
     why = reason.strip() if reason and reason.strip() else None
     if query:
@@ -400,6 +404,7 @@ def force_complete(
       pipelinectl saga force-complete saga-order-000042 --reason "shipped manually, ticket OPS-7"
     """
     session = current()
+    saga_id = targets.target(saga_id, "saga")
     why = _reason(reason, "force-complete")
     target = session.pipeline(pipeline)
     _one(session, "force-complete", saga_id, target, {"reason": why}, confirm=True, yes=yes, dry_run=dry_run,

@@ -41,7 +41,10 @@ def status(
       pipelinectl status orders -o wide
       pipelinectl status --watch
     """
+    from pipelinectl.cli.targets import target
+
     session = current()
+    pipeline = target(pipeline, "pipeline") if pipeline else None
     if pipeline and pipeline_opt and pipeline != pipeline_opt:
         raise UsageError(f"pipeline given twice: '{pipeline}' and -p '{pipeline_opt}'")
     wanted = pipeline or pipeline_opt

@@ -98,20 +98,12 @@ def parse_condition(text: str) -> Condition:
 
 
 def _target(text: str | None, subject: str) -> str | None:
-    """`charge`, `stage/charge` or `stage=charge` (saga/ID, replay/ID likewise)."""
+    """`charge`, `stage/charge` or `stage=charge` (saga/ID, replayjob/ID likewise: pipelinectl.cli.targets)."""
     if text is None:
         return None
-    for sep in ("/", "="):
-        prefix, found, rest = text.partition(sep)
-        if found and prefix in ("stage", "saga", "replay", "job"):
-            wanted = {"stage": ("stage",), "saga": ("saga",), "replay": ("replay", "job")}.get(subject, ())
-            if prefix not in wanted:
-                raise UsageError(f"target '{text}' is a {prefix}, but this condition is about a {subject}")
-            text = rest
-            break
-    if not text:
-        raise UsageError("empty target")
-    return text
+    from .targets import target
+
+    return target(text, {"replay": "replayjob"}.get(subject, subject))
 
 
 def wait(

@@ -52,7 +52,7 @@ def test_targets():
     assert _target("saga/saga-order-000042", "saga") == "saga-order-000042"
     assert _target("job/replay-1", "replay") == "replay-1"
     assert _target(None, "dlq") is None
-    with pytest.raises(UsageError, match="is a saga, but this condition is about a stage"):
+    with pytest.raises(UsageError, match="'saga/x' is a saga, not a stage"):
         _target("saga/x", "stage")
 
 
