@@ -237,7 +237,7 @@ def _one(session: Session, verb: str, saga_id: str, pipeline: str, arguments: di
     before = session.plane.saga_show(pipeline, saga_id)
     planned: Saga = call(True)
     if dry_run:
-        dry_run_note(session, f"{verb} {_where(before)} would leave it {planned.status}")
+        dry_run_note(session, f"{verb} {_where(before)} {_would(before, planned)}")
         _render(session, planned)
         return
     if confirm:
@@ -246,6 +246,19 @@ def _one(session: Session, verb: str, saga_id: str, pipeline: str, arguments: di
                    call=lambda: call(False), summary=lambda s: s.status)
     say(session, f"saga {saga_id}: {after.status} (was {before.status}; context '{context_label(session)}')")
     _render(session, after)
+
+
+def _would(before: Saga, planned: Saga) -> str:
+    """What the plane's dry-run answer says would happen (docs/api.md): `details.would`, and the
+    status it would leave the saga in; never the current status passed off as the outcome."""
+    would = planned.details.get("would")
+    now = planned.details.get("status_before") or before.status
+    if isinstance(would, str) and would:
+        text = f"would {would}"
+        return text + (f"; it would be {planned.status} (now {now})" if planned.status != now else f" (now {now})")
+    if planned.status != now:
+        return f"would leave it {planned.status} (now {now})"
+    return f"is accepted by the plane, which did not say what would follow (now {now})"
 
 
 def _render(session: Session, saga: Saga) -> None:
