@@ -180,6 +180,11 @@ class ReplayJob(Resource):
     finished_at: datetime | None = None
     error: str | None = None
 
+    @property
+    def done(self) -> int:
+        """Items of the range the job is through, replayed or skipped: what its progress counts."""
+        return self.replayed + self.skipped
+
 
 @dataclass(kw_only=True)
 class DLQItem(Resource):

@@ -83,9 +83,10 @@ COLUMNS: dict[str, list[Column]] = {
         Column("ID", lambda j: j.id),
         Column("STAGE", lambda j: j.stage),
         Column("STATE", lambda j: j.state),
-        Column("RANGE", lambda j: _range(j)),
-        Column("PROGRESS", lambda j: f"{j.replayed}/{j.total}"),
-        Column("SKIPPED", lambda j: j.skipped, wide_only=True),
+        Column("RANGE", lambda j: range_text(j)),
+        Column("PROGRESS", lambda j: f"{j.done}/{j.total}"),  # replayed + skipped, as --wait's bar counts
+        Column("REPLAYED", lambda j: j.replayed),
+        Column("SKIPPED", lambda j: j.skipped),
         Column("AGE", lambda j: _age(j.created_at)),
         Column("ERROR", lambda j: _clip(j.error), wide_only=True),
     ],
@@ -143,7 +144,8 @@ COLUMNS: dict[str, list[Column]] = {
 }
 
 
-def _range(job: Any) -> str:
+def range_text(job: Any) -> str:
+    """A replay job's range: `offsets A..B` or `START..END` in RFC 3339."""
     if job.from_offset is not None or job.to_offset is not None:
         return f"offsets {job.from_offset}..{job.to_offset}"
     fmt = "%Y-%m-%dT%H:%M:%SZ"

@@ -46,12 +46,9 @@ TERMINAL = ("completed", "cancelled", "failed")
 
 
 def _range_text(job: ReplayJob) -> str:
-    if job.from_offset is not None or job.to_offset is not None:
-        return f"offsets {job.from_offset}..{job.to_offset}"
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    start = job.from_time.strftime(fmt) if job.from_time else "?"
-    end = job.to_time.strftime(fmt) if job.to_time else "?"
-    return f"{start}..{end}"
+    from pipelinectl.output import range_text
+
+    return range_text(job)
 
 
 @app.callback()
@@ -108,17 +105,19 @@ def replay(
         check_stage(session, target, name)
     request = ReplayRequest(pipeline=target, stage=name, from_offset=a, to_offset=b, from_time=start, to_time=end)
     plan = session.plane.replay(ReplayRequest(**{**_fields(request), "dry_run": True}))
-    what = (f"{plural(plan.total, 'item')} of pipeline '{target}' into stage '{plan.stage}' "
-            f"({_range_text(plan)})")
-    if dry_run:
-        dry_run_note(session, f"replay would send {what}" + ("; the range holds no input items" if not plan.total
-                                                               else ""))
-        _emit(session, plan)
-        return
-    if not plan.total:
+    if not plan.total:  # the same answer with --dry-run as with --yes
         raise UsageError(f"nothing to replay: the range holds no input items of pipeline '{target}' "
                          f"({_asked(from_, to, a, b)}); nothing was changed",
                          hint="'pipelinectl status' shows the input log's current offset")
+    sent = plan.total - plan.skipped
+    where = f"of pipeline '{target}' into stage '{plan.stage}'"
+    if dry_run:
+        dry_run_note(session, f"replay would send {plural(sent, 'item')} and skip {plan.skipped} already processed "
+                              f"({plan.total} in {_range_text(plan)}) {where}")
+        _emit(session, plan)
+        return
+    what = (f"{_range_text(plan)} {where}: {plural(plan.total, 'item')} ({sent} to send, {plan.skipped} "
+            "already processed, skipped)")
     session.confirm(f"replay {what}", yes=yes)
     from pipelinectl.model import format_time
 
@@ -161,7 +160,7 @@ def _follow(session: Session, job: ReplayJob, poll: float) -> ReplayJob:
             while job.state not in TERMINAL:
                 time.sleep(poll)
                 job = session.plane.replay_show(job.pipeline, job.id)
-                bar.update(completed=job.replayed + job.skipped, total=job.total or None)
+                bar.update(completed=job.done, total=job.total or None)
     except KeyboardInterrupt:
         import sys
 
@@ -207,7 +206,8 @@ def show(
         return
     session.renderer.key_values([
         ("ID", job.id), ("Pipeline", job.pipeline), ("Stage", job.stage), ("State", job.state),
-        ("Range", _range_text(job)), ("Progress", f"{job.replayed}/{job.total}"), ("Skipped", job.skipped),
+        ("Range", _range_text(job)),
+        ("Progress", f"{job.done}/{job.total} ({job.replayed} replayed, {job.skipped} skipped: already processed)"),
         ("Created", job.created_at), ("Finished", job.finished_at), ("Error", job.error),
     ], title=f"Replay job {job.id}")
 
@@ -229,5 +229,6 @@ def cancel(
     before = session.plane.replay_show(target, job_id)  # an unknown ID is refused before any write
     job = mutate(session, verb="replay cancel", target=f"{target}/{job_id}", arguments={"id": job_id},
                  call=lambda: session.plane.replay_cancel(target, job_id), summary=lambda j: j.state)
-    say(session, f"replay job {job.id}: {job.state} (was {before.state}; {job.replayed}/{job.total} replayed)")
+    say(session, f"replay job {job.id}: {job.state} (was {before.state}; {job.done}/{job.total} done: "
+                 f"{job.replayed} replayed, {job.skipped} skipped)")
     _emit(session, job)
