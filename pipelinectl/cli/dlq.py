@@ -60,6 +60,7 @@ def _group() -> None:
 
 CHUNK = 100  # IDs per redrive/purge request: bounded bodies, and a progress bar that moves
 TABLE_DEFAULT_LIMIT = 1000  # a table is for reading; -o jsonl streams everything
+SAMPLE = 10  # IDs a bulk dry run shows in a table, after the count; -o json lists them all
 
 # -- shared options ----------------------------------------------------------------------------------
 _STAGE = typer.Option(None, "--stage", "-s", metavar="STAGE", help="Only items dead-lettered by this stage.")
@@ -324,7 +325,8 @@ def _still_matching(session: Session, selection: DLQFilter, action: str) -> None
 
 
 def _render(session: Session, result: BulkResult, *, show_ids: bool) -> None:
-    """Machine formats get the BulkResult; -o name the affected items; tables list IDs on a dry run or -o wide."""
+    """Machine formats get the BulkResult; -o name the affected items; tables show a sample of the IDs
+    (the first SAMPLE) on a dry run or with -o wide."""
     fmt = session.options.output
     if fmt == "name":
         for item_id in result.matched if result.dry_run else result.succeeded:
@@ -333,11 +335,11 @@ def _render(session: Session, result: BulkResult, *, show_ids: bool) -> None:
     if fmt not in ("table", "wide"):
         session.emit(result)
         return
-    if fmt == "wide" or show_ids:
-        for item_id in result.matched[:50]:
+    if fmt == "wide" or show_ids:  # the count was said; a sample of the IDs, never thousands of lines
+        for item_id in result.matched[:SAMPLE]:
             sys.stdout.write(f"  {item_id}\n")
-        if len(result.matched) > 50:
-            sys.stdout.write(f"  ... and {len(result.matched) - 50} more (-o json lists them all)\n")
+        if len(result.matched) > SAMPLE:
+            sys.stdout.write(f"  ... and {len(result.matched) - SAMPLE} more (-o json lists them all)\n")
 
 
 _IDS = typer.Argument(None, metavar="ID", help="Item IDs; or select with --all or filters.", show_default=False)
