@@ -139,9 +139,9 @@ class Session:
     # -- output -------------------------------------------------------------
     @cached_property
     def renderer(self) -> Renderer:
-        from pipelinectl.output import Renderer
+        from pipelinectl.output import Renderer, terminal_width
 
-        return Renderer(self.options.output, color=self.color)
+        return Renderer(self.options.output, color=self.color, width=terminal_width())
 
     @property
     def color(self) -> bool:

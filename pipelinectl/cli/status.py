@@ -95,14 +95,13 @@ def _print_tables(pipelines: list[Any], *, wide: bool) -> None:
     if not pipelines:
         typer.echo("No pipelines on this control plane.")
         return
-    if session.renderer.color:
-        from rich.console import Console
-
-        Console(file=sys.stdout, force_terminal=True, soft_wrap=False).print(
-            rich_view(pipelines, wide=wide, context=session.context_name)
-        )
+    renderer = session.renderer
+    if renderer.color:
+        grids = stage_grids(pipelines, wide=wide, width=renderer.width)
+        renderer.rich_print(rich_view(pipelines, wide=wide, context=session.context_name, grids=grids),
+                            max(g.layout(renderer.width).total for g in grids))
         return
-    typer.echo(plain_view(pipelines, wide=wide, context=session.context_name), nl=False)
+    typer.echo(plain_view(pipelines, wide=wide, context=session.context_name, width=renderer.width), nl=False)
 
 
 def _summary(p: Any, context: str | None) -> str:
@@ -121,79 +120,32 @@ def _summary(p: Any, context: str | None) -> str:
     return "  ".join(parts[:1]) + "   " + " · ".join(parts[1:])
 
 
-def _stage_row(s: Any, wide: bool) -> list[Any]:
-    queue = str(s.queue_depth) if s.queue_capacity is None else f"{s.queue_depth}/{s.queue_capacity}"
-    row: list[Any] = [
-        s.name,
-        health(s),
-        f"{s.parallelism}" + (f" ({s.min_parallelism}-{s.max_parallelism})" if wide else ""),
-        s.in_flight,
-        queue,
-        _rate(s.throughput),
-        f"{s.error_rate * 100:.1f}%",
-        s.dlq_size,
-    ]
-    if wide:
-        row += [s.processed, s.failed, _kinds(s.errors_by_kind), s.version,
-                s.paused_until.strftime("%Y-%m-%dT%H:%M:%SZ") if s.paused_until else "-"]
-    return row
+def stage_grids(pipelines: list[Any], *, wide: bool, live: bool = False, width: int | None = None) -> list[Any]:
+    """One stage table per pipeline, with the shared Stage columns (output.COLUMNS) but PIPELINE."""
+    from pipelinectl.output import Grid, columns_for
+
+    columns = [c for c in columns_for("Stage", "wide" if wide else "table") if c.header != "PIPELINE"]
+    return [Grid(columns, p.stages, wide=wide, live=live, width=width) for p in pipelines]
 
 
-HEADERS = ["STAGE", "STATE", "PARALLELISM", "IN-FLIGHT", "QUEUE", "THROUGHPUT", "ERRORS", "DLQ"]
-WIDE_HEADERS = ["PROCESSED", "FAILED", "ERRORS BY KIND", "VERSION", "PAUSED UNTIL"]
-
-
-def _rate(value: float) -> str:
-    return f"{value:.1f}/s" if value < 100 else f"{value:,.0f}/s"
-
-
-def _kinds(counts: dict[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(counts.items()) if v) or "-"
-
-
-def plain_view(pipelines: list[Any], *, wide: bool, context: str | None) -> str:
-    from tabulate import tabulate
-
+def plain_view(pipelines: list[Any], *, wide: bool, context: str | None, width: int | None = None) -> str:
     blocks = []
-    for p in pipelines:
-        headers = HEADERS + (WIDE_HEADERS if wide else [])
-        rows = [_stage_row(s, wide) for s in p.stages]
-        table = tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True) if rows else "(no stages)"
-        blocks.append(_summary(p, context) + "\n" + table + "\n")
+    for p, grid in zip(pipelines, stage_grids(pipelines, wide=wide), strict=True):
+        table = grid.plain(width) if p.stages else "(no stages)\n"
+        blocks.append(_summary(p, context) + "\n" + table)
     return "\n".join(blocks)
 
 
-STYLES = {"running": "green", "paused": "bold yellow", "draining": "bold cyan", "failing": "bold red"}
-
-
-def rich_view(pipelines: list[Any], *, wide: bool, context: str | None, footer: str | None = None) -> Any:
+def rich_view(pipelines: list[Any], *, wide: bool, context: str | None, footer: str | None = None,
+              live: bool = False, grids: list[Any] | None = None) -> Any:
     """One rich renderable for all pipelines (printed once, or refreshed in place by --watch)."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     parts: list[Any] = []
-    for p in pipelines:
-        parts.append(Text(_summary(p, context), style="bold", no_wrap=True, overflow="ellipsis"))
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        headers = HEADERS + (WIDE_HEADERS if wide else [])
-        for header in headers:
-            numeric = header in ("IN-FLIGHT", "QUEUE", "THROUGHPUT", "ERRORS", "DLQ", "PROCESSED", "FAILED")
-            table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
-        for s in p.stages:
-            row = _stage_row(s, wide)
-            styles = [""] * len(row)
-            styles[1] = STYLES.get(row[1], "")
-            if s.error_rate >= FAILING_ERROR_RATE:
-                styles[6] = "bold red"
-            elif s.error_rate > 0:
-                styles[6] = "yellow"
-            if s.dlq_size:
-                styles[7] = "yellow"
-            if s.queue_capacity and s.queue_depth >= 0.8 * s.queue_capacity:
-                styles[4] = "bold yellow"
-            table.add_row(*(Text(str(v), style=st) for v, st in zip(row, styles, strict=True)))
-        parts.append(table)
+    for p, grid in zip(pipelines, grids or stage_grids(pipelines, wide=wide, live=live), strict=True):
+        parts.append(Text(_summary(p, context), style="bold"))  # wraps on a narrow terminal; never cut
+        parts.append(grid if p.stages else Text("(no stages)"))
         parts.append(Text(""))
     if not pipelines:
         parts.append(Text("No pipelines on this control plane."))
@@ -231,8 +183,10 @@ def _watch_live(plane: Any, wanted: str | None, only: list[str], interval: float
         line = f"every {interval:g}s · {stamp} · Ctrl-C to stop"
         return line + (f" · last refresh failed: {error}" if error else "")
 
-    with Live(rich_view(pipelines, wide=wide, context=session.context_name, footer=footer()), console=console,
-              auto_refresh=False, transient=False) as live:
+    def view() -> Any:
+        return rich_view(pipelines, wide=wide, context=session.context_name, footer=footer(), live=True)
+
+    with Live(view(), console=console, auto_refresh=False, transient=False) as live:
         while True:
             time.sleep(interval)
             try:
@@ -240,8 +194,7 @@ def _watch_live(plane: Any, wanted: str | None, only: list[str], interval: float
                 error = None
             except PipelinectlError as exc:
                 error = session.redact(exc.one_line())
-            live.update(rich_view(pipelines, wide=wide, context=session.context_name, footer=footer()),
-                        refresh=True)
+            live.update(view(), refresh=True)
 
 
 def _change_key(s: Any) -> tuple[Any, ...]:
@@ -291,10 +244,11 @@ def _watch_lines(plane: Any, wanted: str | None, only: list[str], interval: floa
 
 
 def _line(pipeline: str, s: Any) -> str:
+    from pipelinectl.output import _queue, _rate
+
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    queue = str(s.queue_depth) if s.queue_capacity is None else f"{s.queue_depth}/{s.queue_capacity}"
     return (f"{stamp} {pipeline}/{s.name} state={health(s)} parallelism={s.parallelism} in_flight={s.in_flight} "
-            f"queue={queue} throughput={_rate(s.throughput)} errors={s.error_rate * 100:.1f}% dlq={s.dlq_size}")
+            f"queue={_queue(s)} throughput={_rate(s.throughput)} errors={s.error_rate * 100:.1f}% dlq={s.dlq_size}")
 
 
 # -- all contexts -----------------------------------------------------------------
