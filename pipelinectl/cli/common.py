@@ -149,6 +149,13 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+# -- watches --------------------------------------------------------------------------------------------
+def watch_deadline(session: Session, interval: float) -> None:
+    """Cap each request of a watch (retries included) at max(10 s, two intervals), before the driver exists:
+    a plane that does not answer shows as unreachable within that, not after the whole --timeout."""
+    session.options.timeout = min(session.options.timeout, max(10.0, 2 * interval))
+
+
 # -- progress -------------------------------------------------------------------------------------------
 class _NoProgress:
     def advance(self, n: int = 1) -> None:
@@ -194,5 +201,6 @@ def progress(session: Session, description: str, total: int | None) -> Iterator[
 
 __all__ = [
     "TIME_FORMS", "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate", "parse_range",
-    "parse_time", "pipeline_option", "plural", "progress", "request_id", "say", "stage_name", "yes_option",
+    "parse_time", "pipeline_option", "plural", "progress", "request_id", "say", "stage_name", "watch_deadline",
+    "yes_option",
 ]

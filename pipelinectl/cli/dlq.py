@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -30,9 +29,10 @@ from pipelinectl.cli.common import (
     plural,
     progress,
     say,
+    watch_deadline,
     yes_option,
 )
-from pipelinectl.errors import ConflictError, NotFoundError, UsageError
+from pipelinectl.errors import ConflictError, NotFoundError, UnavailableError, UsageError
 
 if TYPE_CHECKING:
     from pipelinectl.cli.session import Session
@@ -71,8 +71,12 @@ _UNTIL = typer.Option(None, "--until", metavar="TIME", help=f"Last seen before T
 
 
 def _selection(session: Session, pipeline: str, *, ids: list[str] | None = None, all_: bool = False,
-               stage: str | None, error_kind: str | None, since: str | None, until: str | None) -> DLQFilter:
-    """Build and check a selection locally (times, kinds), then the stage against the plane."""
+               stage: str | None, error_kind: str | None, since: str | None, until: str | None,
+               may_wait: bool = False) -> DLQFilter:
+    """Build and check a selection locally (times, kinds), then the stage against the plane.
+
+    `may_wait` (a watch): a plane that does not answer yet is no reason to refuse; the watch waits for it
+    and the plane itself then refuses an unknown stage."""
     from pipelinectl.model import ERROR_KINDS, DLQFilter
 
     start, end = parse_range(since, until, "--since", "--until")
@@ -82,7 +86,11 @@ def _selection(session: Session, pipeline: str, *, ids: list[str] | None = None,
     selection = DLQFilter(pipeline=pipeline, ids=list(ids or []), all=all_, stage=stage, error_kind=error_kind,
                           since=start, until=end)
     if stage is not None:
-        check_stage(session, pipeline, stage)
+        try:
+            check_stage(session, pipeline, stage)
+        except UnavailableError:
+            if not may_wait:
+                raise
     return selection
 
 
@@ -111,7 +119,9 @@ def list_(
     until: str | None = _UNTIL,
     limit: int | None = typer.Option(None, "--limit", "-l", metavar="N", min=1,
                                      help=f"At most N items (tables default to {TABLE_DEFAULT_LIMIT})."),
-    watch: bool = typer.Option(False, "--watch", "-w", help="Keep listing: new items as they arrive (Ctrl-C stops)."),
+    watch: bool = typer.Option(False, "--watch", "-w",
+                               help="Keep watching (through outages): new items as they arrive; Ctrl-C ends it "
+                                    "(exit 130)."),
     interval: float = typer.Option(2.0, "--interval", metavar="SECONDS", min=0.1,
                                    help="How often --watch looks again."),
 ) -> None:
@@ -126,18 +136,21 @@ def list_(
       pipelinectl dlq list -o jsonl --limit 5000 > dlq.jsonl
     """
     session = current()
+    if watch:
+        watch_deadline(session, interval)
     target = session.pipeline(pipeline)
-    selection = _selection(session, target, stage=stage, error_kind=error_kind, since=since, until=until)
+    selection = _selection(session, target, stage=stage, error_kind=error_kind, since=since, until=until,
+                           may_wait=watch)
     fmt = session.options.output
     streaming = fmt in ("jsonl", "name")
     cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
     page_size = min(cap, 500) if cap is not None else 500
+    if watch:
+        _watch(session, selection, limit, page_size, interval)
+        return
     items = session.plane.dlq_list(selection, page_size=page_size)
     if cap is not None:
         items = itertools.islice(items, cap)
-    if watch:
-        _watch(session, selection, items, page_size, interval)
-        return
     if streaming:
         session.renderer.emit(items, kind="DLQItem")
         return
@@ -147,29 +160,27 @@ def list_(
         session.info(f"showing the first {cap} items; use --limit N, or -o jsonl for all of them")
 
 
-def _watch(session: Session, selection: DLQFilter, first: Any, page_size: int, interval: float) -> None:
-    """Print what is there, then only items not seen before, until Ctrl-C (which ends it with success)."""
-    seen: set[str] = set()
+def _watch(session: Session, selection: DLQFilter, limit: int | None, page_size: int, interval: float) -> None:
+    """On the shared watch engine: piped, each item once as it arrives; on a terminal, a live table of
+    the newest items that fit the screen. It waits through outages; Ctrl-C ends it (130)."""
+    from pipelinectl.watch import table_view, watch
 
-    def fresh(items: Any) -> list[Any]:
-        out = [i for i in items if i.id not in seen]
-        seen.update(i.id for i in out)
-        return out
+    def fetch() -> list[Any]:
+        items = session.plane.dlq_list(selection, page_size=page_size)
+        return list(itertools.islice(items, limit) if limit is not None else items)
 
-    try:
-        batch = fresh(first)
-        session.renderer.emit(batch, kind="DLQItem")
-        sys.stdout.flush()
-        while True:
-            time.sleep(interval)
-            batch = fresh(session.plane.dlq_list(selection, page_size=page_size))
-            if batch:
-                if session.options.output in ("table", "wide"):
-                    sys.stdout.write("\n")
-                session.renderer.emit(batch, kind="DLQItem")
-                sys.stdout.flush()
-    except KeyboardInterrupt:
-        return
+    def view(items: list[Any], footer: str) -> Any:
+        import shutil
+
+        room = max(shutil.get_terminal_size().lines - 5, 1)  # header, footer, a count line and a margin
+        newest = items[-room:]
+        note = f"{plural(len(items), 'item')} in the DLQ; the newest {len(newest)} shown" \
+            if len(newest) < len(items) else ""
+        return table_view(newest, footer + (f" · {note}" if note else ""), wide=session.options.output == "wide")
+
+    code = watch(fetch, output=session.options.output, interval=interval, view=view, only_new=True,
+                 redact=session.redact, color=session.color)
+    raise typer.Exit(code)
 
 
 # -- inspect -------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pipelinectl.cli.common import (
     plural,
     progress,
     say,
+    watch_deadline,
     yes_option,
 )
 from pipelinectl.errors import ConflictError, UsageError
@@ -68,7 +69,8 @@ def list_(
     limit: int | None = typer.Option(None, "--limit", "-l", metavar="N", min=1,
                                      help=f"At most N sagas (tables default to {TABLE_DEFAULT_LIMIT})."),
     watch: bool = typer.Option(False, "--watch", "-w",
-                               help="Keep watching: live on a terminal, a line per change piped."),
+                               help="Keep watching (through outages): live on a terminal, a line per change "
+                                    "piped; Ctrl-C ends it (exit 130)."),
     interval: float = typer.Option(2.0, "--interval", metavar="SECONDS", min=0.1,
                                    help="How often --watch looks again."),
 ) -> None:
@@ -85,6 +87,8 @@ def list_(
     from pipelinectl.model import SAGA_STATUSES, SagaFilter
 
     session = current()
+    if watch:
+        watch_deadline(session, interval)
     if status is not None and status not in SAGA_STATUSES:
         raise UsageError(f"invalid value for --status: '{status}'", hint=f"choose from {', '.join(SAGA_STATUSES)}")
     target = session.pipeline(pipeline)

@@ -28,7 +28,9 @@ def status(
     pipeline: str | None = typer.Argument(None, help="Pipeline to show (default: the context's, else all)."),
     pipeline_opt: str | None = typer.Option(None, "--pipeline", "-p", help="Same as the PIPELINE argument."),
     all_pipelines: bool = typer.Option(False, "--all", "-A", help="Every pipeline, even when the context names one."),
-    watch: bool = typer.Option(False, "--watch", "-w", help="Keep watching: live view on a terminal, one line per change when piped."),
+    watch: bool = typer.Option(False, "--watch", "-w",
+                               help="Keep watching (through outages): live view on a terminal, one line per "
+                                    "change piped; Ctrl-C ends it (exit 130)."),
     interval: float = typer.Option(2.0, "--interval", min=0.1, max=3600, help="Seconds between refreshes with --watch."),
     all_contexts: bool = typer.Option(False, "--all-contexts", help="One row per context, queried concurrently."),
 ) -> None:
@@ -156,91 +158,29 @@ def rich_view(pipelines: list[Any], *, wide: bool, context: str | None, footer: 
 
 # -- watch ----------------------------------------------------------------------
 def _watch(wanted: str | None, interval: float, only: list[str]) -> None:
+    """On the shared watch engine: a live view of every pipeline on a terminal, a line per stage change
+    piped; it waits through outages (a plane down at the start too) and Ctrl-C ends it (130)."""
+    from pipelinectl.cli.common import watch_deadline
+    from pipelinectl.watch import watch
+
     session = current()
-    plane = session.plane
-    pipelines = _fetch(plane, wanted, only)  # the first read fails loudly: wrong context, plane down
+    watch_deadline(session, interval)
     fmt = session.options.output
-    try:
-        if sys.stdout.isatty() and fmt in ("table", "wide"):
-            _watch_live(plane, wanted, only, interval, pipelines, wide=fmt == "wide")
-        else:
-            _watch_lines(plane, wanted, only, interval, pipelines)
-    except KeyboardInterrupt:
-        return  # Ctrl-C is how a watch ends: exit 0, no noise
+    context = session.context_name
 
+    def view(pipelines: list[Any], footer: str) -> Any:
+        return rich_view(pipelines, wide=fmt == "wide", context=context, footer=footer, live=True)
 
-def _watch_live(plane: Any, wanted: str | None, only: list[str], interval: float, pipelines: list[Any], *,
-                wide: bool) -> None:
-    from rich.console import Console
-    from rich.live import Live
-
-    session = current()
-    console = Console(file=sys.stdout, force_terminal=True, no_color=not session.renderer.color)
-    error: str | None = None
-
-    def footer() -> str:
-        stamp = time.strftime("%H:%M:%S")
-        line = f"every {interval:g}s · {stamp} · Ctrl-C to stop"
-        return line + (f" · last refresh failed: {error}" if error else "")
-
-    def view() -> Any:
-        return rich_view(pipelines, wide=wide, context=session.context_name, footer=footer(), live=True)
-
-    with Live(view(), console=console, auto_refresh=False, transient=False) as live:
-        while True:
-            time.sleep(interval)
-            try:
-                pipelines = _fetch(plane, wanted, only)
-                error = None
-            except PipelinectlError as exc:
-                error = session.redact(exc.one_line())
-            live.update(view(), refresh=True)
+    code = watch(lambda: _fetch(session.plane, wanted, only), output=fmt, interval=interval, view=view,
+                 units=lambda pipelines: [s for p in pipelines for s in p.stages], signature=_change_key,
+                 line=lambda s: _line(s.pipeline, s), redact=session.redact, color=session.renderer.color)
+    raise typer.Exit(code)
 
 
 def _change_key(s: Any) -> tuple[Any, ...]:
     """What counts as a change worth a line: not the sliding-window rates (throughput, error rate),
     which move on every poll; a stage crossing into or out of `failing` changes its health."""
     return (health(s), s.parallelism, s.in_flight, s.queue_depth, s.dlq_size, s.version)
-
-
-def _watch_lines(plane: Any, wanted: str | None, only: list[str], interval: float, pipelines: list[Any]) -> None:
-    """Piped: one line per stage that changed (everything on the first pass)."""
-    session = current()
-    fmt = session.options.output
-    renderer = session.renderer
-    last: dict[tuple[str, str], tuple[Any, ...]] = {}
-    last_error: str | None = None
-    while True:
-        for p in pipelines:
-            for s in p.stages:
-                key = (p.name, s.name)
-                now = _change_key(s)
-                if last.get(key) == now:
-                    continue
-                last[key] = now
-                if fmt in ("json", "jsonl"):
-                    renderer._line(s.to_dict())
-                elif fmt == "yaml":
-                    sys.stdout.write("---\n")
-                    renderer._document(s.to_dict())
-                elif fmt == "name":
-                    sys.stdout.write(f"stage/{p.name}/{s.name}\n")
-                else:
-                    sys.stdout.write(_line(p.name, s) + "\n")
-                sys.stdout.flush()
-        time.sleep(interval)
-        try:
-            pipelines = _fetch(plane, wanted, only)
-            if last_error is not None:
-                sys.stderr.write("note: the control plane answers again\n")
-                sys.stderr.flush()
-            last_error = None
-        except PipelinectlError as exc:  # keep watching through a blip; say so once per kind of failure
-            kind = f"{type(exc).__name__}:{exc.code}"
-            if kind != last_error:
-                sys.stderr.write(f"warning: refresh failed: {session.redact(exc.one_line())}\n")
-                sys.stderr.flush()
-            last_error = kind
 
 
 def _line(pipeline: str, s: Any) -> str:

@@ -126,7 +126,7 @@ def test_jsonl_limit_asks_the_plane_for_one_small_page(plane: Plane, dead: list[
 
 
 def test_watch_streams_new_dead_letters_until_ctrl_c(plane: Plane, dead: list[str]) -> None:
-    """Piped jsonl: what is there, then each new item once; SIGINT (Ctrl-C) ends it with success."""
+    """Piped jsonl: what is there, then each new item once; SIGINT (Ctrl-C) ends it with 130."""
     import json
     import signal
     import subprocess
@@ -154,7 +154,7 @@ def test_watch_streams_new_dead_letters_until_ctrl_c(plane: Plane, dead: list[st
     finally:
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(10)
-    assert rc == 0, proc.stderr.read()
+    assert rc == 130, proc.stderr.read()
 
 
 def test_bulk_dry_runs_print_a_count_and_a_sample_and_json_lists_all(plane: Plane) -> None:
