@@ -71,6 +71,15 @@ def _text(value: Any) -> str:
     return "-" if value in (None, "") else str(value).replace("\r", " ").replace("\n", " ")
 
 
+def _joined(value: Any) -> Any:
+    """A list or mapping on one line: `a, b` / `k v, k v`."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return value
+
+
 def _clip(text: Any, width: int = 60) -> str:
     text = _text(text)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -157,7 +166,7 @@ COLUMNS: dict[str, list[Column]] = {
         Column("DEFINITION", lambda s: s.definition, drop=3),
         Column("STATUS", lambda s: s.status),
         Column("CURRENT STEP", lambda s: s.current_step or "-", drop=2),
-        Column("COMPLETED", lambda s: len(s.completed_steps), drop=4),
+        Column("COMPLETED", lambda s: "-" if s.completed_steps is None else len(s.completed_steps), drop=4),
         Column("AGE", lambda s: _age(s.started_at), drop=1),
         Column("LAST ERROR", lambda s: _text(s.last_error), clip=40),
         Column("UPDATED", lambda s: _age(s.updated_at), wide_only=True, drop=5),
@@ -376,7 +385,10 @@ class Renderer:
 
     # -- entry point --------------------------------------------------------
     def emit(self, obj: Any, *, kind: str | None = None) -> None:
-        """Render a resource, a list, or an iterator of resources (streamed where the format allows)."""
+        """Render a resource, a mapping with `kind`, a list, or an iterator of resources (streamed where it can)."""
+        if isinstance(obj, dict):
+            self.emit_mapping(obj)
+            return
         if isinstance(obj, Resource) and not isinstance(obj, ResourceList):
             self._one(obj)
             return
@@ -427,8 +439,14 @@ class Renderer:
         self.stream.flush()
 
     def emit_mapping(self, data: dict[str, Any]) -> None:
-        """Machine output of a plain mapping that carries `kind` (config, version, status rows)."""
-        if self.fmt == "jsonl":
+        """A plain mapping that carries `kind` (config, version, a plugin's facts).
+
+        Machine formats print it as it is; table/wide show `key: value` lines, lists and
+        mappings joined on one line.
+        """
+        if self.fmt in ("table", "wide"):
+            self.key_values([(key, _joined(value)) for key, value in data.items() if key != "kind"])
+        elif self.fmt == "jsonl":
             self._line(data)
         elif self.fmt == "name":
             ident = data.get("name") or data.get("id") or ""
