@@ -57,6 +57,7 @@ from pipelinectl.transport import (
     connect_timeout,
     import_httpx,
     ssl_context,
+    unsendable,
 )
 
 httpx = import_httpx()  # without httpx's own command line: ~0.1 s saved on every command
@@ -167,8 +168,7 @@ class HttpControlPlane:
                     timeout=httpx.Timeout(read, connect=min(remaining, self._connect_timeout)),
                 )
             except httpx.InvalidURL as exc:  # e.g. an ID longer than any URL may be: nothing was sent
-                raise UsageError(f"{method} request not sent: {redact(str(exc))[:100]}",
-                                 hint="an argument is too long or holds characters a URL cannot carry") from None
+                raise unsendable(method, exc) from None
             except httpx.TimeoutException as exc:
                 self._trace(f"< {method} {url} timed out after {self._ms(sent)} ({type(exc).__name__})")
                 if self._clock() >= deadline:
