@@ -82,6 +82,7 @@ def build_selection(session: Session, pipeline: str, *, ids: list[str] | None = 
     and the plane itself then refuses an unknown stage."""
     from pipelinectl.model import ERROR_KINDS, DLQFilter
 
+    stage = targets.target(stage, "stage") if stage is not None else None  # stage/NAME as -o name prints it
     start, end = parse_range(since, until, "--since", "--until")
     if error_kind is not None and error_kind not in ERROR_KINDS:
         raise UsageError(f"invalid value for --error-kind: '{error_kind}'",

@@ -133,6 +133,10 @@ def wait(
     from pipelinectl.timeparse import parse_duration
 
     cond = parse_condition(condition)
+    if stage is not None:
+        from .targets import target as parse_target
+
+        stage = parse_target(stage, "stage")
     limit = parse_duration(for_timeout, option="--for-timeout").total_seconds()
     subject = cond.subject
     name = _target(target, subject)

@@ -44,6 +44,11 @@ def test_dlq_item_names_work_in_inspect_redrive_and_purge(plane: Plane) -> None:
         assert result.rc == 0, result
         assert result.json()["matched"] == [item_id]
     assert item_id in plane.dlq_ids(), "dry runs changed nothing"
+    stage = shown.json()["stage"]
+    by_stage = plane.run("dlq", "list", "--stage", f"stage/{stage}", "-o", "json")  # a filter takes it too
+    assert by_stage.rc == 0 and item_id in [i["id"] for i in by_stage.json()["items"]], by_stage
+    counted = plane.run("wait", "--for", "dlq>=1", "--stage", f"stage/{stage}", "--for-timeout", "5s")
+    assert counted.rc == 0, counted
 
 
 def test_replay_job_names_work_in_show_cancel_and_wait(plane: Plane) -> None:
