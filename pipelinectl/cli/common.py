@@ -1,10 +1,13 @@
 """What the operator verbs share: the common options, stage validation, and the mutate flow.
 
 The flow every mutating command follows, in this order, so refused input never
-reaches the plane: validate -> (dry run | confirm) -> call -> audit -> render.
+reaches the plane: validate -> (dry run | confirm) -> guard -> call -> audit -> render.
 Destructive verbs confirm through `Session.confirm` (a prompt on a TTY; off a TTY
 or in machine output they need --yes); runbook verbs (pause, resume, drain,
-scale) are idempotent and do not ask.
+scale) are idempotent and do not ask. `Session.guard`, called by `mutate` for
+every verb, is what no mutation passes without: on a protected context the
+typed context name, a --confirm-context that names the context in use, and an
+applied plan's preconditions read once more (cli/plans.py).
 """
 
 from __future__ import annotations
