@@ -235,15 +235,13 @@ def amqp_error(exc: BaseException, what: str, *, vhost: str | None = None) -> Pi
             return UsageError(message)
         return InternalError(message)
     if isinstance(exc, pe.AMQPConnectionError):
-        text = str(exc)
-        if isinstance(exc, pe.AMQPConnectionWorkflowFailed):
-            errors = getattr(exc, "exceptions", None) or []
-            text = "; ".join(str(e) for e in errors) or text
-            inner = next((e for e in errors if isinstance(e, (pe.ProbableAuthenticationError,
-                                                              pe.AuthenticationError, pe.ProbableAccessDeniedError))),
-                         None)
-            if inner is not None:
-                return amqp_error(inner, what, vhost=vhost)
+        # BlockingConnection wraps what went wrong: AMQPConnectionError((inner,)), or a workflow failure
+        inner = list(getattr(exc, "exceptions", None) or [a for a in exc.args if isinstance(a, BaseException)])
+        for cause in inner:
+            if isinstance(cause, (pe.ProbableAuthenticationError, pe.AuthenticationError, pe.ProbableAccessDeniedError,
+                                  pe.ConnectionClosedByBroker)):
+                return amqp_error(cause, what, vhost=vhost)
+        text = "; ".join(str(e) or repr(e) for e in inner) or str(exc)  # pika's connector errors have only a repr
         lowered = text.lower()
         if "ssl" in lowered or "certificate" in lowered:
             err = UnavailableError(f"{what}: TLS failed: {text}",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from pipelinectl.plugin_api import DLQFilter, NotFoundError, UnsupportedError, UsageError
 from pipelinectl_rabbitmq.driver import dlq_setup
 from pipelinectl_rabbitmq.testing import wait
+
+from pipelinectl.plugin_api import DLQFilter, NotFoundError, UnsupportedError, UsageError
 
 
 def _dlq(driver, **kw) -> list:
