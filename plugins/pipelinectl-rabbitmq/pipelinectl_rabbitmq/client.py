@@ -118,6 +118,7 @@ class Amqp:
         self.url = amqp_url(connection)
         self.shown = display(self.url)
         self._connections: dict[str, Any] = {}
+        _quiet_pika()
 
     def trace(self, line: str) -> None:
         if self.connection.trace:
@@ -208,13 +209,32 @@ class Amqp:
             self.drop(vhost)
 
 
+def _quiet_pika() -> None:
+    """pika logs every failed connection attempt at ERROR with a traceback; the error kinds say it once."""
+    import logging
+
+    logger = logging.getLogger("pika")
+    logger.propagate = False
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+
+
 def amqp_error(exc: BaseException, what: str, *, vhost: str | None = None) -> PipelinectlError:
     """The one mapping of pika's exceptions (and the socket errors under them) to error kinds."""
+    import ssl
+
     import pika.exceptions as pe
 
     where = f" (vhost {vhost!r})" if vhost is not None else ""
     if isinstance(exc, PipelinectlError):
         return exc
+    if isinstance(exc, ssl.SSLError):
+        verify = isinstance(exc, ssl.SSLCertVerificationError)
+        err = UnavailableError(f"{what}: the TLS certificate is not trusted ({exc.reason or exc})" if verify
+                               else f"{what}: TLS failed ({exc.reason or exc})",
+                               hint="give the context its CA with --ca-file FILE (verification stays on)")
+        err.retryable = False  # type: ignore[attr-defined]  # retrying cannot fix a certificate
+        return err
     if isinstance(exc, (pe.ProbableAuthenticationError, pe.AuthenticationError)):
         return UnauthenticatedError(f"{what}: RabbitMQ refused the credentials",
                                     hint="check the context's `user` setting and its token (the password)")

@@ -35,8 +35,13 @@ def available() -> bool:
 class RabbitNode:
     """One RabbitMQ node with the management plugin, guest/guest reachable from localhost."""
 
-    def __init__(self, root: Path, *, user: str = "guest", password: str = "guest") -> None:
+    def __init__(self, root: Path, *, user: str = "guest", password: str = "guest",
+                 tls: tuple[Path, Path, Path] | None = None) -> None:
+        """`tls` = (CA, certificate, key) PEM files: also listen for amqps (`amqps_port`) and https (`https_port`)."""
         self.root = Path(root)
+        self.tls = tls
+        self.amqps_port = free_port() if tls else None
+        self.https_port = free_port() if tls else None
         self.amqp_port = free_port()
         self.management_port = free_port()
         self.dist_port = free_port()
@@ -71,6 +76,7 @@ class RabbitNode:
             "log.console = false",
             "log.file.level = warning",
             "disk_free_limit.absolute = 50MB",
+            *self._tls_config(),
             "",
         ]))
         (root / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")
@@ -93,6 +99,17 @@ class RabbitNode:
             RABBITMQ_PID_FILE=str(root / "rabbit.pid"),
         )
         return env
+
+    def _tls_config(self) -> list[str]:
+        if not self.tls:
+            return []
+        ca, cert, key = self.tls
+        files = [f"cacertfile = {ca}", f"certfile = {cert}", f"keyfile = {key}"]
+        return [f"listeners.ssl.default = 127.0.0.1:{self.amqps_port}",
+                *(f"ssl_options.{f}" for f in files), "ssl_options.verify = verify_none",
+                "ssl_options.fail_if_no_peer_cert = false",
+                f"management.ssl.port = {self.https_port}", "management.ssl.ip = 127.0.0.1",
+                *(f"management.ssl.{f}" for f in files)]
 
     def api(self, method: str, path: str, body: object = None) -> object:
         """One management API call as guest (test setup and checks), decoded JSON or None."""

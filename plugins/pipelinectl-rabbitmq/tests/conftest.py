@@ -63,6 +63,11 @@ class Admin:
     def depth(self, name: str) -> int:
         return self.channel.queue_declare(name, passive=True).method.message_count
 
+    def prefetches(self, name: str) -> list[int]:
+        """The prefetch count of each consumer of the queue, from the management API's consumer list."""
+        return [c["prefetch_count"] for c in self.node.api("GET", "/api/consumers/%2F")
+                if c["queue"]["name"] == name]
+
     def consumers(self, name: str) -> int:
         return self.channel.queue_declare(name, passive=True).method.consumer_count
 

@@ -111,10 +111,10 @@ def test_scale_sets_the_consumers_prefetch(admin, driver_for, workers, tmp_path)
         with pytest.raises(UsageError, match="--parallelism"):
             driver.scale("/", q, bad)
     assert driver.scale("/", q, 3, dry_run=True).parallelism == 3
-    assert admin.queue(q)["consumer_details"][0]["prefetch_count"] == 10  # dry run: unchanged
+    assert admin.prefetches(q) == [10]  # dry run: unchanged
     scaled = driver.scale("/", q, 3)
     assert scaled.parallelism == 3 and scaled.details["consumer_prefetch"] == [3]
-    assert [c["prefetch_count"] for c in admin.queue(q)["consumer_details"]] == [3]  # RabbitMQ's side
+    assert admin.prefetches(q) == [3]  # RabbitMQ's side
     assert worker.rows("consuming")[-1]["prefetch"] == 3  # the consumer's side
     for i in range(12):
         admin.publish(q, {"id": f"s{i}"})

@@ -8,20 +8,20 @@ from types import SimpleNamespace
 import pika
 import pika.exceptions as pe
 import pytest
+from pipelinectl_rabbitmq import dlq
+from pipelinectl_rabbitmq.client import Management, amqp_error, amqp_url, display
+from pipelinectl_rabbitmq.control import StageState
+from pipelinectl_rabbitmq.driver import topic_match
 
 from pipelinectl.plugin_api import (
-    Connection,
     ConflictError,
+    Connection,
     NotFoundError,
     PermissionDeniedError,
     UnauthenticatedError,
     UnavailableError,
     UnreachableError,
 )
-from pipelinectl_rabbitmq import dlq
-from pipelinectl_rabbitmq.client import Management, amqp_error, amqp_url, display
-from pipelinectl_rabbitmq.control import StageState
-from pipelinectl_rabbitmq.driver import topic_match
 
 
 @pytest.mark.parametrize(("pattern", "key", "expected"), [
