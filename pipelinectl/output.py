@@ -120,7 +120,7 @@ COLUMNS: dict[str, list[Column]] = {
         Column("DEFINITION", lambda s: s.definition),
         Column("STATUS", lambda s: s.status),
         Column("CURRENT STEP", lambda s: s.current_step or "-"),
-        Column("COMPLETED", lambda s: len(s.completed_steps)),
+        Column("COMPLETED", lambda s: "-" if s.completed_steps is None else len(s.completed_steps)),
         Column("AGE", lambda s: _age(s.started_at)),
         Column("LAST ERROR", lambda s: _clip(s.last_error, 40)),
         Column("UPDATED", lambda s: _age(s.updated_at), wide_only=True),

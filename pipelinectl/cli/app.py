@@ -21,6 +21,7 @@ from .commands import COMMANDS
 from .options import GlobalOptions
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+MAX_ERROR_LINE = 1000  # characters of the one error line
 
 
 def _import_target(target: str) -> Any:
@@ -185,5 +186,7 @@ def _fail(message: str, code: ExitCode) -> int:
     if session is not None:
         message = session.redact(message)
     message = " ".join(message.splitlines())  # one line, whatever a value or a plane's message held
+    if len(message) > MAX_ERROR_LINE:  # an argument of 100k characters echoed back: keep both ends readable
+        message = message[:MAX_ERROR_LINE - 300] + " [...] " + message[-300:]
     sys.stderr.write(f"error: {message}\n")
     return int(code)

@@ -60,11 +60,12 @@ class Session:
 
     def connection_for(self, ctx: Context) -> Connection:
         """A Connection for any context of the config (`status --all-contexts` uses several)."""
-        from pipelinectl.config import read_token, warn
+        from pipelinectl.config import check_headers, read_token, warn
         from pipelinectl.plane import Connection
 
         if not ctx.url:
             raise UsageError(f"context '{ctx.name}' has no url; set one with 'pipelinectl config set-context {ctx.name} --url URL'")
+        check_headers(ctx)
         if ctx.insecure_skip_tls_verify and ctx.url.startswith("https"):
             warn(f"context '{ctx.name}': TLS certificate verification is OFF (insecure-skip-tls-verify)")
         token_cache: list[str | None] = []

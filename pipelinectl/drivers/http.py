@@ -57,6 +57,7 @@ from pipelinectl.transport import (
     connect_timeout,
     import_httpx,
     ssl_context,
+    unsendable,
 )
 
 httpx = import_httpx()  # without httpx's own command line: ~0.1 s saved on every command
@@ -79,6 +80,8 @@ class HttpControlPlane:
         Capability.SAGA_QUERY,
         Capability.SAGA_BATCH,
         Capability.SAGA_TERMINATE,
+        Capability.SAGA_CANCEL,
+        Capability.SAGA_ADVANCE,
     }
 
     # Retry shape (pipelinectl.transport): full jitter over base * 2**attempt, capped; at most `max_attempts` tries.
@@ -164,6 +167,8 @@ class HttpControlPlane:
                     method, url, params=query or None, json=body, headers=headers,
                     timeout=httpx.Timeout(read, connect=min(remaining, self._connect_timeout)),
                 )
+            except httpx.InvalidURL as exc:  # e.g. an ID longer than any URL may be: nothing was sent
+                raise unsendable(method, exc) from None
             except httpx.TimeoutException as exc:
                 self._trace(f"< {method} {url} timed out after {self._ms(sent)} ({type(exc).__name__})")
                 if self._clock() >= deadline:

@@ -81,6 +81,7 @@ def test_api_error_body_maps_to_error_kind_and_keeps_request_id():
     "status, code, cls, exit_code",
     [
         (400, "INVALID_ARGUMENT", UsageError, ExitCode.USAGE),
+        (422, "INVALID_ARGUMENT", UsageError, ExitCode.USAGE),  # a rule beyond the schema
         (401, "UNAUTHENTICATED", UnauthenticatedError, ExitCode.PERMISSION),
         (403, "PERMISSION_DENIED", PermissionDeniedError, ExitCode.PERMISSION),
         (409, "FAILED_PRECONDITION", Exception, ExitCode.CONFLICT),
@@ -368,6 +369,17 @@ def test_path_segments_are_quoted():
     plane, _ = make(handler)
     plane.get_stage("orders", "a/b c")
     assert seen == ["/v1/pipelines/orders/stages/a%2Fb%20c"]
+
+
+@pytest.mark.parametrize("call", [lambda p: p.dlq_show("orders", "a" * 100_000),
+                                  lambda p: p.replay_cancel("orders", "a" * 100_000),
+                                  lambda p: list(p.dlq_list(DLQFilter(pipeline="orders", stage="s" * 100_000)))],
+                         ids=["read", "write", "query"])
+def test_a_url_too_long_to_send_is_a_usage_error_and_nothing_is_sent(call):
+    plane, clock = make(lambda r: pytest.fail("nothing may be sent"))
+    with pytest.raises(UsageError, match="not sent: URL.*too long") as info:
+        call(plane)
+    assert len(info.value.one_line()) < 200 and clock.sleeps == []
 
 
 def test_a_read_attempt_gets_a_share_of_the_deadline_a_write_all_of_it():

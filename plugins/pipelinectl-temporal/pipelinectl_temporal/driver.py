@@ -40,6 +40,7 @@ from .client import TemporalHTTP, seg
 
 DRIVER = "temporal"
 IDENTITY = "pipelinectl"
+ADVANCE_UPDATE = mapping.ADVANCE_UPDATE  # the update a workflow implements to opt into `saga advance`
 # First server version whose HTTP API has workflow-scoped activity pause/unpause/reset
 # (`/workflows/{id}/activities/{activity}/pause`), verified against 1.32.0. Older
 # servers (1.27+) take `{execution, id}` at `/activities/pause`.
@@ -84,6 +85,8 @@ class TemporalControlPlane(UnsupportedVerbs):
         Capability.SAGA_FORCE_FAIL,
         Capability.SAGA_TERMINATE,
         Capability.SAGA_RETRY,
+        Capability.SAGA_CANCEL,
+        Capability.SAGA_ADVANCE,
         Capability.SAGA_QUERY,
         Capability.SAGA_BATCH,
     })
@@ -167,28 +170,45 @@ class TemporalControlPlane(UnsupportedVerbs):
             if token:
                 params["nextPageToken"] = token
             page = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflows", params=params)
-            for info in page.get("executions") or []:
-                saga = mapping.saga_from_info(info, ns)
-                if selection.status in ("stuck", "compensating") and saga.status != selection.status:
-                    # Visibility cannot tell: look closer (describe for stuck, history for compensating).
+            sagas = self._with_running_state(ns, [mapping.saga_from_info(i, ns) for i in page.get("executions") or []])
+            for saga in sagas:
+                if selection.status == "compensating" and saga.status != "compensating":
+                    # Only the history tells a compensation in progress from a run forward.
                     try:
-                        saga.status = self._running_status(ns, saga.id, need_history=selection.status == "compensating")
+                        saga.status = self.saga_show(ns, saga.id).status
                     except NotFoundError:  # gone since the page was read
                         continue
-                    if saga.status != selection.status:
-                        continue
+                if selection.status in ("stuck", "compensating") and saga.status != selection.status:
+                    continue
                 yield saga
             token = page.get("nextPageToken")
             if not token:
                 return
 
-    def _running_status(self, ns: str, saga_id: str, *, need_history: bool) -> str:
-        """running / stuck / compensating of one open workflow, with as few calls as possible."""
-        if need_history:
-            return self.saga_show(ns, saga_id).status
-        describe = self._describe(ns, saga_id)
-        return mapping.saga_from_history(describe, [], ns, compensation_words=self.compensation_words,
-                                         stuck_attempts=self.stuck_attempts).status
+    def _with_running_state(self, ns: str, sagas: list[Saga]) -> list[Saga]:
+        """Running sagas of a listed page, described (a few at a time): stuck or not, and the current step.
+
+        Visibility knows only "Running"; the describe tells a stuck saga (paused, or failing
+        attempt after attempt) and its pending activity. Closed sagas need nothing more.
+        """
+        running = [s for s in sagas if s.details.get("temporal_status") in ("Running", "Paused")]
+        if not running:
+            return sagas
+        from concurrent.futures import ThreadPoolExecutor
+
+        def describe(saga: Saga) -> Saga | None:
+            try:
+                described = mapping.saga_from_history(self._describe(ns, saga.id), [], ns,
+                                                      compensation_words=self.compensation_words,
+                                                      stuck_attempts=self.stuck_attempts)
+            except NotFoundError:  # gone since the page was read
+                return None
+            saga.status, saga.current_step = described.status, described.current_step
+            return saga
+
+        with ThreadPoolExecutor(max_workers=min(8, len(running))) as pool:
+            gone = {id(s) for s, kept in zip(running, pool.map(describe, running), strict=True) if kept is None}
+        return [s for s in sagas if id(s) not in gone]
 
     def saga_count(self, selection: SagaFilter) -> int:
         """How many workflows match (CountWorkflowExecutions); stuck/compensating count running ones."""
@@ -234,6 +254,9 @@ class TemporalControlPlane(UnsupportedVerbs):
         self._require_running(saga, "terminate" if terminate else "cancel")
         if dry_run:
             saga.details["dry_run"] = "terminate" if terminate else "cancel"
+            # What the action leads to: terminated at once, or cancel requested (its compensations run).
+            saga.status = "failed" if terminate else "compensating"
+            saga.details["cancel_requested"] = not terminate
             return saga
         execution = {"workflowId": saga_id, "runId": saga.details.get("run_id")}
         if terminate:
@@ -244,6 +267,55 @@ class TemporalControlPlane(UnsupportedVerbs):
                 "namespace": ns, "workflowExecution": execution, "reason": reason, "identity": IDENTITY,
                 "requestId": str(uuid.uuid4())})
         return self.saga_show(ns, saga_id)
+
+    def saga_cancel(self, pipeline: str, saga_id: str, reason: str, *, dry_run: bool = False) -> Saga:
+        """RequestCancelWorkflowExecution: the workflow's cancellation handling compensates, it ends Canceled."""
+        return self.saga_force_fail(pipeline, saga_id, reason, dry_run=dry_run)
+
+    def saga_advance(self, pipeline: str, saga_id: str, step: str, reason: str, *,
+                     result: Any = None, dry_run: bool = False) -> Saga:
+        """Send the `pipelinectl.advance` update: the workflow records `step` as done and goes on.
+
+        Only the current step (the pending activity) can be advanced; a workflow without the
+        update handler is told apart from one that refuses (unsupported vs. conflict).
+        """
+        ns = self.namespace_of(pipeline)
+        saga = self.saga_show(ns, saga_id)
+        self._require_running(saga, "advance")
+        current = next((s for s in reversed(saga.steps) if s.status in ("pending", "running")), None)
+        if current is None:
+            raise ConflictError(f"saga '{saga_id}' has no step in progress to advance",
+                                hint="see 'pipelinectl saga inspect " + saga_id + "'")
+        if step not in (current.name, current.details.get("activity_type")):
+            raise ConflictError(f"saga '{saga_id}' is at step '{current.name}', not '{step}'",
+                                hint=f"advance the current step: --step {current.name}")
+        if dry_run:
+            saga.details["dry_run"] = {"advance": current.name, "result": result}
+            saga.status = "running"  # the next step starts
+            return saga
+        request = {"step": step, "activity_type": current.details.get("activity_type"),
+                   "activity_id": current.details.get("activity_id"), "result": result, "reason": reason,
+                   "identity": IDENTITY}
+        update_id = f"pipelinectl-advance-{uuid.uuid4()}"
+        answer = self.http.request("POST", self._wf(ns, saga_id, f"/update/{seg(ADVANCE_UPDATE)}"), retry=True, body={
+            "namespace": ns,
+            "workflowExecution": {"workflowId": saga_id, "runId": saga.details.get("run_id")},
+            "waitPolicy": {"lifecycleStage": "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"},
+            "request": {"meta": {"updateId": update_id, "identity": IDENTITY},
+                        "input": {"name": ADVANCE_UPDATE, "args": [request]}},
+        })
+        failure = (answer.get("outcome") or {}).get("failure")
+        if failure:
+            message = mapping.failure_message(failure) or "refused"
+            if "not found" in message.lower() or "unknown update" in message.lower():
+                raise UnsupportedError.verb(
+                    DRIVER, "saga advance",
+                    f"workflow type '{saga.definition}' does not implement the '{ADVANCE_UPDATE}' update "
+                    "(see docs/plugins.md: Temporal)")
+            raise ConflictError(f"saga '{saga_id}' refused to advance: {message}")
+        fresh = self.saga_show(ns, saga_id)
+        fresh.details["advanced"] = {"step": current.name, "update_id": update_id}
+        return fresh
 
     def saga_retry(self, pipeline: str, saga_id: str, reason: str | None = None, *,
                    dry_run: bool = False, options: dict[str, Any] | None = None) -> Saga:
@@ -273,6 +345,7 @@ class TemporalControlPlane(UnsupportedVerbs):
                     hint="pass an event id to reset the workflow to it")
             if dry_run:
                 saga.details["dry_run"] = {"retry_activities": [p["activity_id"] for p in targets]}
+                saga.status = "running"  # its failing activities run again now
                 return saga
             for p in targets:
                 self._activity_op(ns, saga_id, saga.details.get("run_id"), str(p["activity_id"]),
@@ -284,6 +357,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         event_id = self._reset_event(saga, options)
         if dry_run:
             saga.details["dry_run"] = {"reset_to_event": event_id}
+            saga.status = "running"  # a new run from that point
             return saga
         answer = self.http.request("POST", self._wf(ns, saga_id, "/reset"), retry=True, body={
             "namespace": ns,
