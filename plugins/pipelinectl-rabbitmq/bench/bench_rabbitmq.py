@@ -21,9 +21,10 @@ import pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelinectl.plugin_api import Connection, DLQFilter, ReplayRequest  # noqa: E402
 from pipelinectl_rabbitmq.driver import RabbitControlPlane  # noqa: E402
 from pipelinectl_rabbitmq.testing import RabbitNode  # noqa: E402
+
+from pipelinectl.plugin_api import Connection, DLQFilter, ReplayRequest  # noqa: E402
 
 
 def timed(fn):

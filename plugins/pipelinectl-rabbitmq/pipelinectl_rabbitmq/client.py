@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -177,6 +177,22 @@ class Amqp:
         self._connections[vhost] = opened
         return opened
 
+    def stream(self, vhost: str, queue: str, offset: Any, *, prefetch: int, idle: float) -> StreamReader:
+        """A reader of a stream queue from `offset` (a number, a datetime, "first"...), on a connection of its own."""
+        return StreamReader(self, vhost, queue, offset, prefetch=prefetch, idle=idle)
+
+    def open_connection(self, vhost: str) -> Any:
+        """A new connection to `vhost` that the caller owns (and closes)."""
+        import pika
+
+        def once() -> Any:
+            try:
+                return pika.BlockingConnection(self._parameters(vhost))
+            except Exception as exc:
+                raise amqp_error(exc, f"AMQP connection to {self.shown}", vhost=vhost) from None
+
+        return retry(once, timeout=self.connection.timeout, what=f"amqp connect {self.shown}", trace=self.trace)
+
     def channel(self, vhost: str) -> Any:
         """A new channel on the vhost's connection (the caller closes it)."""
         conn = self.connection_for(vhost)
@@ -207,6 +223,60 @@ class Amqp:
     def close(self) -> None:
         for vhost in list(self._connections):
             self.drop(vhost)
+
+
+class StreamReader:
+    """Messages of a stream queue from an offset, until none has come for `idle` seconds.
+
+    A connection of its own, because of how a stream read ends: pika cancels a consumer by
+    rejecting the deliveries it has not handed out yet, and a stream answers a reject by
+    closing the whole connection (NOT_IMPLEMENTED). Closing this connection is the end of the
+    read anyway; nothing is lost, a stream keeps every message.
+    """
+
+    def __init__(self, amqp: Amqp, vhost: str, queue: str, offset: Any, *, prefetch: int, idle: float) -> None:
+        from collections import deque
+
+        self.amqp = amqp
+        self.vhost = vhost
+        self.queue = queue
+        self.idle = idle
+        self.buffer: deque[tuple[Any, Any, bytes]] = deque()
+        self.conn = amqp.open_connection(vhost)
+        try:
+            self.channel = self.conn.channel()
+            self.channel.basic_qos(prefetch_count=prefetch)
+            self.channel.basic_consume(queue, lambda _ch, m, p, b: self.buffer.append((m, p, b)), auto_ack=False,
+                                       arguments={"x-stream-offset": offset})
+        except Exception as exc:
+            self.close()
+            raise amqp_error(exc, f"reading the stream {queue}", vhost=vhost) from None
+
+    def __iter__(self) -> Iterator[tuple[Any, Any, bytes]]:
+        while True:
+            if not self.buffer:
+                self.amqp.call(f"reading the stream {self.queue}",
+                               lambda: self.conn.process_data_events(time_limit=self.idle), vhost=self.vhost)
+                if not self.buffer:
+                    return  # nothing for `idle` seconds: the end of the stream, as it is now
+            yield self.buffer.popleft()
+
+    def ack(self, method: Any) -> None:
+        self.amqp.call(f"reading the stream {self.queue}", lambda: self.channel.basic_ack(method.delivery_tag),
+                       vhost=self.vhost)
+
+    def close(self) -> None:
+        try:
+            if self.conn.is_open:
+                self.conn.close()
+        except Exception:  # closed by the broker over the cancel's rejects (see above), or already gone
+            pass
+
+    def __enter__(self) -> StreamReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _quiet_pika() -> None:

@@ -359,7 +359,7 @@ class RabbitControlPlane(UnsupportedVerbs):
         if dry_run:
             current.parallelism = parallelism
             return current
-        before = len(current.details["consumer_prefetch"])
+        before = self._live_consumers(vhost, stage)  # the queue's own count: the API's list may lag
         self._announce(vhost, stage, StageState(paused=state.paused, until=state.until, prefetch=parallelism, at=_now()))
         if not current.state == "paused" and before:
             def not_following(s: Stage) -> list[str]:

@@ -42,26 +42,24 @@ class Replay:
 
     def _first_offset_at(self, when: datetime) -> int | None:
         """The first offset written at or after `when`, or None when nothing was written since."""
-        channel = self.amqp.channel(self.vhost)
-        try:
-            channel.basic_qos(prefetch_count=1)
-            for method, props, _body in channel.consume(self.source, auto_ack=False, inactivity_timeout=self.plane.replay_idle,
-                                                        arguments={"x-stream-offset": when}):
-                if method is None:
-                    return None
+        with self.amqp.stream(self.vhost, self.source, when, prefetch=1, idle=self.plane.replay_idle) as reader:
+            for _method, props, _body in reader:
                 return int((props.headers or {})["x-stream-offset"])
-            return None
-        finally:
-            from .driver import _close
+        return None
 
-            _close(channel)  # never basic.cancel: pika would nack what it holds, and streams refuse nacks
+    def _republish(self, writer: Any, offset: int, headers: dict[str, Any], props: Any, body: bytes) -> None:
+        import pika
+
+        headers[REPLAY_HEADER] = f"{self.source}:{offset}"
+        headers[DEDUPE_HEADER] = f"replay:{self.vhost}:{self.source}:{offset}"
+        copy = {**dlq.raw_properties(props), "headers": headers}
+        copy.setdefault("message_id", headers[DEDUPE_HEADER])
+        writer.basic_publish("", self.stage, body, pika.BasicProperties(**copy), mandatory=True)
 
     def run(self) -> ReplayJob:
         return self.amqp.call(f"replay from {self.source}", self._run, vhost=self.vhost)
 
     def _run(self) -> ReplayJob:
-        import pika
-
         req = self.request
         started = datetime.now(UTC)
         job = ReplayJob(id=f"replay-{uuid.uuid4().hex[:12]}", pipeline=self.vhost, stage=self.stage,
@@ -71,40 +69,31 @@ class Replay:
         if end is None:  # a time range's end, or "now": what is written later is not part of this replay
             end = self._first_offset_at(req.to_time or started)
         start: Any = req.from_offset if req.from_offset is not None else req.from_time
-        reader = self.amqp.channel(self.vhost)
         writer = None if req.dry_run else self.amqp.channel(self.vhost)
+        total = (end - req.from_offset) if end is not None and req.from_offset is not None else 0
         try:
-            reader.basic_qos(prefetch_count=500)
             if writer is not None:
                 writer.confirm_delivery()
-            total = (end - req.from_offset) if end is not None and req.from_offset is not None else 0
-            for method, props, body in reader.consume(self.source, auto_ack=False, inactivity_timeout=self.plane.replay_idle,
-                                                      arguments={"x-stream-offset": start}):
-                if method is None:
-                    break  # nothing more: the end of the stream as it is now
-                headers = dict(props.headers or {})
-                offset = int(headers.pop("x-stream-offset", -1))
-                if end is not None and offset >= end:
-                    break
-                if req.from_offset is not None and offset < req.from_offset:
-                    reader.basic_ack(method.delivery_tag)
-                    continue
-                job.total += 1
-                if writer is not None:
-                    headers[REPLAY_HEADER] = f"{self.source}:{offset}"
-                    headers[DEDUPE_HEADER] = f"replay:{self.vhost}:{self.source}:{offset}"
-                    copy = {**dlq.raw_properties(props), "headers": headers}
-                    copy.setdefault("message_id", headers[DEDUPE_HEADER])
-                    writer.basic_publish("", self.stage, body, pika.BasicProperties(**copy), mandatory=True)
-                    job.replayed += 1
-                    if self.plane.progress:
-                        self.plane.progress("replaying", job.replayed, max(total, job.replayed))
-                reader.basic_ack(method.delivery_tag)
+            with self.amqp.stream(self.vhost, self.source, start, prefetch=500, idle=self.plane.replay_idle) as reader:
+                for method, props, body in reader:
+                    headers = dict(props.headers or {})
+                    offset = int(headers.pop("x-stream-offset", -1))
+                    if end is not None and offset >= end:
+                        break
+                    if req.from_offset is not None and offset < req.from_offset:  # the chunk holding the start
+                        reader.ack(method)
+                        continue
+                    job.total += 1
+                    if writer is not None:
+                        self._republish(writer, offset, headers, props, body)
+                        job.replayed += 1
+                        if self.plane.progress:
+                            self.plane.progress("replaying", job.replayed, max(total, job.replayed))
+                    reader.ack(method)
         finally:
-            from .driver import _close
-
-            _close(reader)
             if writer is not None:
+                from .driver import _close
+
                 _close(writer)
         job.state = "planned" if req.dry_run else "completed"
         job.finished_at = datetime.now(UTC)
