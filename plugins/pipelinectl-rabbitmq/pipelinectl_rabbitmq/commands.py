@@ -41,11 +41,12 @@ def dlq_setup(
 ) -> None:
     """Create a dead-letter queue QUEUE.dlq for each stage, and the policy that routes to it.
 
-    For each stage without a dead-letter exchange: the direct exchange (default pipelinectl.dlx),
-    the queue QUEUE.dlq bound to it with routing key QUEUE, and the policy pipelinectl-dlq-QUEUE
-    (pattern ^QUEUE$) setting dead-letter-exchange and dead-letter-routing-key. A stage that already
-    dead-letters is left alone; a stage with a policy of its own is refused (one policy applies per
-    queue). Safe to run again.
+    Per stage: the direct exchange pipelinectl.dlx, the queue QUEUE.dlq bound with routing key QUEUE,
+    and the policy pipelinectl-dlq-QUEUE setting dead-letter-exchange and dead-letter-routing-key.
+
+    A stage that already dead-letters is left alone. A stage with a policy of its own is refused.
+
+    Safe to run again.
 
     Examples:
       pipelinectl rabbitmq dlq setup orders
