@@ -60,6 +60,9 @@ REPLAY_PREFETCH = 500
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 
+NO_SAGAS = "RabbitMQ moves messages between queues; it has no sagas (workflows of steps with compensations)"
+REPLAY_JOBS = "a replay runs to completion inside the 'replay' call; RabbitMQ keeps no replay jobs to list or cancel"
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -141,6 +144,50 @@ class RabbitControlPlane(UnsupportedVerbs):
     def close(self) -> None:
         self.amqp.close()
         self.api.close()
+
+    # -- what RabbitMQ has no concept of: exit 7, saying why ---------------------------------------
+    def _no(self, verb: str, why: str) -> Any:
+        raise UnsupportedError.verb(self.driver, verb, why)
+
+    def drain(self, pipeline, stage, **kw):  # type: ignore[no-untyped-def]
+        return self._no("drain", "a RabbitMQ queue has no draining state (it takes messages while it exists); "
+                                 "use 'pause' to stop deliveries to its consumers")
+
+    def replay_list(self, pipeline):  # type: ignore[no-untyped-def]
+        return self._no("replay list", REPLAY_JOBS)
+
+    def replay_show(self, pipeline, job_id):  # type: ignore[no-untyped-def]
+        return self._no("replay show", REPLAY_JOBS)
+
+    def replay_cancel(self, pipeline, job_id):  # type: ignore[no-untyped-def]
+        return self._no("replay cancel", REPLAY_JOBS)
+
+    def saga_list(self, selection, **kw):  # type: ignore[no-untyped-def]
+        return self._no("saga list", NO_SAGAS)
+
+    def saga_show(self, pipeline, saga_id):  # type: ignore[no-untyped-def]
+        return self._no("saga inspect", NO_SAGAS)
+
+    def saga_force_fail(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
+        return self._no("saga force-fail", NO_SAGAS)
+
+    def saga_retry(self, pipeline, saga_id, reason=None, **kw):  # type: ignore[no-untyped-def]
+        return self._no("saga retry", NO_SAGAS)
+
+    def saga_force_complete(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
+        return self._no("saga force-complete", NO_SAGAS)
+
+    def saga_cancel(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
+        return self._no("saga cancel", NO_SAGAS)
+
+    def saga_advance(self, pipeline, saga_id, step, reason, **kw):  # type: ignore[no-untyped-def]
+        return self._no("saga advance", NO_SAGAS)
+
+    def saga_batch(self, action, selection, reason, **kw):  # type: ignore[no-untyped-def]
+        return self._no(f"saga {action} --query", NO_SAGAS)
+
+    def saga_batch_show(self, pipeline, job_id):  # type: ignore[no-untyped-def]
+        return self._no("saga batch", NO_SAGAS)
 
     def server_version(self) -> str:
         info = self.api.get("/api/overview")
