@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -177,9 +178,10 @@ class Amqp:
         self._connections[vhost] = opened
         return opened
 
-    def stream(self, vhost: str, queue: str, offset: Any, *, prefetch: int, idle: float) -> StreamReader:
+    def stream(self, vhost: str, queue: str, offset: Any, *, prefetch: int, idle: float,
+               first_wait: float | None = None) -> StreamReader:
         """A reader of a stream queue from `offset` (a number, a datetime, "first"...), on a connection of its own."""
-        return StreamReader(self, vhost, queue, offset, prefetch=prefetch, idle=idle)
+        return StreamReader(self, vhost, queue, offset, prefetch=prefetch, idle=idle, first_wait=first_wait)
 
     def open_connection(self, vhost: str) -> Any:
         """A new connection to `vhost` that the caller owns (and closes)."""
@@ -226,7 +228,8 @@ class Amqp:
 
 
 class StreamReader:
-    """Messages of a stream queue from an offset, until none has come for `idle` seconds.
+    """Messages of a stream queue from an offset, until none has come for `idle` seconds
+    (`first_wait` for the first one: attaching a reader at an offset takes the node a moment).
 
     A connection of its own, because of how a stream read ends: pika cancels a consumer by
     rejecting the deliveries it has not handed out yet, and a stream answers a reject by
@@ -234,13 +237,15 @@ class StreamReader:
     read anyway; nothing is lost, a stream keeps every message.
     """
 
-    def __init__(self, amqp: Amqp, vhost: str, queue: str, offset: Any, *, prefetch: int, idle: float) -> None:
+    def __init__(self, amqp: Amqp, vhost: str, queue: str, offset: Any, *, prefetch: int, idle: float,
+                 first_wait: float | None = None) -> None:
         from collections import deque
 
         self.amqp = amqp
         self.vhost = vhost
         self.queue = queue
         self.idle = idle
+        self.wait = idle if first_wait is None else first_wait
         self.buffer: deque[tuple[Any, Any, bytes]] = deque()
         self.conn = amqp.open_connection(vhost)
         try:
@@ -255,10 +260,13 @@ class StreamReader:
     def __iter__(self) -> Iterator[tuple[Any, Any, bytes]]:
         while True:
             if not self.buffer:
-                self.amqp.call(f"reading the stream {self.queue}",
-                               lambda: self.conn.process_data_events(time_limit=self.idle), vhost=self.vhost)
+                deadline = time.monotonic() + self.wait
+                while not self.buffer and time.monotonic() < deadline:
+                    self.amqp.call(f"reading the stream {self.queue}", lambda d=deadline: self.conn.process_data_events(
+                        time_limit=max(0.01, d - time.monotonic())), vhost=self.vhost)
                 if not self.buffer:
-                    return  # nothing for `idle` seconds: the end of the stream, as it is now
+                    return  # nothing for that long: the end of the stream, as it is now
+            self.wait = self.idle
             yield self.buffer.popleft()
 
     def ack(self, method: Any) -> None:

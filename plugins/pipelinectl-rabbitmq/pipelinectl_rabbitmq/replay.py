@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 REPLAY_HEADER = "x-pipelinectl-replay-of"
 DEDUPE_HEADER = "x-pipelinectl-dedupe-id"
+REPLAY_FIRST_WAIT = 5.0  # seconds a replay waits for its first message (an empty range costs this much)
 
 
 class Replay:
@@ -40,9 +41,16 @@ class Replay:
         self.source = source
         self.request = request
 
+    def _first_wait(self) -> float:
+        """How long to wait for a stream's first message: the node may take a moment to find an offset or a time."""
+        return max(self.plane.replay_idle, min(REPLAY_FIRST_WAIT, self.plane.connection.timeout / 4))
+
     def _first_offset_at(self, when: datetime) -> int | None:
         """The first offset written at or after `when`, or None when nothing was written since."""
-        with self.amqp.stream(self.vhost, self.source, when, prefetch=1, idle=self.plane.replay_idle) as reader:
+        # a generous wait: on a busy node attaching can take a while, and a late answer must not
+        # read as "nothing since" (the replay would then run past its end)
+        with self.amqp.stream(self.vhost, self.source, when, prefetch=1, idle=self.plane.replay_idle,
+                              first_wait=self._first_wait()) as reader:
             for _method, props, _body in reader:
                 return int((props.headers or {})["x-stream-offset"])
         return None
@@ -74,7 +82,8 @@ class Replay:
         try:
             if writer is not None:
                 writer.confirm_delivery()
-            with self.amqp.stream(self.vhost, self.source, start, prefetch=500, idle=self.plane.replay_idle) as reader:
+            with self.amqp.stream(self.vhost, self.source, start, prefetch=500, idle=self.plane.replay_idle,
+                                  first_wait=self._first_wait()) as reader:
                 for method, props, body in reader:
                     headers = dict(props.headers or {})
                     offset = int(headers.pop("x-stream-offset", -1))
