@@ -74,19 +74,24 @@ class Replay:
                         state="planned" if req.dry_run else "running", from_offset=req.from_offset,
                         to_offset=req.to_offset, from_time=req.from_time, to_time=req.to_time, created_at=started)
         end = req.to_offset
+        end_exists = False  # the message at `end` was seen: every offset before it can be waited for
         if end is None:  # a time range's end, or "now": what is written later is not part of this replay
             end = self._first_offset_at(req.to_time or started)
+            end_exists = end is not None
         start: Any = req.from_offset if req.from_offset is not None else req.from_time
         writer = None if req.dry_run else self.amqp.channel(self.vhost)
         total = (end - req.from_offset) if end is not None and req.from_offset is not None else 0
         try:
             if writer is not None:
                 writer.confirm_delivery()
-            with self.amqp.stream(self.vhost, self.source, start, prefetch=500, idle=self.plane.replay_idle,
+            # with a known end, a pause in deliveries is the node being slow, not the end of the range
+            idle = self._first_wait() if end_exists else self.plane.replay_idle
+            last = -1
+            with self.amqp.stream(self.vhost, self.source, start, prefetch=500, idle=idle,
                                   first_wait=self._first_wait()) as reader:
                 for method, props, body in reader:
                     headers = dict(props.headers or {})
-                    offset = int(headers.pop("x-stream-offset", -1))
+                    offset = last = int(headers.pop("x-stream-offset", -1))
                     if end is not None and offset >= end:
                         break
                     if req.from_offset is not None and offset < req.from_offset:  # the chunk holding the start
@@ -105,6 +110,10 @@ class Replay:
 
                 _close(writer)
         job.state = "planned" if req.dry_run else "completed"
+        if end_exists and last < end - 1 and job.total:
+            job.state = "failed"
+            job.error = (f"the stream stopped delivering at offset {last}, before the end of the range (offset {end}); "
+                         f"{job.replayed} messages were replayed")
         job.finished_at = datetime.now(UTC)
         if job.to_offset is None and end is not None and req.from_offset is not None:
             job.to_offset = end
