@@ -157,3 +157,20 @@ def test_expired_messages_are_transient(admin, driver_for):
     wait(lambda: admin.depth(f"{q}.dlq") == 1)
     [item] = _dlq(driver)
     assert (item.error_kind, item.details["reason"], item.stage) == ("transient", "expired", q)
+
+
+def test_a_partial_read_gives_every_message_back_in_order(admin, driver_for):
+    q = admin.pipeline("dl7.orders")
+    for i in range(5):
+        admin.publish(f"{q}.dlq", {"id": i})  # put there by hand: no x-death headers
+    driver = driver_for("/", queue_prefix="dl7.")
+    items = driver.dlq_list(DLQFilter(pipeline="/", all=True))
+    first = next(items)
+    assert admin.depth(f"{q}.dlq") == 4  # the one read is held (unacked) while the listing runs
+    items.close()  # the listing ends early (a --limit, Ctrl-C): its channel closes, RabbitMQ requeues
+    assert admin.depth(f"{q}.dlq") == 5
+    assert "without x-death headers" in first.message
+    assert [i.payload["id"] for i in _dlq(driver)] == [0, 1, 2, 3, 4]
+    result = driver.dlq_redrive(DLQFilter(pipeline="/", ids=[first.id]))
+    assert result.succeeded == [] and "original queue is unknown; item kept" in result.failed[first.id]
+    assert admin.depth(f"{q}.dlq") == 5
