@@ -1,4 +1,4 @@
-"""Entry point. Fast paths (`--version`, top-level help, shell completion) run before any heavy import.
+"""Entry point. Fast paths (`--version`, help, shell completion) run before any heavy import.
 
 `pipelinectl __complete ...` is what the completion scripts run at every Tab:
 it is answered by pipelinectl.complete from a generated table, without typer.
@@ -38,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(top_level_help())
         return 0
+    if rest[-1] in ("--help", "-h"):  # a built-in command's help, as generated from the tree
+        from .cli.help import command_help
+
+        text = command_help(rest[:-1])
+        if text is not None:
+            sys.stdout.write(text)
+            return 0
 
     from .cli.app import run
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, TextIO
 
 from .model import Resource, ResourceList
+from .timeparse import format_time
 
 
 class Column(NamedTuple):
@@ -92,7 +93,7 @@ COLUMNS: dict[str, list[Column]] = {
         Column("ID", lambda j: j.id),
         Column("STAGE", lambda j: j.stage),
         Column("STATE", lambda j: j.state),
-        Column("RANGE", lambda j: _range(j)),
+        Column("RANGE", lambda j: replay_range(j)),
         Column("PROGRESS", lambda j: f"{j.replayed}/{j.total}"),
         Column("SKIPPED", lambda j: j.skipped, wide_only=True),
         Column("AGE", lambda j: _age(j.created_at)),
@@ -152,13 +153,11 @@ COLUMNS: dict[str, list[Column]] = {
 }
 
 
-def _range(job: Any) -> str:
+def replay_range(job: Any) -> str:
+    """What a replay job covers: `offsets A..B`, or `START..END` in RFC 3339 seconds."""
     if job.from_offset is not None or job.to_offset is not None:
         return f"offsets {job.from_offset}..{job.to_offset}"
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    start = job.from_time.strftime(fmt) if job.from_time else "?"
-    end = job.to_time.strftime(fmt) if job.to_time else "?"
-    return f"{start}..{end}"
+    return f"{format_time(job.from_time, timespec='seconds') or '?'}..{format_time(job.to_time, timespec='seconds') or '?'}"
 
 
 # Values that deserve a colour at a glance. Anything not listed stays plain.

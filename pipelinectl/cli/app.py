@@ -17,10 +17,9 @@ import typer
 from pipelinectl.errors import ExitCode, PipelinectlError
 
 from . import session as session_module
-from .commands import COMMANDS
+from .commands import COMMANDS, CONTEXT_SETTINGS
 from .options import GlobalOptions
 
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 MAX_ERROR_LINE = 1000  # characters of the one error line
 
 
@@ -73,7 +72,7 @@ def build_root(name: str | None) -> typer.Typer:
         no_args_is_help=True,
         context_settings=CONTEXT_SETTINGS,
         pretty_exceptions_enable=False,
-        rich_markup_mode="rich",
+        rich_markup_mode=None,  # plain help, like the top-level help (and no rich import)
     )
     root.callback()(_root_callback)  # keeps the root a group even with one command mounted
     names = list(COMMANDS) if name is None else [name]
@@ -110,7 +109,8 @@ def _resolve(name: str) -> typer.Typer | int:
 
     entry = command_entries().get(name)
     if entry is not None:
-        root = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT_SETTINGS)
+        root = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT_SETTINGS,
+                          rich_markup_mode=None)
         mount(root, name, entry.load(), help=entry.summary)
         return root
     if find_external(name) is not None:
@@ -136,10 +136,10 @@ def run(options: GlobalOptions, argv: list[str]) -> int:
             return run_external(name, argv[1:], session_module.current().external_env())
         command = typer.main.get_command(root)  # type: ignore[arg-type]
         bare_group = len(argv) == 1 and hasattr(getattr(command, "commands", {}).get(name), "commands")
-        if "--help" in argv or "-h" in argv or bare_group:  # only help shows them (it costs a rich import)
-            from pipelinectl.cli.examples import move_examples_to_epilog
+        if "--help" in argv or "-h" in argv or bare_group:
+            from pipelinectl.cli.examples import prepare_help
 
-            move_examples_to_epilog(command)  # --help ends with the examples (kubectl, gh)
+            prepare_help(command)  # plain, values named, the examples last (kubectl, gh)
         # Outside standalone mode, typer's click returns a raised typer.Exit's code instead of raising it.
         returned = command.main(args=argv, prog_name="pipelinectl", standalone_mode=False)
         return returned if isinstance(returned, int) and not isinstance(returned, bool) else int(ExitCode.OK)

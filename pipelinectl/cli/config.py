@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.session import current
 from pipelinectl.errors import UsageError
 
@@ -27,7 +28,7 @@ app = typer.Typer(
     """,
     no_args_is_help=True,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=CONTEXT_SETTINGS,
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,99}$")

@@ -168,6 +168,9 @@ def up(
 
 
 def _start(port: int | None, fresh: bool, timeout: float) -> dict[str, Any]:
+    from .server import require_server_extra
+
+    require_server_extra()
     directory = demo_dir()
     directory.mkdir(parents=True, exist_ok=True)
     db, log = directory / "demo.db", directory / "demo.log"

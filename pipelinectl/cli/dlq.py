@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
     check_stage,
     context_label,
@@ -34,6 +35,7 @@ from pipelinectl.cli.common import (
     yes_option,
 )
 from pipelinectl.errors import ConflictError, NotFoundError, UsageError
+from pipelinectl.timeparse import format_time
 
 if TYPE_CHECKING:
     from pipelinectl.cli.session import Session
@@ -41,8 +43,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    rich_markup_mode="rich",
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
@@ -61,6 +62,7 @@ def _group() -> None:
 
 CHUNK = 100  # IDs per redrive/purge request: bounded bodies, and a progress bar that moves
 TABLE_DEFAULT_LIMIT = 1000  # a table is for reading; -o jsonl streams everything
+MAX_PAGE = 1000  # the API's largest page
 
 # -- shared options ----------------------------------------------------------------------------------
 _STAGE = typer.Option(None, "--stage", "-s", metavar="STAGE", help="Only items dead-lettered by this stage.")
@@ -93,9 +95,9 @@ def _describe(selection: DLQFilter) -> str:
     if selection.error_kind:
         parts.append(f"error-kind={selection.error_kind}")
     if selection.since:
-        parts.append(f"since={selection.since.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        parts.append(f"since={format_time(selection.since, timespec='seconds')}")
     if selection.until:
-        parts.append(f"until={selection.until.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        parts.append(f"until={format_time(selection.until, timespec='seconds')}")
     if not parts and selection.all:
         parts.append("all items")
     return ", ".join(parts)
@@ -131,7 +133,7 @@ def list_(
     fmt = session.options.output
     streaming = fmt in ("jsonl", "name")
     cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
-    page_size = min(cap, 500) if cap is not None else 500
+    page_size = min(cap, MAX_PAGE) if cap is not None else 500  # a capped list: one request when it can
     items = session.plane.dlq_list(selection, page_size=page_size)
     if cap is not None:
         items = itertools.islice(items, cap)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
     check_stage,
     context_label,
@@ -24,11 +25,13 @@ from pipelinectl.cli.common import (
     pipeline_option,
     plural,
     progress,
+    read_before,
     say,
     stage_name,
     yes_option,
 )
 from pipelinectl.errors import ConditionNotMetError, UsageError
+from pipelinectl.timeparse import format_time
 
 if TYPE_CHECKING:
     from pipelinectl.cli.session import Session
@@ -36,20 +39,10 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     invoke_without_command=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    rich_markup_mode="rich",
+    context_settings=CONTEXT_SETTINGS,
 )
 
 TERMINAL = ("completed", "cancelled", "failed")
-
-
-def _range_text(job: ReplayJob) -> str:
-    if job.from_offset is not None or job.to_offset is not None:
-        return f"offsets {job.from_offset}..{job.to_offset}"
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    start = job.from_time.strftime(fmt) if job.from_time else "?"
-    end = job.to_time.strftime(fmt) if job.to_time else "?"
-    return f"{start}..{end}"
 
 
 @app.callback()
@@ -106,8 +99,10 @@ def replay(
         check_stage(session, target, name)
     request = ReplayRequest(pipeline=target, stage=name, from_offset=a, to_offset=b, from_time=start, to_time=end)
     plan = session.plane.replay(ReplayRequest(**{**_fields(request), "dry_run": True}))
+    from pipelinectl.output import replay_range
+
     what = (f"{plural(plan.total, 'item')} of pipeline '{target}' into stage '{plan.stage}' "
-            f"({_range_text(plan)})")
+            f"({replay_range(plan)})")
     if dry_run:
         dry_run_note(session, f"replay would send {what}" + ("; the range holds no input items" if not plan.total
                                                                else ""))
@@ -118,7 +113,6 @@ def replay(
                          f"({_asked(from_, to, a, b)}); nothing was changed",
                          hint="'pipelinectl status' shows the input log's current offset")
     session.confirm(f"replay {what}", yes=yes)
-    from pipelinectl.model import format_time
 
     arguments: dict[str, Any] = {"stage": name, "from": from_, "to": to, "from_time": format_time(start),
                                  "to_time": format_time(end), "from_offset": a, "to_offset": b,
@@ -202,9 +196,11 @@ def show(
     if session.options.output not in ("table", "wide"):
         session.emit(job)
         return
+    from pipelinectl.output import replay_range
+
     session.renderer.key_values([
         ("ID", job.id), ("Pipeline", job.pipeline), ("Stage", job.stage), ("State", job.state),
-        ("Range", _range_text(job)), ("Progress", f"{job.replayed}/{job.total}"), ("Skipped", job.skipped),
+        ("Range", replay_range(job)), ("Progress", f"{job.replayed}/{job.total}"), ("Skipped", job.skipped),
         ("Created", job.created_at), ("Finished", job.finished_at), ("Error", job.error),
     ], title=f"Replay job {job.id}")
 
@@ -222,7 +218,7 @@ def cancel(
     """
     session = current()
     target = session.pipeline(pipeline)
-    before = session.plane.replay_show(target, job_id)  # an unknown ID is refused before any write
+    before = read_before(session, "replay cancel", lambda: session.plane.replay_show(target, job_id))
     job = mutate(session, verb="replay cancel", target=f"{target}/{job_id}", arguments={"id": job_id},
                  call=lambda: session.plane.replay_cancel(target, job_id), summary=lambda j: j.state)
     say(session, f"replay job {job.id}: {job.state} (was {before.state}; {job.replayed}/{job.total} replayed)")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
     context_label,
     current,
@@ -26,6 +27,7 @@ from pipelinectl.cli.common import (
     pipeline_option,
     plural,
     progress,
+    read_before,
     say,
     yes_option,
 )
@@ -37,8 +39,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    rich_markup_mode="rich",
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
@@ -55,6 +56,7 @@ def _group() -> None:
 
 
 TABLE_DEFAULT_LIMIT = 1000
+MAX_PAGE = 1000  # the largest page the APIs serve
 _QUERY_HELP = "Select sagas with the engine's own query (e.g. a Temporal visibility query)."
 
 
@@ -102,7 +104,7 @@ def list_(
                                    redact=session.redact, color=session.color))
     streaming = session.options.output in ("jsonl", "name")
     cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
-    page_size = min(cap, 200) if cap is not None else 200
+    page_size = min(cap, MAX_PAGE) if cap is not None else 200  # a capped list: one request when it can
     sagas = session.plane.saga_list(selection, page_size=page_size)
     if cap is not None:
         sagas = itertools.islice(sagas, cap)
@@ -247,7 +249,7 @@ class SagaChange:
 def _one(session: Session, verb: str, saga_id: str, pipeline: str, arguments: dict[str, Any], *,
          confirm: bool, yes: bool, dry_run: bool, call: Any) -> SagaChange:
     """read -> dry run on the plane -> (stop | confirm) -> act -> audit. Nothing here prints."""
-    before = session.plane.saga_show(pipeline, saga_id)
+    before = read_before(session, f"saga {verb}", lambda: session.plane.saga_show(pipeline, saga_id))
     planned: Saga = call(True)
     if dry_run:
         return SagaChange(verb=verb, pipeline=pipeline, before=before, after=planned, dry_run=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import typer
 
 from pipelinectl.cli.session import current
 from pipelinectl.errors import PipelinectlError, UsageError
+from pipelinectl.timeparse import format_time
 
 # A running stage whose error rate reaches this is shown as failing.
 FAILING_ERROR_RATE = 0.05
@@ -26,7 +26,8 @@ MAX_CONTEXT_WORKERS = 16  # I/O bound: each worker mostly waits on its plane
 
 def status(
     pipeline: str | None = typer.Argument(None, help="Pipeline to show (default: the context's, else all)."),
-    pipeline_opt: str | None = typer.Option(None, "--pipeline", "-p", help="Same as the PIPELINE argument."),
+    pipeline_opt: str | None = typer.Option(None, "--pipeline", "-p", metavar="PIPELINE",
+                                                 help="Same as the PIPELINE argument."),
     all_pipelines: bool = typer.Option(False, "--all", "-A", help="Every pipeline, even when the context names one."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Keep watching: live view on a terminal, one line per change when piped."),
     interval: float = typer.Option(2.0, "--interval", min=0.1, max=3600, help="Seconds between refreshes with --watch."),
@@ -139,7 +140,7 @@ def _stage_row(s: Any, wide: bool) -> list[Any]:
     ]
     if wide:
         row += [s.processed, s.failed, _kinds(s.errors_by_kind), s.version,
-                s.paused_until.strftime("%Y-%m-%dT%H:%M:%SZ") if s.paused_until else "-"]
+                format_time(s.paused_until, timespec="seconds") or "-"]
     return row
 
 
@@ -336,6 +337,8 @@ def _all_contexts(wanted: str | None) -> None:
     contexts = [ctx for _, ctx in sorted(config.contexts.items())]
     if not contexts:
         raise UsageError("no contexts configured", hint="create one with 'pipelinectl config set-context NAME --url URL'")
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=min(MAX_CONTEXT_WORKERS, len(contexts))) as pool:
         rows = list(pool.map(lambda c: _context_status(c, wanted), contexts))
     fmt = session.options.output

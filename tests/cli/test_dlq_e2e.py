@@ -6,6 +6,8 @@ import pytest
 
 from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 @pytest.fixture
 def dead(plane: Plane) -> list[str]:

@@ -27,6 +27,8 @@ from tests.support.cli import (
 )
 from tests.support.server import free_port, start_server
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -6,6 +6,8 @@ import pytest
 
 from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 def test_replay_by_offset_refused_off_a_terminal_then_runs_with_yes_and_wait(plane: Plane) -> None:
     plane.wait_for("20 input items", lambda: plane.get("")["input_offset"] >= 20)

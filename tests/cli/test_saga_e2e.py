@@ -10,6 +10,8 @@ import pytest
 
 from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 OPERATOR_EVENTS = {"force_fail", "force_complete", "retry"}
 
 

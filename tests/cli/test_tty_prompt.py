@@ -6,7 +6,11 @@ never prompts, and long operations show a progress bar on the terminal.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
+
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
 EOF = "\x04"  # Ctrl-D at the start of a line: the terminal's end of file
 

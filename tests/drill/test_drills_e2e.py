@@ -24,6 +24,8 @@ import pytest
 from tests.support.cli import CliEnv, Result, executable, validate_output
 from tests.support.server import RunningServer, start_server
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "docs" / "drills").glob("*.yaml"))
 

@@ -26,6 +26,8 @@ from pipelinectl.cli.commands import COMMANDS
 from pipelinectl.errors import ExitCode
 from tests.support.cli import CliEnv
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 def _module_exists(target: str) -> bool:
     return importlib.util.find_spec(target.partition(":")[0]) is not None

@@ -16,6 +16,8 @@ import pytest
 from tests.reliability.plane import PIPELINE, api, dlq_ids, start_quiet_plane, use_context
 from tests.support.cli import CliEnv, Result
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 WRONG_TOKEN = "wrong-token-5e1f0c2a9b7d"
 
 

@@ -13,6 +13,8 @@ import pytest
 
 from pipelinectl.model import DLQItem, Pipeline, ReplayJob, Saga, Stage
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 ERROR_KEYS = {"code", "message", "detail", "cause"}
 
 

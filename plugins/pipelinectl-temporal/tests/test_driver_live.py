@@ -21,6 +21,8 @@ from pipelinectl.plugin_api import (
     UsageError,
 )
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 NS = "sagas"
 
 
