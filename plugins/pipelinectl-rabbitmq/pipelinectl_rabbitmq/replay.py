@@ -2,8 +2,8 @@
 
 A stream keeps its messages after they are read, so a range of it can be read again: an AMQP
 consumer attaches with `x-stream-offset` (an offset, or a timestamp: RabbitMQ starts at the first
-chunk written at or after that time; a chunk is a batch written together, so times are that
-coarse). The end of a time range is found the same way (the first offset at or after the end
+chunk written at or after that time; a timestamp is whole seconds, and a chunk is a batch written
+together, so times are that coarse). The end of a time range is found the same way (the first offset at or after the end
 time); without an end the replay stops at the end of the stream as it was when the replay
 began (the first offset written after that moment), or when nothing more arrives.
 
@@ -17,7 +17,7 @@ that id. The stream itself is never written to.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pipelinectl.plugin_api import ReplayJob, ReplayRequest
@@ -76,7 +76,10 @@ class Replay:
         end = req.to_offset
         end_exists = False  # the message at `end` was seen: every offset before it can be waited for
         if end is None:  # a time range's end, or "now": what is written later is not part of this replay
-            end = self._first_offset_at(req.to_time or started)
+            # AMQP timestamps are whole seconds: "now" is the next whole second, so what was written in this
+            # second (before the replay began) is not cut off
+            now = (started + timedelta(seconds=1)).replace(microsecond=0)
+            end = self._first_offset_at(req.to_time or now)
             end_exists = end is not None
         start: Any = req.from_offset if req.from_offset is not None else req.from_time
         writer = None if req.dry_run else self.amqp.channel(self.vhost)

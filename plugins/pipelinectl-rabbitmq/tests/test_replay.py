@@ -10,6 +10,13 @@ import pytest
 from pipelinectl.plugin_api import NotFoundError, ReplayRequest, UnsupportedError, UsageError
 
 
+def _next_second() -> datetime:
+    """Sleep into the next whole second (plus a margin); return that second."""
+    now = time.time()
+    time.sleep(int(now) + 1 - now + 0.05)
+    return datetime.fromtimestamp(int(time.time()), UTC)
+
+
 def _log(admin, name: str, n: int, prefix: str) -> None:
     for i in range(n):
         admin.publish(name, {"id": f"{prefix}{i}"})
@@ -19,15 +26,13 @@ def test_replay_by_offset_and_time_into_the_real_consumer(admin, driver_for, wor
     q = admin.pipeline("rp1.orders")
     admin.declare("rp1.log", **{"x-queue-type": "stream"})
     driver = driver_for("/", queue_prefix="rp1.", replay_stream="rp1.log")
+    # stream offsets by time are whole seconds: each batch is written in a second of its own
     _log(admin, "rp1.log", 5, "a")
-    time.sleep(1.2)
-    middle = datetime.now(UTC)
-    time.sleep(0.1)
+    middle = _next_second()
     _log(admin, "rp1.log", 3, "b")
-    time.sleep(1.2)
-    end = datetime.now(UTC)
-    time.sleep(0.1)
+    end = _next_second()
     _log(admin, "rp1.log", 2, "c")
+    _next_second()  # the replays below begin in a later second than the last write
 
     plan = driver.replay(ReplayRequest(pipeline="/", stage=q, from_offset=1, to_offset=4, dry_run=True))
     assert (plan.state, plan.total, plan.replayed) == ("planned", 3, 0)
@@ -44,9 +49,13 @@ def test_replay_by_offset_and_time_into_the_real_consumer(admin, driver_for, wor
     assert (by_time.total, by_time.replayed) == (3, 3)
     worker.wait_for(lambda rows: {"b0", "b1", "b2"} <= set(worker.processed_ids()))
     open_ended = driver.replay(ReplayRequest(pipeline="/", stage=q, from_time=end, dry_run=True))
-    assert open_ended.total == 2
+    assert open_ended.total == 2, open_ended
+    _next_second()
+    _log(admin, "rp1.log", 1, "d")  # written in the second the next replay begins: still part of it
+    same_second = driver.replay(ReplayRequest(pipeline="/", stage=q, from_time=end, dry_run=True))
+    assert same_second.total == 3, same_second
     whole = driver.replay(ReplayRequest(pipeline="/", stage=q, from_offset=0, dry_run=True))
-    assert whole.total == 10  # the stream was only read: it holds the 10 messages it had
+    assert whole.total == 11  # the stream was only read: it holds the 11 messages written to it
 
 
 def test_replay_is_unsupported_without_a_stream(admin, driver_for):
