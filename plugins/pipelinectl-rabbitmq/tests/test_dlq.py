@@ -9,6 +9,18 @@ from pipelinectl_rabbitmq.testing import wait
 from pipelinectl.plugin_api import DLQFilter, NotFoundError, UnsupportedError, UsageError
 
 
+def _get(admin, queue: str):
+    """basic.get, waiting a moment for a message that a quorum queue has confirmed but not yet applied."""
+    import time
+
+    deadline = time.time() + 5
+    while True:
+        got = admin.channel.basic_get(queue)
+        if got[0] is not None or time.time() > deadline:
+            return got
+        time.sleep(0.05)
+
+
 def _dlq(driver, **kw) -> list:
     return list(driver.dlq_list(DLQFilter(pipeline="/", all=True, **kw)))
 
@@ -69,7 +81,7 @@ def test_redrive_keeps_items_whose_target_cannot_take_them(admin, driver_for):
     admin.publish(q, {"id": "a"})
     admin.publish(limited, {"id": "b"})
     for name in (q, limited):
-        method, _props, _body = admin.channel.basic_get(name)
+        method, _props, _body = _get(admin, name)
         admin.channel.basic_reject(method.delivery_tag, requeue=False)
     wait(lambda: admin.depth(f"{q}.dlq") == 1 and admin.depth(f"{limited}.dlq") == 1)
     admin.channel.queue_delete(q)  # the original queue is gone; its DLQ stays
@@ -86,14 +98,14 @@ def test_redrive_into_a_quorum_queue_and_purge(admin, driver_for):
     driver = driver_for("/", queue_prefix="dl3.")
     for i in range(6):
         admin.publish(q, {"id": f"p{i}"})
-    for _ in range(6):
-        method, _props, _body = admin.channel.basic_get(q)
+    for _ in range(6):  # a confirmed publish to a quorum queue may reach basic.get a moment later
+        method, _props, _body = _get(admin, q)
         admin.channel.basic_nack(method.delivery_tag, requeue=False)
     wait(lambda: admin.depth(f"{q}.dlq") == 6)
     items = _dlq(driver)
-    assert [i.payload["id"] for i in items] == [f"p{i}" for i in range(6)]  # queue order
+    assert [i.payload["id"] for i in items] == [f"p{i}" for i in range(6)], items  # queue order
     first = driver.dlq_redrive(DLQFilter(pipeline="/", ids=[items[0].id, items[1].id]))
-    assert first.succeeded == [items[0].id, items[1].id]
+    assert first.succeeded == [items[0].id, items[1].id], first
     # a quorum queue's count (queue.declare-ok) follows its log: it may trail a commit by a moment
     wait(lambda: admin.depth(q) == 2 and admin.depth(f"{q}.dlq") == 4, timeout=5)
     [(props, body)] = admin.drain(q)[:1]
@@ -104,8 +116,9 @@ def test_redrive_into_a_quorum_queue_and_purge(admin, driver_for):
     plan = driver.dlq_purge(DLQFilter(pipeline="/", all=True), dry_run=True)
     assert len(plan.matched) == 4 and admin.depth(f"{q}.dlq") == 4
     one = driver.dlq_purge(DLQFilter(pipeline="/", ids=[items[3].id]))
-    assert one.succeeded == [items[3].id] and admin.depth(f"{q}.dlq") == 3
-    assert [i.payload["id"] for i in _dlq(driver)] == ["p2", "p4", "p5"]  # the others, still in order
+    assert one.succeeded == [items[3].id] and admin.depth(f"{q}.dlq") == 3, one
+    left = [i.payload["id"] for i in _dlq(driver)]
+    assert left == ["p2", "p4", "p5"], left  # the others, still in order
     rest = driver.dlq_purge(DLQFilter(pipeline="/", all=True))
     assert len(rest.succeeded) == 3 and admin.depth(f"{q}.dlq") == 0
 
