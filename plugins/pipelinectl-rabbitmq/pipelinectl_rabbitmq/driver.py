@@ -563,38 +563,21 @@ class RabbitControlPlane(UnsupportedVerbs):
             return False
         return not (selection.until and (seen is None or seen >= selection.until))
 
-    def _peek(self, vhost: str, queue: str, channel: Any) -> Iterator[dlq.Letter]:
-        """Every message of the queue, head first, each left unacknowledged on `channel`.
-
-        Reads at most the depth the queue had when the scan began (so it ends while messages
-        keep arriving). Closing the channel gives back whatever was not acknowledged: RabbitMQ
-        puts those messages back in their places. Nothing is removed by reading.
-        """
-        depth = self.amqp.call(f"reading {queue}", lambda: channel.queue_declare(queue, passive=True),
-                               vhost=vhost).method.message_count
-        ids = dlq.Ids()
-        for _ in range(depth):
-            method, properties, body = self.amqp.call(f"reading {queue}", lambda: channel.basic_get(queue, auto_ack=False),
-                                                      vhost=vhost)
-            if method is None:
-                return
-            yield ids.assign(dlq.parse(queue, method, properties, body))
+    def peek(self, vhost: str, queue: str) -> Peek:
+        return Peek(self, vhost, queue)
 
     def _letters(self, selection: DLQFilter) -> Iterator[dlq.Letter]:
         """Matching letters of every DLQ of the selection; each DLQ's channel is closed (requeue) after."""
         vhost = self._check_filter(selection)
         for queue, _info in self._dlq_targets(vhost, selection.stage):
-            channel = self.amqp.channel(vhost)
-            try:
+            with self.peek(vhost, queue) as peek:
                 wanted = set(selection.ids)
-                for letter in self._peek(vhost, queue, channel):
+                for letter in peek.letters():
                     if self._matches(letter, selection):
                         yield letter
                         wanted.discard(letter.id)
                         if selection.ids and not wanted:
                             return
-            finally:
-                _close(channel)
 
     def _item(self, vhost: str, letter: dlq.Letter, preview: int | None) -> DLQItem:
         headers = letter.headers
@@ -674,29 +657,28 @@ class RabbitControlPlane(UnsupportedVerbs):
 
     def _purge_from(self, vhost: str, queue: str, selection: DLQFilter, result: BulkResult, dry_run: bool) -> bool:
         """Ack the matching letters of one DLQ; False when the connection failed (stop there)."""
-        channel = self.amqp.channel(vhost)
-        try:
+        with self.peek(vhost, queue) as peek:
             wanted = set(selection.ids)
-            for letter in self._peek(vhost, queue, channel):
+            for letter in peek.letters():
                 if not self._matches(letter, selection):
                     continue
                 result.matched.append(letter.id)
                 wanted.discard(letter.id)
                 if not dry_run:
                     try:
-                        self.amqp.call(f"purging from {queue}", lambda t=letter.delivery_tag: channel.basic_ack(t),
+                        self.amqp.call(f"purging from {queue}", lambda t=letter.delivery_tag: peek.channel.basic_ack(t),
                                        vhost=vhost)
                     except PipelinectlError as exc:
                         result.failed[letter.id] = exc.message
                         return False
                     result.succeeded.append(letter.id)
+                    peek.removed += 1
                 if selection.ids and not wanted:
                     break
             if not dry_run:  # acks are asynchronous: a round trip makes sure they arrived before we report
-                self.amqp.call(f"purging from {queue}", lambda: channel.queue_declare(queue, passive=True), vhost=vhost)
+                self.amqp.call(f"purging from {queue}", lambda: peek.channel.queue_declare(queue, passive=True),
+                               vhost=vhost)
             return True
-        finally:
-            _close(channel)
 
     # -- replay from a stream ---------------------------------------------------------------
     def _replay_source(self, vhost: str, stage: str, snap: dict[str, Any]) -> str:
@@ -745,6 +727,58 @@ class RabbitControlPlane(UnsupportedVerbs):
         from .replay import Replay
 
         return Replay(self, vhost, stage, source, request).run()
+
+
+class Peek:
+    """A read of a queue that takes nothing away: basic.get without ack, then the channel is closed.
+
+    `letters()` reads at most the depth the queue had when it began (so it ends while messages
+    keep arriving), head first, each left unacknowledged on `channel`. `close()` closes the
+    channel, and RabbitMQ puts every message not acknowledged back in its place; it does so
+    after the channel is gone, so `close()` waits (a moment at most) until the queue shows them
+    again, and the next read, a redrive's or a purge's, finds every message where it was.
+    Whoever acknowledges letters on `channel` counts them in `removed`.
+    """
+
+    GIVE_BACK_WAIT = 3.0
+
+    def __init__(self, plane: RabbitControlPlane, vhost: str, queue: str) -> None:
+        self.plane = plane
+        self.vhost = vhost
+        self.queue = queue
+        self.channel = plane.amqp.channel(vhost)
+        self.depth: int | None = None
+        self.removed = 0
+
+    def letters(self) -> Iterator[dlq.Letter]:
+        amqp, queue, vhost, channel = self.plane.amqp, self.queue, self.vhost, self.channel
+        self.depth = amqp.call(f"reading {queue}", lambda: channel.queue_declare(queue, passive=True),
+                               vhost=vhost).method.message_count
+        ids = dlq.Ids()
+        for _ in range(self.depth):
+            method, properties, body = amqp.call(f"reading {queue}", lambda: channel.basic_get(queue, auto_ack=False),
+                                                 vhost=vhost)
+            if method is None:
+                return
+            yield ids.assign(dlq.parse(queue, method, properties, body))
+
+    def close(self) -> None:
+        _close(self.channel)
+        if self.depth is None:
+            return
+        expected = self.depth - self.removed
+        deadline = time.monotonic() + self.GIVE_BACK_WAIT
+        try:
+            while self.plane._live_depth(self.vhost, self.queue) < expected and time.monotonic() < deadline:
+                time.sleep(0.02)
+        except PipelinectlError:  # the connection is gone: RabbitMQ requeues on its own
+            pass
+
+    def __enter__(self) -> Peek:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _close(channel: Any) -> None:

@@ -72,7 +72,8 @@ class Redrive:
     def _redrive_from(self, queue: str) -> None:
         import pika
 
-        channel = self.amqp.channel(self.vhost)
+        peek = self.plane.peek(self.vhost, queue)
+        channel = peek.channel
         returned: list[tuple[Any, Any, bytes]] = []
         channel.add_on_return_callback(lambda _ch, method, props, body: returned.append((method, props, body)))
         if not self.dry_run:
@@ -80,7 +81,7 @@ class Redrive:
         batch: list[dlq.Letter] = []
         wanted = set(self.selection.ids)
         try:
-            for letter in self.plane._peek(self.vhost, queue, channel):
+            for letter in peek.letters():
                 if not self.plane._matches(letter, self.selection):
                     continue
                 self.result.matched.append(letter.id)
@@ -96,23 +97,22 @@ class Redrive:
                         channel.basic_ack(le.delivery_tag)), vhost=self.vhost)
                     batch.append(letter)
                     if len(batch) >= self.plane.redrive_batch:
-                        self._commit(channel, queue, batch, returned)
+                        peek.removed += self._commit(channel, queue, batch, returned)
                 if self.selection.ids and not wanted:
                     break
-            self._commit(channel, queue, batch, returned)
+            peek.removed += self._commit(channel, queue, batch, returned)
         except UnavailableError as exc:
             for letter in batch:
                 self.result.failed[letter.id] = f"not redriven ({exc.message}); item kept in the DLQ"
             self.stopped = True
             self.amqp.drop(self.vhost)
         finally:
-            from .driver import _close
+            peek.close()
 
-            _close(channel)
-
-    def _commit(self, channel: Any, queue: str, batch: list[dlq.Letter], returned: list[tuple[Any, Any, bytes]]) -> None:
+    def _commit(self, channel: Any, queue: str, batch: list[dlq.Letter], returned: list[tuple[Any, Any, bytes]]) -> int:
+        """Commit the batch; how many letters left the DLQ (acked, and not put back)."""
         if not batch:
-            return
+            return 0
         missing = self._vanished({le.original_queue for le in batch if le.original_queue})
         if missing:
             self.amqp.call("rolling back", channel.tx_rollback, vhost=self.vhost)
@@ -120,7 +120,7 @@ class Redrive:
                 self.result.failed[letter.id] = (f"not redriven: queue {', '.join(sorted(missing))} vanished during the "
                                                  "redrive; item kept in the DLQ")
             batch.clear()
-            return
+            return 0
         try:
             channel.tx_commit()
             channel.connection.process_data_events(time_limit=0)  # returns come before commit-ok
@@ -133,14 +133,17 @@ class Redrive:
         back = {str((props.headers or {}).get(REDRIVE_HEADER, "")).partition(":")[2]: (props, body)
                 for _method, props, body in returned}
         returned.clear()
+        moved = 0
         for letter in batch:
             if letter.id in back:
                 self.result.failed[letter.id] = self._put_back(queue, letter, *back[letter.id])
             else:
                 self.result.succeeded.append(letter.id)
+                moved += 1
         if self.plane.progress:
             self.plane.progress("redriving", len(self.result.succeeded), len(self.result.matched))
         batch.clear()
+        return moved
 
     def _unknown(self, exc: BaseException) -> str:
         from .client import amqp_error
