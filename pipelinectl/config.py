@@ -133,13 +133,21 @@ class Config:
         }
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Read the config; a missing file is an empty config, a malformed one a usage error."""
+def load_config(path: str | Path | None = None, *, must_exist: bool = False) -> Config:
+    """Read the config; a malformed one is a usage error.
+
+    A missing file is an empty config (nothing configured yet), unless `must_exist`:
+    a file the operator named (--config, PIPELINECTL_CONFIG) that is not there is a
+    typo to report, not an empty config to act on.
+    """
     import yaml
 
     resolved = path if isinstance(path, Path) else config_path(path)
     config = Config(path=resolved)
     if not resolved.exists():
+        if must_exist:
+            raise UsageError(f"config file not found: {resolved}",
+                             hint=f"create it with 'pipelinectl --config {resolved} config set-context NAME --url URL'")
         return config
     try:
         mode = resolved.stat().st_mode

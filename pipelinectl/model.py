@@ -28,6 +28,19 @@ ERROR_KINDS: tuple[str, ...] = ("validation", "transient", "persistent", "fatal"
 STAGE_STATES: tuple[str, ...] = ("running", "paused", "draining")
 ReplayState = Literal["planned", "pending", "running", "completed", "cancelled", "failed"]
 REPLAY_STATES: tuple[str, ...] = ("planned", "pending", "running", "completed", "cancelled", "failed")
+# What status shows and `wait --for state=` accepts: a running stage whose error rate reaches
+# FAILING_ERROR_RATE is `failing` (it still runs; its state stays `running`).
+FAILING_ERROR_RATE = 0.05
+STAGE_HEALTH: tuple[str, ...] = (*STAGE_STATES, "failing")
+
+
+def stage_health(stage: Any) -> str:
+    """The stage's state, or `failing` for a running stage in trouble."""
+    if stage.state == "running" and stage.error_rate >= FAILING_ERROR_RATE:
+        return "failing"
+    return str(stage.state)
+
+
 SagaStatus = Literal["running", "compensating", "completed", "compensated", "failed", "stuck"]
 SAGA_STATUSES: tuple[str, ...] = ("running", "compensating", "completed", "compensated", "failed", "stuck")
 StepStatus = Literal[
@@ -182,6 +195,11 @@ class ReplayJob(Resource):
     created_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+
+    @property
+    def done(self) -> int:
+        """Items of the range the job is through, replayed or skipped: what its progress counts."""
+        return self.replayed + self.skipped
 
 
 @dataclass(kw_only=True)

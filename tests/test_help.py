@@ -242,3 +242,18 @@ def test_top_level_examples_are_real() -> None:
 
     for example in EXAMPLES:
         _check_example(example.split("  #")[0].strip(), "pipelinectl --help")
+
+
+@pytest.mark.parametrize("argv, option", [
+    (("replay",), "--from"), (("replay",), "--to"), (("dlq", "list"), "--since"), (("dlq", "purge"), "--until"),
+])
+def test_time_options_document_the_words_the_parser_accepts(argv, option):
+    """`--from yesterday` works (midnight UTC the day before): the help says so, for every time option."""
+    from pipelinectl.timeparse import parse_time
+
+    parse_time("yesterday", option=option)  # accepted ...
+    command = _command(argv[0])
+    for name in argv[1:]:
+        command = command.commands[name]
+    param = next(p for p in command.params if option in p.opts)
+    assert "yesterday" in param.help and "midnight UTC" in param.help, param.help  # ... and documented

@@ -8,7 +8,6 @@ This is the one place where exceptions become exit codes (httpie's habit).
 
 from __future__ import annotations
 
-import difflib
 import sys
 from typing import Any
 
@@ -93,12 +92,30 @@ def build_root(name: str | None) -> typer.Typer:
     return root
 
 
-def _suggest(name: str) -> str:
+def _unknown_command(name: str) -> str:
     from pipelinectl.plugins import command_entries
 
-    known = list(COMMANDS) + list(command_entries())
-    close = difflib.get_close_matches(name, known, n=1)
-    return f"did you mean '{close[0]}'? " if close else ""
+    from .suggest import unknown
+
+    return unknown("command", name, list(COMMANDS) + list(command_entries()), "pipelinectl")
+
+
+def _usage_message(exc: Exception, ctx: Any) -> str:
+    """click's usage errors in the project's words; unknown names get the shared suggestion wording."""
+    import re
+
+    from .suggest import unknown
+
+    where = ctx.command_path if ctx is not None else "pipelinectl"
+    command = getattr(ctx, "command", None)
+    if type(exc).__name__ == "NoSuchOption" and command is not None:
+        options = [o for p in command.params if not getattr(p, "hidden", False) for o in (*p.opts, *p.secondary_opts)]
+        return unknown("option", exc.option_name, [*options, "--help"], where)  # type: ignore[attr-defined]
+    typo = re.fullmatch(r"No such command '(.*)'\..*", exc.format_message(), re.S)  # type: ignore[attr-defined]
+    if typo and hasattr(command, "commands"):
+        names = [n for n, c in command.commands.items() if not getattr(c, "hidden", False)]
+        return unknown("command", typo.group(1), names, where)
+    return f"{exc.format_message()} (see '{where} --help')"  # type: ignore[attr-defined]
 
 
 def _resolve(name: str) -> typer.Typer | int:
@@ -144,7 +161,7 @@ def run(options: GlobalOptions, argv: list[str]) -> int:
         returned = command.main(args=argv, prog_name="pipelinectl", standalone_mode=False)
         return returned if isinstance(returned, int) and not isinstance(returned, bool) else int(ExitCode.OK)
     except _UnknownCommand:
-        return _fail(f"unknown command '{name}'; {_suggest(name)}see 'pipelinectl --help'", ExitCode.USAGE)
+        return _fail(_unknown_command(name), ExitCode.USAGE)
     except PipelinectlError as exc:
         if options.verbose >= 2:  # an expected error: -v traces requests, -vv adds the traceback
             import traceback
@@ -160,8 +177,7 @@ def run(options: GlobalOptions, argv: list[str]) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":  # a group run without a subcommand
             sys.stdout.write(exc.format_message() + "\n")
             return int(ExitCode.OK)
-        where = ctx.command_path if ctx is not None else "pipelinectl"
-        return _fail(f"{exc.format_message()} (see '{where} --help')", ExitCode.USAGE)
+        return _fail(_usage_message(exc, ctx), ExitCode.USAGE)
     except KeyboardInterrupt:
         return _fail("interrupted", ExitCode.INTERRUPTED)
     except BrokenPipeError:

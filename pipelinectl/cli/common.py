@@ -41,12 +41,15 @@ def dry_run_option() -> Any:
     return typer.Option(False, "--dry-run", help="Ask the plane what would happen; change nothing.")
 
 
-# -- names ------------------------------------------------------------------------------------------------
-def stage_name(text: str) -> str:
-    """`STAGE` or the runbook form `stage=STAGE`."""
-    from pipelinectl.timeparse import target_name
+# -- names and time forms (pipelinectl.timeparse does the parsing; errors name the option) -----------------
+TIME_FORMS = "RFC 3339, a date or today/yesterday (midnight UTC), now, or relative (-2h)"  # what timeparse reads
 
-    return target_name(text, key="stage")
+
+def stage_name(text: str) -> str:
+    """`STAGE`, `stage/STAGE` (from -o name) or the runbook form `stage=STAGE`."""
+    from pipelinectl.cli.targets import target
+
+    return target(text, "stage")
 
 
 # -- validation against the plane -----------------------------------------------------------------------
@@ -146,6 +149,13 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+# -- watches --------------------------------------------------------------------------------------------
+def watch_deadline(session: Session, interval: float) -> None:
+    """Cap each request of a watch (retries included) at max(10 s, two intervals), before the driver exists:
+    a plane that does not answer shows as unreachable within that, not after the whole --timeout."""
+    session.options.timeout = min(session.options.timeout, max(10.0, 2 * interval))
+
+
 # -- progress -------------------------------------------------------------------------------------------
 class _NoProgress:
     def advance(self, n: int = 1) -> None:
@@ -190,6 +200,7 @@ def progress(session: Session, description: str, total: int | None) -> Iterator[
 
 
 __all__ = [
-    "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate", "parse_range",
-    "parse_time", "pipeline_option", "plural", "progress", "read_before", "request_id", "say", "stage_name", "yes_option",
+    "TIME_FORMS", "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate",
+    "parse_range", "parse_time", "pipeline_option", "plural", "progress", "read_before", "request_id", "say",
+    "stage_name", "watch_deadline", "yes_option",
 ]

@@ -285,9 +285,12 @@ class SagaCoordinator:
             raise ConflictError(f"saga {row['id']!r} is {row['status']}; {verb} needs a saga that is not finished",
                                 detail={"status": row["status"]})
 
-    def _dry(self, sid: str, would: str, **extra: Any) -> m.Saga:
+    def _dry(self, sid: str, status: str, would: str, **extra: Any) -> m.Saga:
+        """A dry run's answer: the saga as the action would leave it (`status`), what it would do
+        (`details.would`) and the status it has now (`details.status_before`). Nothing is written."""
         view = self.get(sid)
-        view.details.update({"dry_run": True, "would": would, **extra})
+        view.details.update({"dry_run": True, "would": would, "status_before": view.status, **extra})
+        view.status = status
         return view
 
     async def force_fail(self, sid: str, reason: str | None, dry_run: bool = False) -> m.Saga:
@@ -298,7 +301,10 @@ class SagaCoordinator:
             names = [r["name"] for r in self.store.all(
                 "SELECT name FROM saga_steps WHERE saga_id=? AND status IN ('completed','compensating','compensation_failed') "
                 "ORDER BY idx DESC", (sid,))]
-            return self._dry(sid, "compensate completed steps in reverse", compensate=names)
+            if not names:
+                return self._dry(sid, "failed", "end it failed: no completed step to compensate", compensate=names)
+            return self._dry(sid, "compensating", f"compensate {', '.join(names)} (in reverse), then end compensated",
+                             compensate=names)
         await self._cancel(sid)
         with self.store.tx():
             self.store.run("UPDATE saga_steps SET status='cancelled', finished_at=? WHERE saga_id=? AND status='running'",
@@ -318,7 +324,11 @@ class SagaCoordinator:
         comp_failed = self.store.scalar(
             "SELECT COUNT(*) FROM saga_steps WHERE saga_id=? AND status='compensation_failed'", (sid,))
         if dry_run:
-            return self._dry(sid, "resume compensation" if comp_failed else "resume from the current step")
+            if comp_failed:
+                return self._dry(sid, "compensating", "resume compensation")
+            view = self.get(sid, row=row)
+            step = f"step {view.current_step}" if view.current_step else "the current step"
+            return self._dry(sid, "running", f"run it again from {step}")
         with self.store.tx():
             if comp_failed:
                 self.store.run("UPDATE saga_steps SET status='completed', compensation='failed' "
@@ -341,7 +351,8 @@ class SagaCoordinator:
             names = [r["name"] for r in self.store.all(
                 "SELECT name FROM saga_steps WHERE saga_id=? AND status IN ('pending','running','failed','cancelled') "
                 "ORDER BY idx", (sid,))]
-            return self._dry(sid, "skip the remaining steps and mark the saga completed", skip=names)
+            would = f"skip {', '.join(names)} and mark it completed" if names else "mark it completed"
+            return self._dry(sid, "completed", would, skip=names)
         await self._cancel(sid)
         with self.store.tx():
             self.store.run("UPDATE saga_steps SET status='skipped', finished_at=? WHERE saga_id=? "

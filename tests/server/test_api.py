@@ -332,7 +332,11 @@ def test_saga_compensation_and_operator_verbs(admin):
     assert_error(admin.post(f"/sagas/{sid}/force-fail", json={}), 400, "INVALID_ARGUMENT")
     assert_error(admin.post(f"/sagas/{sid}/force-fail", json={"reason": "   "}), 400, "INVALID_ARGUMENT")
     dry = admin.post(f"/sagas/{sid}/force-fail", json={"reason": "INC-1", "dry_run": True}).json()
-    assert dry["status"] == "stuck" and dry["details"]["compensate"] == ["reserve"]
+    # a dry run answers the saga as the action would leave it, and says what it would do
+    assert dry["status"] == "compensating" and dry["details"]["status_before"] == "stuck"
+    assert dry["details"]["dry_run"] is True and dry["details"]["compensate"] == ["reserve"]
+    assert dry["details"]["would"] == "compensate reserve (in reverse), then end compensated"
+    assert admin.get(f"/sagas/{sid}").json()["status"] == "stuck", "a dry run changes nothing"
     r = admin.post(f"/sagas/{sid}/force-fail", json={"reason": "INC-1 customer cancelled"})
     assert r.status_code == 200
     final = until(lambda: (x := admin.get(f"/sagas/{sid}").json())["status"] == "compensated" and x, 15)
@@ -342,6 +346,9 @@ def test_saga_compensation_and_operator_verbs(admin):
     other = until(lambda: [x for x in admin.get("/sagas", params={"status": "stuck"}).json()["items"]
                            if x["id"] != sid] or admin.get("/sagas", params={"status": "running"}).json()["items"], 60)
     oid = other[0]["id"]
+    dry = admin.post(f"/sagas/{oid}/force-complete", json={"reason": "shipped by hand", "dry_run": True}).json()
+    assert dry["status"] == "completed" and dry["details"]["status_before"] == other[0]["status"]
+    assert dry["details"]["would"].startswith("skip ") and dry["details"]["would"].endswith("and mark it completed")
     r = admin.post(f"/sagas/{oid}/force-complete", json={"reason": "shipped by hand"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "completed"
@@ -377,7 +384,8 @@ def test_saga_failed_compensation_is_retried_by_operator(admin):
     assert "compensation_failed" in [st["status"] for st in s["steps"]]
     assert s["events"][-1]["type"] == "saga_failed"
     dry = admin.post(f"/sagas/{sid}/retry", json={"dry_run": True}).json()
-    assert dry["status"] == "failed" and dry["details"]["would"] == "resume compensation"
+    assert dry["status"] == "compensating" and dry["details"]["status_before"] == "failed"
+    assert dry["details"]["would"] == "resume compensation"
     r = admin.post(f"/sagas/{sid}/retry", json={"reason": "refund fixed"})
     assert r.status_code == 200 and r.json()["status"] == "compensating"
     done = until(lambda: (x := admin.get(f"/sagas/{sid}").json())["status"] == "compensated" and x, 15)
