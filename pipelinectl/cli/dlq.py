@@ -172,7 +172,14 @@ def _watch(session: Session, selection: DLQFilter, limit: int | None, page_size:
 
     def fetch() -> list[Any]:
         items = session.plane.dlq_list(selection, page_size=page_size)
-        return list(itertools.islice(items, limit) if limit is not None else items)
+        try:
+            return list(itertools.islice(items, limit) if limit is not None else items)
+        finally:
+            # Closed at once, not when collected: a driver may hold what it read until its listing
+            # ends (RabbitMQ keeps peeked messages unacknowledged), and a watch lives long.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     def view(items: list[Any], footer: str) -> Any:
         import shutil
