@@ -283,8 +283,9 @@ def _drained(session: Session, change: StageChange) -> None:
 
 def scale(
     stage: str = typer.Argument(..., metavar="STAGE", help=STAGE_HELP),
-    parallelism: int = typer.Option(..., "--parallelism", "--replicas", metavar="N",
-                                    help="Workers for the stage, between its min and max parallelism."),
+    count: int | None = typer.Argument(None, metavar="[N]", help="The parallelism, as `scale STAGE N` (or --parallelism N)."),
+    parallelism: int | None = typer.Option(None, "--parallelism", "--replicas", metavar="N",
+                                           help="Workers for the stage, between its min and max parallelism."),
     expect_current: int | None = typer.Option(
         None, "--expect-current", "--current-replicas", metavar="M",
         help="Refuse (exit 4) unless the stage runs parallelism M now."),
@@ -300,10 +301,15 @@ def scale(
 
     Examples:
 
-      pipelinectl scale ship --parallelism 8 --expect-current 4 -p orders
+      pipelinectl scale ship 8 --expect-current 4 -p orders
 
       pipelinectl resize stage=ship --parallelism 2 --dry-run -o yaml > plan.yaml
     """
+    if count is not None and parallelism is not None and count != parallelism:
+        raise UsageError(f"scale: N is {count} but --parallelism is {parallelism}; give one of them")
+    parallelism = count if count is not None else parallelism
+    if parallelism is None:
+        raise UsageError("scale: the parallelism is missing", hint="pipelinectl scale STAGE N (or --parallelism N)")
     session = current()
     if plans.wanted(session, dry_run):
         plans.emit(session, "scale", target={"pipeline": pipeline, "stage": stage},

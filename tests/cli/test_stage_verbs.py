@@ -82,7 +82,7 @@ def test_scale_conflict_when_the_stage_changed_under_us(fake: Harness, monkeypat
         (("scale", "parse", "--parallelism", "0"), ExitCode.USAGE, "outside [1, 8]"),
         (("scale", "parse", "--parallelism", "-2"), ExitCode.USAGE, "must not be negative"),
         (("scale", "parse", "--parallelism", "many"), ExitCode.USAGE, "Invalid value for '--parallelism'"),
-        (("scale", "parse"), ExitCode.USAGE, "Missing option '--parallelism'"),
+        (("scale", "parse"), ExitCode.USAGE, "the parallelism is missing"),
         (("pause", "parse", "--until", "yesterday-ish"), ExitCode.USAGE, "--until: 'yesterday-ish' is not a time"),
         (("pause", "parse", "--until", "-2h"), ExitCode.USAGE, "is in the past"),
         (("pause", "parse", "-p", "payments"), ExitCode.NOT_FOUND, "pipeline 'payments' not found"),
@@ -145,3 +145,14 @@ def test_help_of_each_stage_verb_shows_its_examples_on_their_own_lines(fake: Har
         assert "Examples:" in lines
         examples = [line for line in lines if line.startswith("pipelinectl ")]
         assert len(examples) == 2, result.stdout
+
+
+def test_scale_takes_n_as_an_argument_as_kubectl_does(fake: Harness) -> None:
+    out = fake("scale", "parse", "6")
+    assert out.rc == 0, out
+    assert fake.plane.stages["parse"].parallelism == 6
+    both = fake("scale", "parse", "3", "--parallelism", "4")
+    assert both.rc == ExitCode.USAGE and "give one of them" in both.stderr
+    missing = fake("scale", "parse")
+    assert missing.rc == ExitCode.USAGE and "parallelism is missing" in missing.stderr
+    assert fake.plane.stages["parse"].parallelism == 6  # refused input changed nothing
