@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelinectl.server.runtime import Pipeline, Runtime, StageDef  # noqa: E402
+from pipelinectl.server import Pipeline, Runtime, StageDef  # noqa: E402
 
 IO_DELAY = 0.002
 

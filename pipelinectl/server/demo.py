@@ -19,7 +19,7 @@ import os
 import random
 from typing import Any
 
-from .runtime import (
+from .definition import (
     PersistentError,
     Pipeline,
     RetryPolicy,

@@ -1,9 +1,13 @@
-"""SQLite (WAL) state of the control plane: the one place durable state lives.
+"""SQLite (WAL) state of the control plane: the one place durable state lives, and every SQL statement.
 
 Every state change of the runtime is one short transaction here, so a SIGKILL
 at any instant leaves a consistent picture that a restart resumes from.
 `synchronous=NORMAL` under WAL survives a process crash (not a power cut),
 which is the promise the server makes.
+
+The rest of the server speaks to the database only through the methods of
+`Store`, grouped by table below; callers decide which of them form one
+transaction (`with store.tx(): ...`).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +80,37 @@ def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def now() -> float:
+    return time.time()
+
+
+Row = sqlite3.Row
+
+
+@dataclass(frozen=True)
+class DLQQuery:
+    """Which DLQ rows of a pipeline a list, redrive or purge means (all given conditions hold)."""
+
+    pipeline: str
+    seqs: tuple[int, ...] | None = None
+    stage: str | None = None
+    error_kind: str | None = None
+    since: float | None = None  # on last_seen
+    until: float | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        where, args = ["pipeline=?"], [self.pipeline]
+        if self.seqs is not None:
+            where.append(f"seq IN ({','.join('?' * len(self.seqs))})")
+            args += self.seqs
+        for clause, value in (("stage=?", self.stage), ("error_kind=?", self.error_kind),
+                              ("last_seen>=?", self.since), ("last_seen<?", self.until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        return " AND ".join(where), args
+
+
 class Store:
     """One connection, used from the event loop's thread; transactions nest."""
 
@@ -107,37 +143,24 @@ class Store:
             conn.close()
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> Iterator[None]:
         if self._depth:
             self._depth += 1
             try:
-                yield self.db
+                yield
             finally:
                 self._depth -= 1
             return
         self.db.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
-            yield self.db
+            yield
         except BaseException:
             self._depth = 0
             self.db.execute("ROLLBACK")
             raise
         self._depth = 0
         self.db.execute("COMMIT")
-
-    def all(self, sql: str, args: tuple | list = ()) -> list[sqlite3.Row]:
-        return self.db.execute(sql, args).fetchall()
-
-    def one(self, sql: str, args: tuple | list = ()) -> sqlite3.Row | None:
-        return self.db.execute(sql, args).fetchone()
-
-    def scalar(self, sql: str, args: tuple | list = ()) -> Any:
-        row = self.db.execute(sql, args).fetchone()
-        return None if row is None else row[0]
-
-    def run(self, sql: str, args: tuple | list = ()) -> sqlite3.Cursor:
-        return self.db.execute(sql, args)
 
     def close(self) -> None:
         self._stop.set()
@@ -147,6 +170,268 @@ class Store:
         except sqlite3.Error:
             pass
 
+    def _one(self, sql: str, args: Iterable[Any] = ()) -> Row | None:
+        return self.db.execute(sql, tuple(args)).fetchone()
 
-def now() -> float:
-    return time.time()
+    def _all(self, sql: str, args: Iterable[Any] = ()) -> list[Row]:
+        return self.db.execute(sql, tuple(args)).fetchall()
+
+    def _scalar(self, sql: str, args: Iterable[Any] = ()) -> Any:
+        row = self.db.execute(sql, tuple(args)).fetchone()
+        return None if row is None else row[0]
+
+    def _run(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self.db.execute(sql, tuple(args))
+
+    # input_log: what entered a pipeline, by offset -----------------------------------------------------
+    def next_offset(self, pipeline: str) -> int:
+        last = self._scalar('SELECT MAX("offset") FROM input_log WHERE pipeline=?', (pipeline,))
+        return 0 if last is None else last + 1
+
+    def append_input(self, pipeline: str, offset: int, key: str, payload: str, ts: float, stage: str) -> int:
+        """Log an input and queue it at `stage`; returns the work id."""
+        self._run('INSERT INTO input_log(pipeline, "offset", key, payload, ts) VALUES (?,?,?,?,?)',
+                  (pipeline, offset, key, payload, ts))
+        return self.add_work(pipeline, stage, key, offset, payload, "input", ts)
+
+    def inputs(self, pipeline: str, start: int, end: int, limit: int) -> list[Row]:
+        return self._all('SELECT * FROM input_log WHERE pipeline=? AND "offset">=? AND "offset"<? '
+                         'ORDER BY "offset" LIMIT ?', (pipeline, start, end, limit))
+
+    def first_offset_at(self, pipeline: str, ts: float) -> int | None:
+        return self._scalar('SELECT MIN("offset") FROM input_log WHERE pipeline=? AND ts>=?', (pipeline, ts))
+
+    def count_inputs(self, pipeline: str, start: int, end: int, applied_at: str) -> tuple[int, int]:
+        """How many inputs lie in [start, end), and how many of those stage `applied_at` already applied."""
+        total = self._scalar('SELECT COUNT(*) FROM input_log WHERE pipeline=? AND "offset">=? AND "offset"<?',
+                             (pipeline, start, end))
+        done = self._scalar(
+            'SELECT COUNT(*) FROM input_log i JOIN applied a ON a.pipeline=i.pipeline AND a.key=i.key AND a.stage=? '
+            'WHERE i.pipeline=? AND i."offset">=? AND i."offset"<?', (applied_at, pipeline, start, end))
+        return total, done
+
+    # work: where each live item is (queued or in flight at one stage) ---------------------------------
+    def add_work(self, pipeline: str, stage: str, key: str, offset: int | None, payload: str | None, origin: str,
+                 first_seen: float) -> int:
+        return self._run('INSERT INTO work(pipeline, stage, key, "offset", payload, origin, first_seen) '
+                         "VALUES (?,?,?,?,?,?,?)", (pipeline, stage, key, offset, payload, origin, first_seen)).lastrowid
+
+    def works(self, pipeline: str) -> list[Row]:
+        return self._all('SELECT id, stage, key, "offset", payload, origin, first_seen FROM work '
+                         "WHERE pipeline=? ORDER BY id", (pipeline,))
+
+    def move_work(self, work_id: int, stage: str, payload: str | None) -> None:
+        """Hand an item to the next stage; `payload` None keeps the stored one."""
+        if payload is None:
+            self._run("UPDATE work SET stage=? WHERE id=?", (stage, work_id))
+        else:
+            self._run("UPDATE work SET stage=?, payload=? WHERE id=?", (stage, payload, work_id))
+
+    def drop_work(self, work_id: int) -> None:
+        self._run("DELETE FROM work WHERE id=?", (work_id,))
+
+    # applied: (stage, key) whose effect is committed, so nothing applies twice ---------------------------
+    def is_applied(self, pipeline: str, stage: str, key: str) -> bool:
+        return self._one("SELECT 1 FROM applied WHERE pipeline=? AND stage=? AND key=?", (pipeline, stage, key)) is not None
+
+    def mark_applied(self, pipeline: str, stage: str, key: str, ts: float) -> bool:
+        """Record the stage's effect for `key`; False if it was already recorded."""
+        return self._run("INSERT OR IGNORE INTO applied(pipeline, stage, key, ts) VALUES (?,?,?,?)",
+                         (pipeline, stage, key, ts)).rowcount == 1
+
+    # stages: settings and counters ------------------------------------------------------------------------
+    def stage_row(self, pipeline: str, stage: str) -> Row | None:
+        return self._one("SELECT * FROM stages WHERE pipeline=? AND name=?", (pipeline, stage))
+
+    def add_stage(self, pipeline: str, stage: str, state: str, parallelism: int) -> None:
+        self._run("INSERT INTO stages(pipeline, name, state, parallelism, version) VALUES (?,?,?,?,1)",
+                  (pipeline, stage, state, parallelism))
+
+    def save_stage_settings(self, pipeline: str, stage: str, *, state: str, parallelism: int, version: int,
+                            paused_until: float | None, note: str | None) -> None:
+        self._run("UPDATE stages SET state=?, parallelism=?, version=?, paused_until=?, note=? "
+                  "WHERE pipeline=? AND name=?", (state, parallelism, version, paused_until, note, pipeline, stage))
+
+    def count(self, pipeline: str, stage: str, *, processed: int = 0, failed: int = 0, skipped: int = 0,
+              retries: int = 0, errors_by_kind: dict[str, int] | None = None) -> None:
+        """Add to a stage's counters (and replace its per-kind error counts when given)."""
+        sets = "processed=processed+?, failed=failed+?, skipped=skipped+?, retries=retries+?"
+        args: list[Any] = [processed, failed, skipped, retries]
+        if errors_by_kind is not None:
+            sets += ", errors_by_kind=?"
+            args.append(dumps(errors_by_kind))
+        self._run(f"UPDATE stages SET {sets} WHERE pipeline=? AND name=?", (*args, pipeline, stage))
+
+    # dlq: dead letters --------------------------------------------------------------------------------------
+    def dead_letter(self, pipeline: str, stage: str, key: str | None, offset: int | None, payload: str | None,
+                    kind: str, message: str, attempts: int, first_seen: float, last_seen: float,
+                    details: dict[str, Any]) -> int:
+        return self._run(
+            'INSERT INTO dlq(pipeline, stage, key, "offset", payload, error_kind, message, attempts, first_seen, '
+            "last_seen, details) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (pipeline, stage, key, offset, payload, kind, message, attempts, first_seen, last_seen, dumps(details)),
+        ).lastrowid
+
+    def dlq_count(self, pipeline: str, stage: str | None = None) -> int:
+        if stage is None:
+            return self._scalar("SELECT COUNT(*) FROM dlq WHERE pipeline=?", (pipeline,))
+        return self._scalar("SELECT COUNT(*) FROM dlq WHERE pipeline=? AND stage=?", (pipeline, stage))
+
+    def dlq_count_by_stage(self, pipeline: str) -> dict[str, int]:
+        return dict(self._all("SELECT stage, COUNT(*) FROM dlq WHERE pipeline=? GROUP BY stage", (pipeline,)))
+
+    def dlq_total(self, q: DLQQuery) -> int:
+        where, args = q.where()
+        return self._scalar(f"SELECT COUNT(*) FROM dlq WHERE {where}", args)
+
+    def dlq_rows(self, q: DLQQuery, *, after: int = 0, limit: int) -> list[Row]:
+        """Matching rows, oldest first, from sequence number `after` (exclusive)."""
+        where, args = q.where()
+        return self._all(f"SELECT * FROM dlq WHERE {where} AND seq>? ORDER BY seq LIMIT ?", [*args, after, limit])
+
+    def dlq_row(self, pipeline: str, seq: int) -> Row | None:
+        return self._one("SELECT * FROM dlq WHERE pipeline=? AND seq=?", (pipeline, seq))
+
+    def drop_dead_letters(self, seqs: list[int]) -> None:
+        self.db.executemany("DELETE FROM dlq WHERE seq=?", [(s,) for s in seqs])
+
+    # replay_jobs -----------------------------------------------------------------------------------------------
+    def add_replay(self, row: dict[str, Any]) -> None:
+        self._run(f"INSERT INTO replay_jobs({','.join(row)}) VALUES ({','.join('?' * len(row))})", list(row.values()))
+
+    def replay_row(self, job_id: str, pipeline: str | None = None) -> Row | None:
+        if pipeline is None:
+            return self._one("SELECT * FROM replay_jobs WHERE id=?", (job_id,))
+        return self._one("SELECT * FROM replay_jobs WHERE id=? AND pipeline=?", (job_id, pipeline))
+
+    def replay_rows(self, pipeline: str, limit: int = 1000) -> list[Row]:
+        return self._all("SELECT * FROM replay_jobs WHERE pipeline=? ORDER BY created_at DESC LIMIT ?",
+                         (pipeline, limit))
+
+    def active_replays(self, pipeline: str) -> list[str]:
+        return [r["id"] for r in self._all("SELECT id FROM replay_jobs WHERE pipeline=? AND state IN "
+                                           "('pending','running')", (pipeline,))]
+
+    def replay_state(self, job_id: str) -> str | None:
+        return self._scalar("SELECT state FROM replay_jobs WHERE id=?", (job_id,))
+
+    def set_replay_state(self, job_id: str, state: str, *, only_from: str | None = None,
+                         finished_at: float | None = None, error: str | None = None) -> None:
+        sql, args = "UPDATE replay_jobs SET state=?", [state]
+        if finished_at is not None:
+            sql += ", finished_at=?"
+            args.append(finished_at)
+        if error is not None:
+            sql += ", error=?"
+            args.append(error)
+        sql += " WHERE id=?"
+        args.append(job_id)
+        if only_from is not None:
+            sql += " AND state=?"
+            args.append(only_from)
+        self._run(sql, args)
+
+    def advance_replay(self, job_id: str, cursor: int, *, replayed: int = 0, skipped: int = 0) -> None:
+        self._run("UPDATE replay_jobs SET replayed=replayed+?, skipped=skipped+?, cursor=? WHERE id=?",
+                  (replayed, skipped, cursor, job_id))
+
+    # sagas: the present (sagas, saga_steps) and the history (saga_events) ---------------------------------
+    def add_saga(self, sid: str, pipeline: str, definition: str, data: Any, steps: list[str], t: float) -> bool:
+        """Create a running saga with its pending steps; False (and nothing changed) if the id exists."""
+        fresh = self._run(
+            "INSERT OR IGNORE INTO sagas(id, pipeline, definition, status, data, started_at, updated_at) "
+            "VALUES (?,?,?,?,?,?,?)", (sid, pipeline, definition, "running", dumps(data), t, t)).rowcount == 1
+        if fresh:
+            self.db.executemany("INSERT INTO saga_steps(saga_id, idx, name, status) VALUES (?,?,?,'pending')",
+                                [(sid, i, name) for i, name in enumerate(steps)])
+        return fresh
+
+    def saga_row(self, pipeline: str, sid: str) -> Row | None:
+        return self._one("SELECT * FROM sagas WHERE id=? AND pipeline=?", (sid, pipeline))
+
+    def update_saga(self, sid: str, **cols: Any) -> None:
+        cols["updated_at"] = now()
+        sets = ", ".join(f"{k}=?" for k in cols)
+        self._run(f"UPDATE sagas SET {sets} WHERE id=?", [*cols.values(), sid])
+
+    def saga_event(self, sid: str, type_: str, step: str | None = None, message: str | None = None) -> None:
+        seq = self._scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM saga_events WHERE saga_id=?", (sid,))
+        self._run("INSERT INTO saga_events(saga_id, seq, time, type, step, message) VALUES (?,?,?,?,?,?)",
+                  (sid, seq, now(), type_, step, message))
+
+    def saga_events(self, sid: str) -> list[Row]:
+        return self._all("SELECT * FROM saga_events WHERE saga_id=? ORDER BY seq", (sid,))
+
+    def saga_steps(self, sid: str, statuses: tuple[str, ...] | None = None, newest_first: bool = False) -> list[Row]:
+        sql, args = "SELECT * FROM saga_steps WHERE saga_id=?", [sid]
+        if statuses is not None:
+            sql += f" AND status IN ({','.join('?' * len(statuses))})"
+            args += statuses
+        return self._all(sql + (" ORDER BY idx DESC" if newest_first else " ORDER BY idx"), args)
+
+    def update_saga_step(self, sid: str, idx: int, **cols: Any) -> None:
+        sets = ", ".join(f"{k}=?" for k in cols)
+        self._run(f"UPDATE saga_steps SET {sets} WHERE saga_id=? AND idx=?", [*cols.values(), sid, idx])
+
+    def start_saga_step(self, sid: str, idx: int, t: float) -> None:
+        self._run("UPDATE saga_steps SET status='running', attempts=attempts+1, started_at=COALESCE(started_at, ?) "
+                  "WHERE saga_id=? AND idx=?", (t, sid, idx))
+
+    def update_saga_steps(self, sid: str, statuses: tuple[str, ...], *, from_idx: int = 0, **cols: Any) -> None:
+        """Change every step of a saga that is in one of `statuses` (at index `from_idx` or later)."""
+        sets = ", ".join(f"{k}=?" for k in cols)
+        self._run(f"UPDATE saga_steps SET {sets} WHERE saga_id=? AND idx>=? "
+                  f"AND status IN ({','.join('?' * len(statuses))})", [*cols.values(), sid, from_idx, *statuses])
+
+    def claim_saga(self, sid: str, owner: str, lease_until: float, t: float) -> bool:
+        """Take an active saga's lease if nobody alive holds it."""
+        return self._run(
+            "UPDATE sagas SET owner=?, lease_until=? WHERE id=? AND status IN ('running','compensating') "
+            "AND (owner IS NULL OR owner=? OR lease_until<?)", (owner, lease_until, sid, owner, t)).rowcount == 1
+
+    def renew_leases(self, owner: str, lease_until: float, sids: Iterable[str]) -> None:
+        self.db.executemany("UPDATE sagas SET lease_until=? WHERE id=? AND owner=?",
+                            [(lease_until, sid, owner) for sid in sids])
+
+    def release_saga(self, sid: str, owner: str) -> None:
+        self._run("UPDATE sagas SET owner=NULL WHERE id=? AND owner=?", (sid, owner))
+
+    def adoptable_sagas(self, pipeline: str, owner: str, t: float, limit: int = 200) -> list[str]:
+        """Active sagas nobody alive drives (or that `owner` itself holds)."""
+        return [r["id"] for r in self._all(
+            "SELECT id FROM sagas WHERE pipeline=? AND status IN ('running','compensating') "
+            "AND (owner IS NULL OR lease_until<? OR owner=?) LIMIT ?", (pipeline, t, owner, limit))]
+
+    def saga_count_by_status(self, pipeline: str) -> dict[str, int]:
+        return dict(self._all("SELECT status, COUNT(*) FROM sagas WHERE pipeline=? GROUP BY status", (pipeline,)))
+
+    def _saga_where(self, pipeline: str, status: str | None, definition: str | None) -> tuple[str, list[Any]]:
+        where, args = ["pipeline=?"], [pipeline]
+        for clause, value in (("status=?", status), ("definition=?", definition)):
+            if value:
+                where.append(clause)
+                args.append(value)
+        return " AND ".join(where), args
+
+    def saga_total(self, pipeline: str, status: str | None, definition: str | None) -> int:
+        where, args = self._saga_where(pipeline, status, definition)
+        return self._scalar(f"SELECT COUNT(*) FROM sagas WHERE {where}", args)
+
+    def saga_page(self, pipeline: str, status: str | None, definition: str | None, before: int,
+                  limit: int) -> list[Row]:
+        """Matching sagas, newest first, below row id `before`; each row carries its `rid`."""
+        where, args = self._saga_where(pipeline, status, definition)
+        return self._all(f"SELECT rowid AS rid, * FROM sagas WHERE {where} AND rowid<? ORDER BY rowid DESC LIMIT ?",
+                         [*args, before, limit])
+
+    # idempotency: first answers to mutations, by Idempotency-Key -----------------------------------------
+    def idempotent_answer(self, key: str, principal: str, newer_than: float) -> Row | None:
+        return self._one("SELECT * FROM idempotency WHERE key=? AND principal=? AND created>?",
+                         (key, principal, newer_than))
+
+    def save_idempotent_answer(self, key: str, principal: str, method: str, path: str, body_hash: str,
+                               status: int, body: str, t: float, expire_before: float) -> None:
+        with self.tx():
+            self._run("DELETE FROM idempotency WHERE created<?", (expire_before,))
+            self._run("INSERT OR REPLACE INTO idempotency(key, principal, method, path, body_hash, status, body, "
+                      "created) VALUES (?,?,?,?,?,?,?,?)", (key, principal, method, path, body_hash, status, body, t))

@@ -166,8 +166,8 @@ def test_one_coordinator_per_saga_and_adoption_after_its_lease(tmp_path):
         # a dies without releasing (its task is cancelled mid-step, its lease just stops being renewed)
         a.pipeline("s").sagas.running["saga-1"].cancel()
         a.stopping = True
-        a.store.run("UPDATE sagas SET owner=?, lease_until=? WHERE id='saga-1'",
-                    (a.instance, saga_module.now() - 1))
+        with a.store.tx():
+            a.store.update_saga("saga-1", owner=a.instance, lease_until=saga_module.now() - 1)
         gate["open"] = True
         b.pipeline("s").sagas.tick()
         await until(lambda: b.pipeline("s").sagas.get("saga-1").status == "completed")

@@ -1,0 +1,406 @@
+"""The stage scheduler: each stage a worker pool over a bounded queue, fed by the pipeline's input.
+
+An item lives in exactly one place at a time: a `work` row at one stage (queued
+or in flight), the DLQ, or done. Moving it is one transaction that also records
+`applied(stage, key)`, so a crash re-runs at most the handler call that was in
+flight, and the idempotency record makes a replayed or re-run item skip a stage
+whose effect was already committed. The in-memory deques mirror the `work`
+table and are rebuilt from it at start.
+
+Whether a stage takes its next item is decided in one place (`StageRuntime._may_take`),
+and what happens to a taken item in another (`StageRuntime._process`): the gates
+that pausing, draining and resizing act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipelinectl import model as m
+
+from .definition import Item, SagaStarter, StageDef, classify
+from .rows import to_dt
+from .store import Store, dumps, loads, now
+
+log = logging.getLogger("pipelinectl.server")
+
+Source = Callable[[int], AsyncIterator[tuple[str, Any]]]
+
+
+@dataclass
+class Work:
+    """An item at a stage: the in-memory mirror of one `work` row."""
+
+    id: int
+    key: str
+    offset: int | None
+    payload: Any
+    origin: str
+    first_seen: float
+
+
+
+
+class Signal:
+    """Wake-ups for tasks waiting on a condition: `notify(1)` wakes one waiter, `notify()` all.
+
+    Waking one (not all) keeps the cost of moving an item independent of the
+    pool size. A woken task that is cancelled passes its wake-up on, so none is lost.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: deque[asyncio.Future] = deque()
+
+    def notify(self, n: int | None = None) -> None:
+        while self._waiters and (n is None or n > 0):
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                if n is not None:
+                    n -= 1
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self.notify(1)
+                raise
+
+
+# --- one stage at run time ----------------------------------------------------------------------------
+
+
+class StageRuntime:
+    """One stage: its settings (state, parallelism, version), its queue, its workers and counters."""
+
+    def __init__(self, pipeline: Scheduler, spec: StageDef, index: int) -> None:
+        self.p = pipeline
+        self.spec = spec
+        self.name = spec.name
+        self.index = index
+        self.next: StageRuntime | None = None
+        self.queue: deque[Work] = deque()
+        self.state = "running"
+        self.parallelism = spec.parallelism
+        self.version = 1
+        self.paused_until: float | None = None
+        self.note: str | None = None
+        self.processed = self.failed = self.skipped = self.retries = 0
+        self.errors_by_kind: dict[str, int] = {}
+        self.in_flight = 0
+        self.active = 0
+        self.tasks: set[asyncio.Task] = set()
+        self.window: deque[tuple[float, bool]] = deque()
+        self.work_ready = Signal()  # workers of this stage wait here
+        self.room = Signal()  # whoever feeds this stage waits here while it is full
+        self.last_take: float = 0.0  # monotonic time of the last item taken (the bench reads it)
+        self.changed_at: float = 0.0  # monotonic time of the last settings change
+
+    # state --------------------------------------------------------------------------------------------
+    def load(self, row: Any) -> None:
+        self.state = row["state"]
+        self.parallelism = max(self.spec.min_parallelism, min(self.spec.max_parallelism, row["parallelism"]))
+        self.version = row["version"]
+        self.paused_until = row["paused_until"]
+        self.processed, self.failed = row["processed"], row["failed"]
+        self.skipped, self.retries = row["skipped"], row["retries"]
+        self.errors_by_kind = loads(row["errors_by_kind"]) or {}
+        self.note = row["note"]
+
+    def persist_settings(self) -> None:
+        self.p.store.save_stage_settings(self.p.name, self.name, state=self.state, parallelism=self.parallelism,
+                                         version=self.version, paused_until=self.paused_until, note=self.note)
+
+    def change(self, *, state: str | None = None, parallelism: int | None = None,
+               paused_until: float | None = None, note: str | None = None) -> None:
+        """Apply a settings change: bump the version, persist, wake the workers."""
+        if state is not None:
+            self.state = state
+            self.paused_until = paused_until if state == "paused" else None
+            self.note = note if state == "paused" else None
+        if parallelism is not None:
+            self.parallelism = parallelism
+        self.version += 1
+        self.changed_at = time.monotonic()
+        with self.p.store.tx():
+            self.persist_settings()
+        self.ensure_workers()
+        self.wake_all()
+        self.check_drained()
+
+    def wake_all(self) -> None:
+        self.work_ready.notify()
+        self.room.notify()
+
+    def check_drained(self) -> None:
+        if self.state == "draining" and not self.queue and self.in_flight == 0:
+            self.change(state="paused", note="drained")
+
+    def has_room(self) -> bool:
+        return self.state != "draining" and len(self.queue) < self.spec.capacity
+
+    async def wait_room(self) -> None:
+        """Backpressure: wait while this stage's queue is full (or it is draining)."""
+        await self.room.wait_for(lambda: self.has_room() or self.p.stopping)
+        if self.p.stopping:
+            raise asyncio.CancelledError
+
+    def accept(self, work: Work) -> None:
+        """Put an item (already committed to this stage in the store) into the queue."""
+        self.queue.append(work)
+        self.work_ready.notify(1)
+        if self.has_room():
+            self.room.notify(1)  # pass the turn to the next waiting producer
+
+    # workers ------------------------------------------------------------------------------------------
+    def ensure_workers(self) -> None:
+        while self.active < self.parallelism and not self.p.stopping:
+            self.active += 1
+            task = asyncio.get_running_loop().create_task(self._worker(), name=f"{self.p.name}/{self.name}")
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def _may_take(self) -> bool:
+        """The gate: whether this stage takes its next item now (its state allows it and one is queued)."""
+        return self.state in ("running", "draining") and bool(self.queue)
+
+    def _can_take(self) -> bool:
+        return self.p.stopping or self.active > self.parallelism or self._may_take()
+
+    async def _take(self) -> Work | None:
+        await self.work_ready.wait_for(self._can_take)
+        if self.p.stopping or self.active > self.parallelism:
+            self.active -= 1  # scale-down (or stop): this worker leaves; checked and done without a yield
+            if self.queue:
+                self.work_ready.notify(1)  # the wake-up this worker got belongs to another
+            return None
+        self.last_take = time.monotonic()
+        self.in_flight += 1
+        work = self.queue.popleft()
+        if self.queue:
+            self.work_ready.notify(1)
+        self.room.notify(1)
+        return work
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                work = await self._take()
+            except asyncio.CancelledError:
+                self.active -= 1
+                raise
+            if work is None:
+                return
+            try:
+                await self._process(work)
+            except asyncio.CancelledError:
+                raise  # shutdown: the work row stays at this stage and is picked up after restart
+            except Exception:  # a bug in the runtime itself: keep the item, log, go on
+                log.exception("stage %s/%s: unexpected error", self.p.name, self.name)
+                await asyncio.sleep(1.0)
+                self.queue.appendleft(work)
+                self.work_ready.notify(1)
+            finally:
+                self.in_flight -= 1
+                self.check_drained()
+
+    async def _process(self, work: Work) -> None:
+        """Decide what happens to a taken item: passed on (its key was already applied here) or handled."""
+        store = self.p.store
+        if store.is_applied(self.p.name, self.name, work.key):
+            self.skipped += 1
+            with store.tx():
+                store.count(self.p.name, self.name, skipped=1)
+            await self._forward(work, work.payload, already_applied=True)
+            return
+        retry = self.spec.retry
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            item = Item(work.key, work.payload, work.offset, self.name, attempt, work.origin, self.p.start_saga)
+            try:
+                out = await self.spec.fn(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # classified below; the runtime never dies of a handler error
+                kind = classify(exc)
+                message = str(exc) or type(exc).__name__
+                if kind == "transient" and attempt < retry.max_attempts and time.monotonic() - started < retry.budget:
+                    self.retries += 1
+                    with store.tx():
+                        store.count(self.p.name, self.name, retries=1)
+                    await asyncio.sleep(retry.delay(attempt))
+                    continue
+                self._dead_letter(work, kind, message, attempt)
+                return
+            await self._forward(work, work.payload if out is None else out)
+            return
+
+    async def _forward(self, work: Work, payload: Any, already_applied: bool = False) -> None:
+        store, nxt = self.p.store, self.next
+        if nxt is not None:
+            await nxt.wait_room()
+        t = now()
+        # No await from here to the end: the commit and the queue move are one step for every other task.
+        with store.tx():
+            fresh = store.mark_applied(self.p.name, self.name, work.key, t)
+            if fresh:
+                store.count(self.p.name, self.name, processed=1)
+            if nxt is None:
+                store.drop_work(work.id)
+            else:
+                store.move_work(work.id, nxt.name, dumps(payload))
+        if fresh:
+            self.processed += 1
+            self.window.append((t, True))
+        elif not already_applied:
+            self.skipped += 1
+        if nxt is not None:
+            work.payload = payload
+            nxt.accept(work)
+
+    def _dead_letter(self, work: Work, kind: str, message: str, attempts: int) -> None:
+        store, t = self.p.store, now()
+        self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
+        with store.tx():
+            store.dead_letter(self.p.name, self.name, work.key, work.offset, dumps(work.payload), kind, message[:2000],
+                              attempts, work.first_seen, t, {"origin": work.origin})
+            store.drop_work(work.id)
+            store.count(self.p.name, self.name, failed=1, errors_by_kind=self.errors_by_kind)
+        self.failed += 1
+        self.window.append((t, False))
+        if kind == "fatal" and self.state != "paused":
+            self.change(state="paused", note=f"fatal error on item {work.key}: {message[:200]}")
+
+    # views --------------------------------------------------------------------------------------------
+    def view(self, dlq_size: int | None = None) -> m.Stage:
+        t = now()
+        while self.window and self.window[0][0] < t - 60:
+            self.window.popleft()
+        span = max(1.0, min(60.0, t - self.p.started_at))
+        ok = sum(1 for _, good in self.window if good)
+        total = len(self.window)
+        details: dict[str, Any] = {
+            "retries": self.retries,
+            "skipped_duplicates": self.skipped,
+            "workers": self.active,
+        }
+        if self.note:
+            details["paused_reason"] = self.note
+        return m.Stage(
+            pipeline=self.p.name, name=self.name, state=self.state, parallelism=self.parallelism,
+            min_parallelism=self.spec.min_parallelism, max_parallelism=self.spec.max_parallelism,
+            in_flight=self.in_flight, queue_depth=len(self.queue), queue_capacity=self.spec.capacity,
+            processed=self.processed, failed=self.failed, throughput=round(ok / span, 3),
+            error_rate=round((total - ok) / total, 4) if total else 0.0,
+            errors_by_kind=dict(self.errors_by_kind),
+            dlq_size=self.p.store.dlq_count(self.p.name, self.name) if dlq_size is None else dlq_size,
+            paused_until=to_dt(self.paused_until), version=self.version, details=details,
+        )
+
+
+# --- one pipeline's stages and input ------------------------------------------------------------------
+
+
+class Scheduler:
+    """One pipeline's stages, linked in order, and its input: the durable input log, `ingest`, the source."""
+
+    def __init__(self, name: str, specs: list[StageDef], store: Store, stopping: Callable[[], bool],
+                 start_saga: SagaStarter) -> None:
+        self.name = name
+        self.store = store
+        self._stopping = stopping
+        self.start_saga = start_saga
+        self.started_at = now()
+        self.stages = [StageRuntime(self, s, i) for i, s in enumerate(specs)]
+        for a, b in zip(self.stages, self.stages[1:], strict=False):
+            a.next = b
+        self.by_name = {s.name: s for s in self.stages}
+        self.next_offset = 0
+        self.tasks: set[asyncio.Task] = set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping()
+
+    def restore(self) -> None:
+        """Load stage settings and counters, and refill the queues from the `work` table."""
+        store = self.store
+        with store.tx():
+            for st in self.stages:
+                row = store.stage_row(self.name, st.name)
+                if row is None:
+                    store.add_stage(self.name, st.name, "running", st.spec.parallelism)
+                else:
+                    st.load(row)
+        for row in store.works(self.name):
+            st = self.by_name.get(row["stage"])
+            if st is None:  # a stage removed from the definition: its items wait in the DLQ instead
+                with store.tx():
+                    store.dead_letter(self.name, row["stage"], row["key"], row["offset"], row["payload"], "persistent",
+                                      f"stage {row['stage']!r} no longer exists in the pipeline definition", 0,
+                                      row["first_seen"], now(), {"origin": row["origin"]})
+                    store.drop_work(row["id"])
+                continue
+            st.queue.append(Work(row["id"], row["key"], row["offset"], loads(row["payload"]), row["origin"],
+                                 row["first_seen"]))
+        self.next_offset = store.next_offset(self.name)
+
+    def start(self, source: Source | None) -> None:
+        self.restore()
+        for st in self.stages:
+            st.ensure_workers()
+            st.check_drained()
+        if source is not None:
+            task = asyncio.get_running_loop().create_task(self._run_source(source), name=f"{self.name}/source")
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def stop(self) -> list[asyncio.Task]:
+        """Wake every waiting worker (they see `stopping` and leave), cancel the source; the tasks to await."""
+        for st in self.stages:
+            st.wake_all()
+        for task in self.tasks:
+            task.cancel()
+        return [t for st in self.stages for t in st.tasks] + list(self.tasks)
+
+    def tick(self) -> None:
+        """Once a second: resume stages whose `pause --until` has passed."""
+        t = now()
+        for st in self.stages:
+            if st.state == "paused" and st.paused_until is not None and st.paused_until <= t:
+                st.change(state="running")
+
+    # input ----------------------------------------------------------------------------------------------
+    async def ingest(self, key: str, payload: Any) -> int:
+        """Append one item to the durable input log and hand it to the first stage (waits for room)."""
+        first = self.stages[0]
+        await first.wait_room()
+        t = now()
+        offset = self.next_offset
+        with self.store.tx():
+            wid = self.store.append_input(self.name, offset, key, dumps(payload), t, first.name)
+        self.next_offset = offset + 1
+        first.accept(Work(wid, key, offset, payload, "input", t))
+        await asyncio.sleep(0)  # a fast source must not hold the loop while the first queue has room
+        return offset
+
+    async def _run_source(self, source: Source) -> None:
+        try:
+            async for key, payload in source(self.next_offset):
+                await self.ingest(str(key), payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("pipeline %s: source failed", self.name)
