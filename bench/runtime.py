@@ -35,8 +35,19 @@ from pipelinectl.server import Pipeline, Runtime, StageDef  # noqa: E402
 IO_DELAY = 0.002
 
 
-def build(parallelism: int) -> Pipeline:
+def build(parallelism: int, n: int | None, go: asyncio.Event | None = None,
+          stop: asyncio.Event | None = None) -> Pipeline:
+    """Three stages fed by the pipeline's source (as an embedding feeds it): `n` items, or from `go` to `stop`."""
     p = Pipeline("bench")
+
+    @p.source
+    async def numbers(start: int):  # noqa: ANN202 - an async generator
+        if go is not None:
+            await go.wait()
+        i = start
+        while (n is None or i < n) and not (stop and stop.is_set()):
+            yield f"k-{i}", {"i": i}
+            i += 1
 
     async def step(item):  # noqa: ANN001, ANN202
         await asyncio.sleep(IO_DELAY)
@@ -47,23 +58,19 @@ def build(parallelism: int) -> Pipeline:
     return p
 
 
-async def feed(runtime: Runtime, n: int | None, stop: asyncio.Event | None = None) -> None:
-    i = 0
-    while (n is None or i < n) and not (stop and stop.is_set()):
-        await runtime.submit("bench", f"k-{i}", {"i": i})
-        i += 1
+def ideal(parallelism: int) -> float:
+    """Items/s if every worker of the slowest stage did nothing but its simulated I/O."""
+    return parallelism / IO_DELAY
 
 
 async def throughput(parallelism: int, n: int, directory: Path) -> float:
-    runtime = Runtime([build(parallelism)], directory / f"tp-{parallelism}.db")
+    runtime = Runtime([build(parallelism, n)], directory / f"tp-{parallelism}.db")
+    t0 = time.perf_counter()
     await runtime.start()
     last = runtime.pipelines["bench"].stages[-1]
-    t0 = time.perf_counter()
-    feeder = asyncio.create_task(feed(runtime, n))
     while last.processed < n:
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - t0
-    await feeder
     await runtime.stop(5)
     return n / elapsed
 
@@ -81,14 +88,14 @@ async def pause_latency(cycles: int, directory: Path) -> tuple[list[float], list
     from pipelinectl.server.app import create_app
     from pipelinectl.server.auth import Authenticator
 
-    runtime = Runtime([build(16)], directory / "pause.db")
+    go, stop = asyncio.Event(), asyncio.Event()
+    runtime = Runtime([build(16, None, go, stop)], directory / "pause.db")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(runtime, Authenticator(None)), host="127.0.0.1", port=port,
                                            log_level="error", lifespan="on"))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
-    stop = asyncio.Event()
     stage = runtime.pipelines["bench"].by_name["enrich"]
     url = f"http://127.0.0.1:{port}/v1/pipelines/bench/stages/enrich"
 
@@ -108,11 +115,10 @@ async def pause_latency(cycles: int, directory: Path) -> tuple[list[float], list
 
     async with httpx.AsyncClient(timeout=10) as client:
         idle = await cycle(client, 10)  # baseline: the HTTP request and the commit alone
-        feeder = asyncio.create_task(feed(runtime, None, stop))
+        go.set()  # continuous input from the source
         await asyncio.sleep(1.0)  # reach steady state: workers busy, queues filling
         loaded = await cycle(client, cycles)
     stop.set()
-    await feeder
     server.should_exit = True
     await serving
     return idle, loaded
@@ -131,7 +137,8 @@ async def main(quick: bool) -> None:
         for parallelism in (1, 4, 16):
             n = {1: 300, 4: 1000, 16: 2000}[parallelism] // (4 if quick else 1)
             rate = await throughput(parallelism, n, directory)
-            print(f"  parallelism {parallelism:>2}: {rate:8.0f} items/s  ({n} items)")
+            print(f"  parallelism {parallelism:>2}: {rate:8.0f} items/s  = {rate / ideal(parallelism):4.0%} of the "
+                  f"I/O-bound ideal {ideal(parallelism):,.0f}/s  ({n} items)")
         idle, lat = await pause_latency(10 if quick else 50, directory)
         print(f"  pause -> no new items (parallelism 16, under load, {len(lat)} pauses): "
               f"p50 {statistics.median(lat) * 1000:.2f} ms, p99 {pct(lat, 0.99) * 1000:.2f} ms, "

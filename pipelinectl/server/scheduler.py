@@ -1,11 +1,14 @@
 """The stage scheduler: each stage a worker pool over a bounded queue, fed by the pipeline's input.
 
 An item lives in exactly one place at a time: a `work` row at one stage (queued
-or in flight), the DLQ, or done. Moving it is one transaction that also records
-`applied(stage, key)`, so a crash re-runs at most the handler call that was in
-flight, and the idempotency record makes a replayed or re-run item skip a stage
-whose effect was already committed. The in-memory deques mirror the `work`
-table and are rebuilt from it at start.
+or in flight), the DLQ, or done. Moving it is one all-or-nothing part of a group
+commit (`Store.later`) that also records `applied(stage, key)`, so a crash
+re-runs at most the handler calls whose moves were not yet committed, and the
+idempotency record makes a replayed or re-run item skip a stage whose effect
+was already committed. An item counts as in flight at its stage until its move
+has committed; only then does it enter the next stage's queue, whose place was
+held for it meanwhile (`reserved`), so queues stay within their capacity. The
+in-memory deques mirror the `work` table and are rebuilt from it at start.
 
 Whether a stage takes its next item is decided in one place (`StageRuntime._may_take`),
 and what happens to a taken item in another (`StageRuntime._process`): the gates
@@ -31,6 +34,13 @@ from .store import Store, dumps, loads, now
 log = logging.getLogger("pipelinectl.server")
 
 Source = Callable[[int], AsyncIterator[tuple[str, Any]]]
+
+
+@dataclass
+class Feed:
+    """One running source: the first append of it that failed, after which it stops."""
+
+    failed: BaseException | None = None
 
 
 @dataclass
@@ -98,6 +108,7 @@ class StageRuntime:
         self.processed = self.failed = self.skipped = self.retries = 0
         self.errors_by_kind: dict[str, int] = {}
         self.in_flight = 0
+        self.reserved = 0  # places in the queue held for items whose move here is being committed
         self.active = 0
         self.tasks: set[asyncio.Task] = set()
         self.window: deque[tuple[float, bool]] = deque()
@@ -143,11 +154,11 @@ class StageRuntime:
         self.room.notify()
 
     def check_drained(self) -> None:
-        if self.state == "draining" and not self.queue and self.in_flight == 0:
+        if self.state == "draining" and not self.queue and self.in_flight == 0 and self.reserved == 0:
             self.change(state="paused", note="drained")
 
     def has_room(self) -> bool:
-        return self.state != "draining" and len(self.queue) < self.spec.capacity
+        return self.state != "draining" and len(self.queue) + self.reserved < self.spec.capacity
 
     async def wait_room(self) -> None:
         """Backpressure: wait while this stage's queue is full (or it is draining)."""
@@ -155,8 +166,22 @@ class StageRuntime:
         if self.p.stopping:
             raise asyncio.CancelledError
 
-    def accept(self, work: Work) -> None:
+    async def reserve_room(self) -> None:
+        """Wait for room and hold one place for an item until its move here commits (`accept` or `unreserve`)."""
+        if self.p.stopping or not self.has_room():
+            await self.wait_room()
+        self.reserved += 1
+
+    def unreserve(self) -> None:
+        """The move did not commit: give the held place back."""
+        self.reserved -= 1
+        self.room.notify(1)
+        self.check_drained()
+
+    def accept(self, work: Work, reserved: bool = False) -> None:
         """Put an item (already committed to this stage in the store) into the queue."""
+        if reserved:
+            self.reserved -= 1
         self.queue.append(work)
         self.work_ready.notify(1)
         if self.has_room():
@@ -202,26 +227,39 @@ class StageRuntime:
             if work is None:
                 return
             try:
-                await self._process(work)
+                await self._process(work)  # the item's move is queued; its commit settles it
             except asyncio.CancelledError:
+                self._settle()
                 raise  # shutdown: the work row stays at this stage and is picked up after restart
             except Exception:  # a bug in the runtime itself: keep the item, log, go on
                 log.exception("stage %s/%s: unexpected error", self.p.name, self.name)
                 await asyncio.sleep(1.0)
-                self.queue.appendleft(work)
-                self.work_ready.notify(1)
-            finally:
-                self.in_flight -= 1
-                self.check_drained()
+                self._requeue(work)
+
+    def _settle(self) -> None:
+        """An item left this stage's hands: moved on, dead-lettered, or back in the queue."""
+        self.in_flight -= 1
+        self.check_drained()
+
+    def _requeue(self, work: Work) -> None:
+        self.queue.appendleft(work)
+        self.work_ready.notify(1)
+        self._settle()
+
+    def _commit_failed(self, work: Work, error: BaseException) -> None:
+        """The store refused the item's move: it is still here (the work row unchanged); try again in a second."""
+        log.error("stage %s/%s: could not commit item %s: %r", self.p.name, self.name, work.key, error)
+        asyncio.get_running_loop().call_later(1.0, self._requeue, work)
 
     async def _process(self, work: Work) -> None:
-        """Decide what happens to a taken item: passed on (its key was already applied here) or handled."""
+        """Decide what happens to a taken item: passed on (its key was already applied here) or handled.
+
+        Returns once the item's move (on, or to the DLQ) is queued for the next
+        group commit; it raises only if nothing was queued.
+        """
         store = self.p.store
         if store.is_applied(self.p.name, self.name, work.key):
-            self.skipped += 1
-            with store.tx():
-                store.count(self.p.name, self.name, skipped=1)
-            await self._forward(work, work.payload, already_applied=True)
+            await self._forward(work, work.payload)
             return
         retry = self.spec.retry
         started = time.monotonic()
@@ -247,41 +285,62 @@ class StageRuntime:
             await self._forward(work, work.payload if out is None else out)
             return
 
-    async def _forward(self, work: Work, payload: Any, already_applied: bool = False) -> None:
+    async def _forward(self, work: Work, payload: Any) -> None:
+        """Record the stage's effect and hand the item to the next stage (or finish it), in a group commit."""
         store, nxt = self.p.store, self.next
+        data = None if nxt is None else dumps(payload)
         if nxt is not None:
-            await nxt.wait_room()
+            await nxt.reserve_room()
         t = now()
-        # No await from here to the end: the commit and the queue move are one step for every other task.
-        with store.tx():
+
+        def commit() -> bool:
             fresh = store.mark_applied(self.p.name, self.name, work.key, t)
-            if fresh:
-                store.count(self.p.name, self.name, processed=1)
+            store.count(self.p.name, self.name, processed=int(fresh), skipped=int(not fresh))
             if nxt is None:
                 store.drop_work(work.id)
             else:
-                store.move_work(work.id, nxt.name, dumps(payload))
-        if fresh:
-            self.processed += 1
-            self.window.append((t, True))
-        elif not already_applied:
-            self.skipped += 1
-        if nxt is not None:
-            work.payload = payload
-            nxt.accept(work)
+                store.move_work(work.id, nxt.name, data)
+            return fresh
+
+        def then(fresh: bool | None, error: BaseException | None) -> None:
+            if error is not None:
+                if nxt is not None:
+                    nxt.unreserve()
+                self._commit_failed(work, error)
+                return
+            if fresh:
+                self.processed += 1
+                self.window.append((t, True))
+            else:
+                self.skipped += 1
+            if nxt is not None:
+                work.payload = payload
+                nxt.accept(work, reserved=True)
+            self._settle()
+
+        store.later(commit, then)
 
     def _dead_letter(self, work: Work, kind: str, message: str, attempts: int) -> None:
         store, t = self.p.store, now()
+        if kind == "fatal" and self.state != "paused":  # paused before any other item is taken
+            self.change(state="paused", note=f"fatal error on item {work.key}: {message[:200]}")
         self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
-        with store.tx():
+
+        def commit() -> None:
             store.dead_letter(self.p.name, self.name, work.key, work.offset, dumps(work.payload), kind, message[:2000],
                               attempts, work.first_seen, t, {"origin": work.origin})
             store.drop_work(work.id)
             store.count(self.p.name, self.name, failed=1, errors_by_kind=self.errors_by_kind)
-        self.failed += 1
-        self.window.append((t, False))
-        if kind == "fatal" and self.state != "paused":
-            self.change(state="paused", note=f"fatal error on item {work.key}: {message[:200]}")
+
+        def then(_: None, error: BaseException | None) -> None:
+            if error is not None:
+                self._commit_failed(work, error)
+                return
+            self.failed += 1
+            self.window.append((t, False))
+            self._settle()
+
+        store.later(commit, then)
 
     # views --------------------------------------------------------------------------------------------
     def view(self, dlq_size: int | None = None) -> m.Stage:
@@ -384,22 +443,55 @@ class Scheduler:
 
     # input ----------------------------------------------------------------------------------------------
     async def ingest(self, key: str, payload: Any) -> int:
-        """Append one item to the durable input log and hand it to the first stage (waits for room)."""
-        first = self.stages[0]
-        await first.wait_room()
-        t = now()
-        offset = self.next_offset
-        with self.store.tx():
-            wid = self.store.append_input(self.name, offset, key, dumps(payload), t, first.name)
-        self.next_offset = offset + 1
-        first.accept(Work(wid, key, offset, payload, "input", t))
-        await asyncio.sleep(0)  # a fast source must not hold the loop while the first queue has room
-        return offset
+        """Append one item to the durable input log and hand it to the first stage (waits for room).
+
+        Returns the item's offset once the append is committed.
+        """
+        await self.stages[0].reserve_room()
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._append(key, payload, done=done)
+        return await done
+
+    def _append(self, key: str, payload: Any, feed: Feed | None = None, done: asyncio.Future | None = None) -> None:
+        """Queue the append of an item (its room in the first stage reserved) for the next group commit.
+
+        Appends of one `feed` (a source) after one that failed fail too, so the
+        log always holds a prefix of what the source yielded, and a restarted
+        source, told how many items the log holds, neither skips nor repeats one.
+        """
+        store, first, t, data = self.store, self.stages[0], now(), dumps(payload)
+
+        def commit() -> tuple[int, int]:
+            if feed is not None and feed.failed is not None:
+                raise RuntimeError("an earlier append of this source failed")
+            offset = store.next_offset(self.name)  # from the log itself: never a gap
+            return offset, store.append_input(self.name, offset, key, data, t, first.name)
+
+        def then(result: tuple[int, int] | None, error: BaseException | None) -> None:
+            if error is not None or result is None:
+                first.unreserve()
+                if feed is not None and feed.failed is None:
+                    feed.failed = error
+                if done is not None and not done.done():
+                    done.set_exception(error or RuntimeError("append failed"))
+                return
+            offset, wid = result
+            self.next_offset = max(self.next_offset, offset + 1)
+            first.accept(Work(wid, key, offset, payload, "input", t), reserved=True)
+            if done is not None and not done.done():
+                done.set_result(offset)
+
+        store.later(commit, then)
 
     async def _run_source(self, source: Source) -> None:
+        """Feed the source into the first stage without waiting for each append's commit: they group."""
+        first, feed = self.stages[0], Feed()
         try:
             async for key, payload in source(self.next_offset):
-                await self.ingest(str(key), payload)
+                if feed.failed is not None:
+                    raise feed.failed
+                await first.reserve_room()
+                self._append(str(key), payload, feed)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -1,26 +1,39 @@
 """SQLite (WAL) state of the control plane: the one place durable state lives, and every SQL statement.
 
-Every state change of the runtime is one short transaction here, so a SIGKILL
-at any instant leaves a consistent picture that a restart resumes from.
+Every state change of the runtime is a transaction here, so a SIGKILL at any
+instant leaves a consistent picture that a restart resumes from.
 `synchronous=NORMAL` under WAL survives a process crash (not a power cut),
 which is the promise the server makes.
 
 The rest of the server speaks to the database only through the methods of
-`Store`, grouped by table below; callers decide which of them form one
-transaction (`with store.tx(): ...`).
+`Store`, grouped by table below. Callers decide which of them form one
+transaction: `with store.tx(): ...` commits at once (operator verbs), and
+`store.later(fn, then)` joins a group commit (the per-item moves of the stages):
+every `fn` queued during one turn of the event loop runs, in order, in one
+transaction at the start of the next turn, and each `then` runs once its part
+is committed. Many items per commit instead of one is what lets the
+runtime keep up with its workers; each `fn` still commits entirely or not at
+all, so a crash between two commits leaves every item where the last commit
+put it, to be handled again after the restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Then = Callable[[T | None, BaseException | None], None]
+log = logging.getLogger("pipelinectl.server")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS input_log(
@@ -30,7 +43,7 @@ CREATE INDEX IF NOT EXISTS input_log_ts ON input_log(pipeline, ts);
 CREATE TABLE IF NOT EXISTS work(
   id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, stage TEXT NOT NULL, key TEXT NOT NULL,
   "offset" INTEGER, payload TEXT, origin TEXT NOT NULL, first_seen REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS work_stage ON work(pipeline, stage, id);
+DROP INDEX IF EXISTS work_stage;
 CREATE TABLE IF NOT EXISTS applied(
   pipeline TEXT NOT NULL, stage TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL,
   PRIMARY KEY (pipeline, stage, key)) WITHOUT ROWID;
@@ -72,8 +85,11 @@ CREATE TABLE IF NOT EXISTS idempotency(
 """
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)  # built once: dumps runs for every item move
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)
 
 
 def loads(text: str | None) -> Any:
@@ -82,6 +98,17 @@ def loads(text: str | None) -> Any:
 
 def now() -> float:
     return time.time()
+
+
+def _then(then: Then[Any] | None, result: Any, error: BaseException | None) -> None:
+    if then is None:
+        if error is not None:
+            log.error("a group-committed write failed: %r", error)
+        return
+    try:
+        then(result, error)
+    except Exception:  # one caller's bookkeeping must not cost the others theirs
+        log.exception("after a group commit")
 
 
 Row = sqlite3.Row
@@ -123,6 +150,9 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
         self._depth = 0
+        self._batch: list[tuple[Callable[[], Any], Then[Any] | None]] = []
+        self._counts: dict[tuple[str, str], list[Any]] = {}  # stage counters, written once per transaction
+        self._log_end: dict[str, int] = {}  # next input offset per pipeline, known within a transaction
         # Checkpoints (the only fsyncs under synchronous=NORMAL) run on a thread with its own
         # connection, so the event loop never stalls on one.
         self.db.execute("PRAGMA wal_autocheckpoint=0")
@@ -144,6 +174,7 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[None]:
+        """One transaction (nested calls join the outer one); what `later` queued commits first, in order."""
         if self._depth:
             self._depth += 1
             try:
@@ -151,18 +182,76 @@ class Store:
             finally:
                 self._depth -= 1
             return
+        if self._batch:
+            self.flush()
         self.db.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             yield
+            self._write_counts()
         except BaseException:
             self._depth = 0
+            self._counts.clear()
+            self._log_end.clear()
             self.db.execute("ROLLBACK")
             raise
         self._depth = 0
+        self._log_end.clear()
         self.db.execute("COMMIT")
 
+    def later(self, fn: Callable[[], T], then: Then[T] | None = None) -> None:
+        """Run `fn` (calls of this store's methods) in the next group commit, then `then(result, error)`.
+
+        `then` runs right after the transaction holding `fn` has committed (error
+        None), or after `fn` failed alone (result None): a group whose commit fails
+        is rolled back and each part retried on its own, in order, so one bad part
+        fails only itself.
+        """
+        self._batch.append((fn, then))
+        if len(self._batch) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def committed(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """`later` for a caller that awaits: the future holds `fn`'s result once it is committed."""
+        fut = asyncio.get_running_loop().create_future()
+
+        def then(result: T | None, error: BaseException | None) -> None:
+            if fut.done():  # the waiter was cancelled (shutdown): the part is committed all the same
+                return
+            if error is None:
+                fut.set_result(result)  # type: ignore[arg-type]
+            else:
+                fut.set_exception(error)
+
+        self.later(fn, then)
+        return fut
+
+    def flush(self) -> None:
+        """Commit what `later` queued, in one transaction, then run the `then`s in order."""
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        try:
+            with self.tx():
+                results = [fn() for fn, _ in batch]
+        except Exception:
+            for fn, then in batch:
+                try:
+                    with self.tx():
+                        result = fn()
+                except Exception as exc:
+                    _then(then, None, exc)
+                else:
+                    _then(then, result, None)
+            return
+        for (_, then), result in zip(batch, results, strict=True):
+            _then(then, result, None)
+
     def close(self) -> None:
+        try:
+            self.flush()
+        except sqlite3.Error:
+            pass
         self._stop.set()
         self._checkpointer.join(5)
         try:
@@ -185,13 +274,21 @@ class Store:
 
     # input_log: what entered a pipeline, by offset -----------------------------------------------------
     def next_offset(self, pipeline: str) -> int:
+        """The offset the next input gets (read once per transaction: this connection alone appends)."""
+        if self._depth and pipeline in self._log_end:
+            return self._log_end[pipeline]
         last = self._scalar('SELECT MAX("offset") FROM input_log WHERE pipeline=?', (pipeline,))
-        return 0 if last is None else last + 1
+        offset = 0 if last is None else last + 1
+        if self._depth:
+            self._log_end[pipeline] = offset
+        return offset
 
     def append_input(self, pipeline: str, offset: int, key: str, payload: str, ts: float, stage: str) -> int:
         """Log an input and queue it at `stage`; returns the work id."""
         self._run('INSERT INTO input_log(pipeline, "offset", key, payload, ts) VALUES (?,?,?,?,?)',
                   (pipeline, offset, key, payload, ts))
+        if self._depth:
+            self._log_end[pipeline] = offset + 1
         return self.add_work(pipeline, stage, key, offset, payload, "input", ts)
 
     def inputs(self, pipeline: str, start: int, end: int, limit: int) -> list[Row]:
@@ -254,13 +351,26 @@ class Store:
 
     def count(self, pipeline: str, stage: str, *, processed: int = 0, failed: int = 0, skipped: int = 0,
               retries: int = 0, errors_by_kind: dict[str, int] | None = None) -> None:
-        """Add to a stage's counters (and replace its per-kind error counts when given)."""
-        sets = "processed=processed+?, failed=failed+?, skipped=skipped+?, retries=retries+?"
-        args: list[Any] = [processed, failed, skipped, retries]
+        """Add to a stage's counters (and set its per-kind error counts when given), inside a transaction.
+
+        The additions are summed and written once, when the transaction commits,
+        instead of one UPDATE per item.
+        """
+        assert self._depth, "count() belongs inside a transaction"
+        c = self._counts.setdefault((pipeline, stage), [0, 0, 0, 0, None])
+        c[0] += processed
+        c[1] += failed
+        c[2] += skipped
+        c[3] += retries
         if errors_by_kind is not None:
-            sets += ", errors_by_kind=?"
-            args.append(dumps(errors_by_kind))
-        self._run(f"UPDATE stages SET {sets} WHERE pipeline=? AND name=?", (*args, pipeline, stage))
+            c[4] = dumps(errors_by_kind)
+
+    def _write_counts(self) -> None:
+        for (pipeline, stage), (processed, failed, skipped, retries, kinds) in self._counts.items():
+            self._run("UPDATE stages SET processed=processed+?, failed=failed+?, skipped=skipped+?, "
+                      "retries=retries+?, errors_by_kind=COALESCE(?, errors_by_kind) WHERE pipeline=? AND name=?",
+                      (processed, failed, skipped, retries, kinds, pipeline, stage))
+        self._counts.clear()
 
     # dlq: dead letters --------------------------------------------------------------------------------------
     def dead_letter(self, pipeline: str, stage: str, key: str | None, offset: int | None, payload: str | None,
