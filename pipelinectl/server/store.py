@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS dlq(
   first_seen REAL NOT NULL, last_seen REAL NOT NULL, headers TEXT NOT NULL DEFAULT '{}',
   details TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX IF NOT EXISTS dlq_pipeline ON dlq(pipeline, seq);
+CREATE INDEX IF NOT EXISTS dlq_key ON dlq(pipeline, stage, key, error_kind);
 CREATE TABLE IF NOT EXISTS stages(
   pipeline TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL, parallelism INTEGER NOT NULL,
   version INTEGER NOT NULL, paused_until REAL, processed INTEGER NOT NULL DEFAULT 0,
@@ -376,6 +377,19 @@ class Store:
     def dead_letter(self, pipeline: str, stage: str, key: str | None, offset: int | None, payload: str | None,
                     kind: str, message: str, attempts: int, first_seen: float, last_seen: float,
                     details: dict[str, Any]) -> int:
+        """Dead-letter an item; returns its DLQ sequence number.
+
+        A key already in the DLQ for the same stage and error kind keeps its one
+        entry (id, first_seen): its attempts add up, and last_seen, message,
+        payload and details become this failure's.
+        """
+        seq = None if key is None else self._scalar(
+            "SELECT seq FROM dlq WHERE pipeline=? AND stage=? AND key=? AND error_kind=? ORDER BY seq LIMIT 1",
+            (pipeline, stage, key, kind))
+        if seq is not None:
+            self._run('UPDATE dlq SET attempts=attempts+?, last_seen=?, message=?, payload=?, "offset"=?, details=? '
+                      "WHERE seq=?", (attempts, last_seen, message, payload, offset, dumps(details), seq))
+            return seq
         return self._run(
             'INSERT INTO dlq(pipeline, stage, key, "offset", payload, error_kind, message, attempts, first_seen, '
             "last_seen, details) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
