@@ -72,6 +72,7 @@ class RetryPolicy:
 
 
 Handler = Callable[["Item"], Awaitable[Any]]
+StatusReader = Callable[[], Any]  # returns a pipelinectl.model.Pipeline
 
 
 @dataclass
@@ -109,6 +110,7 @@ class Pipeline:
         self.stages: list[StageDef] = []
         self.source_fn: Callable[[int], AsyncIterator[tuple[str, Any]]] | None = None
         self.sagas: dict[str, SagaDef] = {}
+        self.start_hooks: list[Callable[[StatusReader], None]] = []
 
     def stage(self, fn: Handler | None = None, /, **options: Any) -> Any:
         """Decorator: `@p.stage` or `@p.stage(parallelism=4, capacity=50, name="parse")`."""
@@ -139,6 +141,16 @@ class Pipeline:
     def saga(self, name: str, steps: list[Step]) -> SagaDef:
         self.sagas[name] = SagaDef(name, steps)
         return self.sagas[name]
+
+    def on_start(self, fn: Callable[[StatusReader], None]) -> Any:
+        """Decorator for `fn(status)`, called when the runtime starts this pipeline.
+
+        `status()` returns the pipeline's current status, the `Pipeline` model that
+        `pipelinectl status` shows (stages, DLQ sizes, sagas by status), so code of
+        the pipeline can adapt to it (the demo caps its fault injection this way).
+        """
+        self.start_hooks.append(fn)
+        return fn
 
 
 SagaStarter = Callable[[str, str, Any], str]

@@ -49,6 +49,8 @@ class PipelineRuntime:
         return self.scheduler.next_offset
 
     def start(self) -> None:
+        for hook in self.spec.start_hooks:
+            hook(self.view)
         self.scheduler.start(self.spec.source_fn)
         for job_id in self.store.active_replays(self.name):
             self._spawn_replay(job_id)
