@@ -131,6 +131,14 @@ class UnavailableError(PipelinectlError):
     http_status = 503
 
 
+class UnreachableError(UnavailableError):
+    """The plane could not be connected to at all (refused, connect timeout, no route).
+
+    Retried only briefly (`transport.UNREACHABLE_WITHIN`): a plane that is down answers
+    fast and stays down, and an operator must hear so within two seconds.
+    """
+
+
 class ThrottledError(UnavailableError):
     code = "RESOURCE_EXHAUSTED"
     http_status = 429
@@ -147,7 +155,7 @@ class UnsupportedError(PipelinectlError):
     http_status = 501
 
     @classmethod
-    def verb(cls, driver: str, verb: str, why: str | None = None) -> "UnsupportedError":
+    def verb(cls, driver: str, verb: str, why: str | None = None) -> UnsupportedError:
         text = f"'{verb}' is not supported by the {driver} driver"
         return cls(f"{text}: {why}" if why else text)
 
@@ -195,6 +203,27 @@ CANONICAL: dict[str, type[PipelinectlError]] = {
     "INTERNAL": InternalError,
     "UNKNOWN": InternalError,
 }
+
+
+# HTTP status -> the error class that answers it, derived from the classes themselves:
+# the first class in this order claiming a status wins (409 is a conflict, not "already exists").
+_BY_STATUS_ORDER: tuple[type[PipelinectlError], ...] = (
+    UsageError, UnauthenticatedError, PermissionDeniedError, NotFoundError, ConflictError,
+    StaleVersionError, ThrottledError, UnsupportedError, UnavailableError, DeadlineExceededError,
+)
+HTTP_STATUS_ERRORS: dict[int, type[PipelinectlError]] = {}
+for _cls in _BY_STATUS_ORDER:
+    HTTP_STATUS_ERRORS.setdefault(_cls.http_status, _cls)
+HTTP_STATUS_ERRORS.setdefault(502, UnavailableError)  # a proxy in front of a plane that is down
+del _cls
+
+
+def error_class_for_status(status: int) -> type[PipelinectlError]:
+    """The error kind of an HTTP status that carries no body we understand (any 5xx is transient)."""
+    cls = HTTP_STATUS_ERRORS.get(status)
+    if cls is not None:
+        return cls
+    return UnavailableError if status >= 500 else InternalError
 
 
 def from_canonical(code: str, message: str, **kwargs: object) -> PipelinectlError:

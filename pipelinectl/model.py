@@ -241,7 +241,7 @@ class Saga(Resource):
     definition: str
     status: str  # SagaStatus
     current_step: str | None = None
-    completed_steps: list[str] = field(default_factory=list)
+    completed_steps: list[str] | None = field(default_factory=list)  # None: this view cannot tell
     last_error: str | None = None
     started_at: datetime | None = None
     updated_at: datetime | None = None

@@ -49,6 +49,15 @@ def _kinds(counts: dict[str, int]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(counts.items()) if v) or "-"
 
 
+def _joined(value: Any) -> Any:
+    """A list or mapping on one line: `a, b` / `k v, k v`."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return value
+
+
 def _clip(text: Any, width: int = 60) -> str:
     text = "-" if text in (None, "") else str(text).replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -111,7 +120,7 @@ COLUMNS: dict[str, list[Column]] = {
         Column("DEFINITION", lambda s: s.definition),
         Column("STATUS", lambda s: s.status),
         Column("CURRENT STEP", lambda s: s.current_step or "-"),
-        Column("COMPLETED", lambda s: len(s.completed_steps)),
+        Column("COMPLETED", lambda s: "-" if s.completed_steps is None else len(s.completed_steps)),
         Column("AGE", lambda s: _age(s.started_at)),
         Column("LAST ERROR", lambda s: _clip(s.last_error, 40)),
         Column("UPDATED", lambda s: _age(s.updated_at), wide_only=True),
@@ -184,7 +193,10 @@ class Renderer:
 
     # -- entry point --------------------------------------------------------
     def emit(self, obj: Any, *, kind: str | None = None) -> None:
-        """Render a resource, a list, or an iterator of resources (streamed where the format allows)."""
+        """Render a resource, a mapping with `kind`, a list, or an iterator of resources (streamed where it can)."""
+        if isinstance(obj, dict):
+            self.emit_mapping(obj)
+            return
         if isinstance(obj, Resource) and not isinstance(obj, ResourceList):
             self._one(obj)
             return
@@ -235,8 +247,14 @@ class Renderer:
         self.stream.flush()
 
     def emit_mapping(self, data: dict[str, Any]) -> None:
-        """Machine output of a plain mapping that carries `kind` (config, version, status rows)."""
-        if self.fmt == "jsonl":
+        """A plain mapping that carries `kind` (config, version, a plugin's facts).
+
+        Machine formats print it as it is; table/wide show `key: value` lines, lists and
+        mappings joined on one line.
+        """
+        if self.fmt in ("table", "wide"):
+            self.key_values([(key, _joined(value)) for key, value in data.items() if key != "kind"])
+        elif self.fmt == "jsonl":
             self._line(data)
         elif self.fmt == "name":
             ident = data.get("name") or data.get("id") or ""

@@ -52,6 +52,8 @@ class Capability(str, Enum):
     SAGA_TERMINATE = "saga-terminate"
     SAGA_RETRY = "saga-retry"
     SAGA_FORCE_COMPLETE = "saga-force-complete"
+    SAGA_CANCEL = "saga-cancel"
+    SAGA_ADVANCE = "saga-advance"
     SAGA_QUERY = "saga-query"
     SAGA_BATCH = "saga-batch"
 
@@ -84,6 +86,7 @@ class ControlPlane(Protocol):
 
     driver: str
     capabilities: frozenset[Capability]
+    url_schemes: tuple[str, ...]  # the schemes a context's url may use (`config set-context` checks)
 
     # -- status -----------------------------------------------------------
     def status(self, pipeline: str | None = None) -> list[Pipeline]: ...
@@ -125,6 +128,13 @@ class ControlPlane(Protocol):
                    dry_run: bool = False, options: dict[str, Any] | None = None) -> Saga: ...
     def saga_force_complete(self, pipeline: str, saga_id: str, reason: str, *,
                             dry_run: bool = False) -> Saga: ...
+    def saga_cancel(self, pipeline: str, saga_id: str, reason: str, *, dry_run: bool = False) -> Saga:
+        """Graceful: no further forward steps; the completed ones are compensated in reverse; ends compensated."""
+        ...
+    def saga_advance(self, pipeline: str, saga_id: str, step: str, reason: str, *,
+                     result: Any = None, dry_run: bool = False) -> Saga:
+        """An operator did `step` (the current one) by hand: record it done with `result`; the saga goes on."""
+        ...
     def saga_batch(self, action: str, selection: SagaFilter, reason: str, *,
                    dry_run: bool = False) -> BatchJob: ...
     def saga_batch_show(self, pipeline: str, job_id: str) -> BatchJob: ...
@@ -137,6 +147,7 @@ class UnsupportedVerbs:
 
     driver: str = "?"
     capabilities: frozenset[Capability] = frozenset()
+    url_schemes: tuple[str, ...] = ()  # empty: any scheme
 
     def _unsupported(self, verb: str) -> Any:
         from .errors import UnsupportedError
@@ -202,6 +213,12 @@ class UnsupportedVerbs:
 
     def saga_force_complete(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
         return self._unsupported("saga force-complete")
+
+    def saga_cancel(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("saga cancel")
+
+    def saga_advance(self, pipeline, saga_id, step, reason, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("saga advance")
 
     def saga_batch(self, action, selection, reason, **kw):  # type: ignore[no-untyped-def]
         return self._unsupported(f"saga {action} --query")

@@ -190,6 +190,22 @@ def make_driver(connection: Connection) -> ControlPlane:
     return factory(connection)
 
 
+def driver_url_schemes(name: str) -> tuple[str, ...]:
+    """The URL schemes a driver serves (its factory's `url_schemes`); empty when it does not say.
+
+    Loads the driver: only `config set-context` asks, so the import is paid rarely.
+    A driver that fails to load declares nothing; using it reports the load error.
+    """
+    entry = driver_entries().get(name)
+    if entry is None:
+        return ()
+    try:
+        declared = getattr(entry.load(), "url_schemes", None)
+    except PluginLoadError:
+        return ()
+    return tuple(declared) if declared else ()
+
+
 # -- plugin list ----------------------------------------------------------------
 
 

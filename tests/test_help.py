@@ -160,7 +160,8 @@ def test_fast_paths_import_no_framework_client_or_server(argv: list[str]) -> Non
         "from pipelinectl.__main__ import main\n"
         f"rc = main({argv!r})\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'rich', 'httpx', 'yaml')\n"
-        "               or m.startswith('pipelinectl.server') or m in ('fastapi', 'uvicorn'))\n"
+        "               or m.startswith(('pipelinectl.server', 'pipelinectl.ui'))\n"
+        "               or m.split('.')[0] in ('fastapi', 'uvicorn', 'starlette', 'jinja2'))\n"
         "sys.stderr.write(f'{rc} {heavy}')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=ROOT,

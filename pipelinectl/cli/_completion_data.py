@@ -70,6 +70,21 @@ TREE = {
             'variadic': False,
             'commands': {},
         },
+        'ui': {
+            'summary': 'Serve the web dashboard on 127.0.0.1 (graph, live metrics, DLQ, sagas)',
+            'hidden': False,
+            'options': {
+                '--all-contexts': (None, 'Every context of the config'),
+                '--allow-writes': (None, 'Offer pause/resume/drain, scale, DLQ redrive and saga retry/force-fail; each asks in the page'),
+                '-h': (None, 'show the help and exit'),
+                '--help': (None, 'show the help and exit'),
+                '--open': (None, 'Open the dashboard in the default web browser'),
+                '--port': ('', 'Port on 127.0.0.1 (default: a free one)'),
+            },
+            'args': [],
+            'variadic': False,
+            'commands': {},
+        },
         'pause': {
             'summary': 'Stop a stage taking new items; in-flight items finish',
             'hidden': False,

@@ -21,6 +21,7 @@ COMMANDS: dict[str, CommandSpec] = {
     # Inspect
     "status": CommandSpec("pipelinectl.cli.status:status", "Show pipelines and stages at a glance", "Inspect"),
     "wait": CommandSpec("pipelinectl.cli.wait:wait", "Wait until a condition holds (state, depth, DLQ count, saga, replay)", "Inspect"),
+    "ui": CommandSpec("pipelinectl.cli.ui:ui", "Serve the web dashboard on 127.0.0.1 (graph, live metrics, DLQ, sagas)", "Inspect"),
     # Stage control
     "pause": CommandSpec("pipelinectl.cli.stage:pause", "Stop a stage taking new items; in-flight items finish", "Control stages"),
     "resume": CommandSpec("pipelinectl.cli.stage:resume", "Let a paused or draining stage take items again", "Control stages"),

@@ -30,15 +30,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# URL schemes each known driver accepts; a plugin driver may declare `url_schemes` on its factory.
-URL_SCHEMES: dict[str, tuple[str, ...]] = {
-    "http": ("http", "https"),
-    "temporal": ("http", "https"),
-    "nats": ("nats", "tls", "ws", "wss"),
-    "rabbitmq": ("amqp", "amqps", "http", "https"),
-    "redis": ("redis", "rediss", "unix"),
-    "celery": ("redis", "rediss", "amqp", "amqps"),
-}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,99}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
@@ -358,18 +349,6 @@ def _check_driver(driver: str) -> None:
                          hint=f"installed drivers: {', '.join(names)}; see 'pipelinectl plugin list'")
 
 
-def _schemes(driver: str) -> tuple[str, ...] | None:
-    if driver in URL_SCHEMES:
-        return URL_SCHEMES[driver]
-    try:  # a plugin driver may declare its schemes; loading it is fine for a rare command
-        from pipelinectl.plugins import driver_entries
-
-        declared = getattr(driver_entries()[driver].load(), "url_schemes", None)
-    except Exception:
-        return None
-    return tuple(declared) if declared else None
-
-
 def _check_url(driver: str, url: str) -> None:
     from urllib.parse import urlsplit
 
@@ -385,8 +364,10 @@ def _check_url(driver: str, url: str) -> None:
         parts.port  # noqa: B018  (validates the port)
     except ValueError:
         raise UsageError(f"--url: '{url}' has an invalid port") from None
-    schemes = _schemes(driver)
-    if schemes is not None:
+    from pipelinectl.plugins import driver_url_schemes
+
+    schemes = driver_url_schemes(driver)
+    if schemes:
         for part in url.split(","):
             scheme = urlsplit(part.strip()).scheme
             if scheme not in schemes:

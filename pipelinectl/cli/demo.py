@@ -164,6 +164,7 @@ def up(
     _select_context(state["url"])
     _info(f"context '{CONTEXT}' selected")
     _show_status()
+    _info("dashboard: pipelinectl ui --open (read-only; add --allow-writes for pause, redrive and the rest)")
 
 
 def _start(port: int | None, fresh: bool, timeout: float) -> dict[str, Any]:

@@ -5,6 +5,8 @@ match, unknown IDs are refused, and the operator confirms that count. The
 action then runs on exactly those IDs (in chunks, with a progress bar on a
 TTY), so items arriving between the prompt and the action are never touched.
 An item leaves the DLQ only when the plane has accepted its redrive.
+`plan_bulk` and `apply_bulk` are that flow without the printing; the dashboard
+(pipelinectl.ui) calls them too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import itertools
 import sys
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -67,7 +70,7 @@ _SINCE = typer.Option(None, "--since", metavar="TIME", help="Last seen at or aft
 _UNTIL = typer.Option(None, "--until", metavar="TIME", help="Last seen before TIME.")
 
 
-def _selection(session: Session, pipeline: str, *, ids: list[str] | None = None, all_: bool = False,
+def build_selection(session: Session, pipeline: str, *, ids: list[str] | None = None, all_: bool = False,
                stage: str | None, error_kind: str | None, since: str | None, until: str | None) -> DLQFilter:
     """Build and check a selection locally (times, kinds), then the stage against the plane."""
     from pipelinectl.model import ERROR_KINDS, DLQFilter
@@ -124,7 +127,7 @@ def list_(
     """
     session = current()
     target = session.pipeline(pipeline)
-    selection = _selection(session, target, stage=stage, error_kind=error_kind, since=since, until=until)
+    selection = build_selection(session, target, stage=stage, error_kind=error_kind, since=since, until=until)
     fmt = session.options.output
     streaming = fmt in ("jsonl", "name")
     cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
@@ -227,13 +230,38 @@ def show(
 
 
 # -- redrive / purge -----------------------------------------------------------------------------------
-def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: str | None,
-          error_kind: str | None, since: str | None, until: str | None, dry_run: bool, yes: bool,
-          always_confirm: bool) -> None:
-    """validate -> plan (dry run on the plane) -> (report | confirm) -> act in chunks -> audit -> render."""
-    from pipelinectl.model import BulkResult, DLQFilter
+@dataclass
+class BulkPlan:
+    """A redrive or purge as the plane planned it (a dry run): exactly the items the action will touch."""
 
-    session = current()
+    action: str  # "redrive" | "purge"
+    pipeline: str
+    selection: DLQFilter
+    plan: BulkResult
+    what: str  # the selection in words, for the confirmation and the report
+    bulk: bool  # several IDs, --all or filters: the operator confirms the count
+    arguments: dict[str, Any]  # what the audit line records
+
+    @property
+    def count(self) -> int:
+        return len(self.plan.matched)
+
+
+@dataclass
+class BulkOutcome:
+    result: BulkResult
+    interrupted: bool = False  # Ctrl-C between chunks: the rest stays in the DLQ
+
+
+def plan_bulk(session: Session, action: str, ids: list[str], *, all_: bool = False, pipeline: str | None = None,
+              stage: str | None = None, error_kind: str | None = None, since: str | None = None,
+              until: str | None = None) -> BulkPlan:
+    """validate -> plan (a dry run on the plane); unknown IDs are refused. Changes nothing.
+
+    The first half of the flow behind `dlq redrive` and `dlq purge`, for the CLI and the dashboard.
+    """
+    if action not in ("redrive", "purge"):
+        raise UsageError(f"unknown DLQ action '{action}'", hint="choose from redrive, purge")
     has_filters = any(v is not None for v in (stage, error_kind, since, until))
     if ids and (all_ or has_filters):
         raise UsageError(f"give item IDs, or --all / filters, not both (dlq {action} ID... | --all | filters)")
@@ -241,39 +269,42 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
         raise UsageError(f"nothing selected: dlq {action} needs item IDs, --all, or a filter "
                          "(--stage, --error-kind, --since, --until)")
     target = session.pipeline(pipeline)
-    selection = _selection(session, target, ids=list(dict.fromkeys(ids)), all_=all_, stage=stage,
+    selection = build_selection(session, target, ids=list(dict.fromkeys(ids)), all_=all_, stage=stage,
                            error_kind=error_kind, since=since, until=until)
-    verb = session.plane.dlq_redrive if action == "redrive" else session.plane.dlq_purge
-    plan: BulkResult = verb(selection, dry_run=True)
+    plan: BulkResult = _verb(session, action)(selection, dry_run=True)
     missing = [i for i in selection.ids if i not in set(plan.matched)]
     if missing:
         raise NotFoundError(f"DLQ item{'s' if len(missing) > 1 else ''} not found in pipeline '{target}': "
                             f"{', '.join(missing)}", hint="nothing was changed; see 'pipelinectl dlq list'")
-    what = _describe(selection) or ", ".join(selection.ids)
-    count = len(plan.matched)
-    if count == 0:
-        if dry_run:
-            dry_run_note(session, f"no DLQ items match ({what})")
-        else:
-            session.info(f"no DLQ items match ({what}); nothing to {action}")
-        _render(session, plan, show_ids=False)
-        return
-    if dry_run:
-        dry_run_note(session, f"{action} would act on {plural(count, 'item')} of pipeline '{target}' ({what})")
-        _render(session, plan, show_ids=True)
-        return
-    bulk = all_ or has_filters or len(selection.ids) > 1
-    if always_confirm or bulk:
-        session.confirm(f"{action} {plural(count, 'DLQ item')} of pipeline '{target}' ({what})", yes=yes)
+    return BulkPlan(action=action, pipeline=target, selection=selection, plan=plan,
+                    what=_describe(selection) or ", ".join(selection.ids),
+                    bulk=all_ or has_filters or len(selection.ids) > 1,
+                    arguments={"ids": selection.ids, "all": all_, "stage": stage, "error_kind": error_kind,
+                               "since": since, "until": until, "matched": len(plan.matched)})
 
+
+def apply_bulk(session: Session, bulk: BulkPlan, *, yes: bool, always_confirm: bool) -> BulkOutcome:
+    """confirm (a bulk selection; purge always) -> act on exactly the planned IDs, in chunks -> audit.
+
+    Items that arrived after the plan are never touched. Ctrl-C stops between chunks;
+    the partial result is still returned and audited.
+    """
+    from pipelinectl.model import BulkResult, DLQFilter
+
+    count = bulk.count
+    target = bulk.pipeline
+    if count == 0:
+        return BulkOutcome(BulkResult(action=bulk.action, pipeline=target))
+    if always_confirm or bulk.bulk:
+        session.confirm(f"{bulk.action} {plural(count, 'DLQ item')} of pipeline '{target}' ({bulk.what})", yes=yes)
+    verb = _verb(session, bulk.action)
     interrupted: list[bool] = []
 
     def act() -> BulkResult:
-        """Chunk by chunk; Ctrl-C stops between chunks and the partial result is still reported and audited."""
-        total = BulkResult(action=action, pipeline=target, matched=list(plan.matched))
-        with progress(session, f"{action} {target}", count) as bar:
+        total = BulkResult(action=bulk.action, pipeline=target, matched=list(bulk.plan.matched))
+        with progress(session, f"{bulk.action} {target}", count) as bar:
             for start in range(0, count, CHUNK):
-                chunk = plan.matched[start:start + CHUNK]
+                chunk = bulk.plan.matched[start:start + CHUNK]
                 try:
                     done = verb(DLQFilter(pipeline=target, ids=chunk), dry_run=False)
                 except KeyboardInterrupt:
@@ -284,16 +315,42 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
                 bar.advance(len(chunk))
         return total
 
-    arguments: dict[str, Any] = {"ids": selection.ids, "all": all_, "stage": stage, "error_kind": error_kind,
-                                 "since": since, "until": until, "matched": count}
-    result = mutate(session, verb=f"dlq {action}", target=f"{target}/dlq", arguments=arguments, call=act,
+    result = mutate(session, verb=f"dlq {bulk.action}", target=f"{target}/dlq", arguments=bulk.arguments, call=act,
                     summary=lambda r: f"succeeded={len(r.succeeded)} failed={len(r.failed)}"
                                       + (" interrupted" if interrupted else ""))
+    return BulkOutcome(result, interrupted=bool(interrupted))
+
+
+def _verb(session: Session, action: str) -> Any:
+    return session.plane.dlq_redrive if action == "redrive" else session.plane.dlq_purge
+
+
+def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: str | None,
+          error_kind: str | None, since: str | None, until: str | None, dry_run: bool, yes: bool,
+          always_confirm: bool) -> None:
+    """plan -> (report | confirm and act) -> render; the CLI's face of plan_bulk and apply_bulk."""
+    session = current()
+    bulk = plan_bulk(session, action, ids, all_=all_, pipeline=pipeline, stage=stage, error_kind=error_kind,
+                     since=since, until=until)
+    target, count = bulk.pipeline, bulk.count
+    if count == 0:
+        if dry_run:
+            dry_run_note(session, f"no DLQ items match ({bulk.what})")
+        else:
+            session.info(f"no DLQ items match ({bulk.what}); nothing to {action}")
+        _render(session, bulk.plan, show_ids=False)
+        return
+    if dry_run:
+        dry_run_note(session, f"{action} would act on {plural(count, 'item')} of pipeline '{target}' ({bulk.what})")
+        _render(session, bulk.plan, show_ids=True)
+        return
+    outcome = apply_bulk(session, bulk, yes=yes, always_confirm=always_confirm)
+    result = outcome.result
     past = "redriven" if action == "redrive" else "purged"
     say(session, f"{plural(len(result.succeeded), 'item')} {past} from pipeline '{target}' "
                  f"(context '{context_label(session)}')")
     _render(session, result, show_ids=False)
-    if interrupted:
+    if outcome.interrupted:
         left = count - len(result.succeeded) - len(result.failed)
         sys.stderr.write(f"interrupted: {plural(left, 'item')} not {past}; they stay in the DLQ\n")
         raise KeyboardInterrupt
@@ -302,8 +359,8 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
             sys.stderr.write(f"  {item_id}: {session.redact(reason)}\n")
         raise ConflictError(f"{plural(len(result.failed), 'item')} could not be {past}; they stay in the DLQ",
                             hint="see the reasons above; retry with their IDs")
-    if not selection.ids:
-        _still_matching(session, selection, action)
+    if not bulk.selection.ids:
+        _still_matching(session, bulk.selection, action)
 
 
 def _still_matching(session: Session, selection: DLQFilter, action: str) -> None:

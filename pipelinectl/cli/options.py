@@ -9,7 +9,7 @@ module free of third-party imports: it runs on every invocation.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml", "jsonl", "name")
 
@@ -26,6 +26,7 @@ class GlobalOptions:
     timeout: float = 30.0
     no_color: bool = False
     verbose: int = 0
+    contexts: list[str] = field(default_factory=list)  # every --context given, in order (`ui` shows several)
 
     @property
     def machine(self) -> bool:
@@ -81,6 +82,8 @@ def _assign(options: GlobalOptions, attr: str, value: str | None, flag: str) -> 
         if not value:
             raise OptionError(f"{flag} needs a value")
         setattr(options, attr, value)
+        if attr == "context":
+            options.contexts.append(value)
 
 
 def split_global_options(argv: list[str]) -> tuple[GlobalOptions, list[str]]:

@@ -4,12 +4,15 @@ A saga is read first (an unknown ID is refused before anything is sent), the
 plane is asked for a dry run (a saga in the wrong status is refused before the
 prompt, not after), then force-fail and force-complete confirm, naming the
 saga, its status and the context. `--query` acts on many sagas at once through
-the engine's batch operation; it confirms too.
+the engine's batch operation; it confirms too. `force_fail_saga`, `retry_saga`
+and `force_complete_saga` are the one-saga flows without the printing; the
+dashboard (pipelinectl.ui) calls them too.
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -122,7 +125,7 @@ def _inspect(saga_id: str, pipeline: str | None) -> None:
     r = session.renderer
     r.key_values([
         ("ID", saga.id), ("Pipeline", saga.pipeline), ("Definition", saga.definition), ("Status", saga.status),
-        ("Current step", saga.current_step), ("Completed steps", ", ".join(saga.completed_steps)),
+        ("Current step", saga.current_step), ("Completed steps", ", ".join(saga.completed_steps or [])),
         ("Last error", saga.last_error), ("Started", saga.started_at), ("Updated", saga.updated_at),
         ("Closed", saga.closed_at),
     ], title=f"Saga {saga.id}")
@@ -224,31 +227,79 @@ def show(
 
 
 # -- the mutating verbs ----------------------------------------------------------------------------------
-def _where(saga: Saga) -> str:
+def describe_saga(saga: Saga) -> str:
+    """How a confirmation names a saga: its ID, definition, status and step."""
     at = f" at step {saga.current_step}" if saga.current_step else ""
     return f"saga '{saga.id}' ({saga.definition}, {saga.status}{at})"
 
 
+@dataclass
+class SagaChange:
+    """What a saga verb did (or, on a dry run, would do): the saga as read before and as the plane answered."""
+
+    verb: str  # "force-fail" | "retry" | "force-complete"
+    pipeline: str
+    before: Saga
+    after: Saga  # the plane's plan on a dry run
+    dry_run: bool
+
+
 def _one(session: Session, verb: str, saga_id: str, pipeline: str, arguments: dict[str, Any], *,
-         confirm: bool, yes: bool, dry_run: bool, call: Any) -> None:
-    """read -> dry run on the plane -> (report | confirm) -> act -> audit -> render."""
+         confirm: bool, yes: bool, dry_run: bool, call: Any) -> SagaChange:
+    """read -> dry run on the plane -> (stop | confirm) -> act -> audit. Nothing here prints."""
     before = session.plane.saga_show(pipeline, saga_id)
     planned: Saga = call(True)
     if dry_run:
-        dry_run_note(session, f"{verb} {_where(before)} would leave it {planned.status}")
-        _render(session, planned)
-        return
+        return SagaChange(verb=verb, pipeline=pipeline, before=before, after=planned, dry_run=True)
     if confirm:
-        session.confirm(f"{verb} {_where(before)} in pipeline '{pipeline}'", yes=yes)
+        session.confirm(f"{verb} {describe_saga(before)} in pipeline '{pipeline}'", yes=yes)
     after = mutate(session, verb=f"saga {verb}", target=f"{pipeline}/{saga_id}", arguments=arguments,
                    call=lambda: call(False), summary=lambda s: s.status)
-    say(session, f"saga {saga_id}: {after.status} (was {before.status}; context '{context_label(session)}')")
-    _render(session, after)
+    return SagaChange(verb=verb, pipeline=pipeline, before=before, after=after, dry_run=False)
 
 
-def _render(session: Session, saga: Saga) -> None:
+def force_fail_saga(session: Session, saga_id: str, reason: str | None, *, terminate: bool = False,
+                    pipeline: str | None = None, dry_run: bool = False, yes: bool = False) -> SagaChange:
+    """The flow behind `saga force-fail ID`, for the CLI and the dashboard: a reason is required; confirms."""
+    why = _reason(reason, "force-fail")
+    target = session.pipeline(pipeline)
+    return _one(session, "force-fail", saga_id, target, {"reason": why, "terminate": terminate},
+                confirm=True, yes=yes, dry_run=dry_run,
+                call=lambda dry: session.plane.saga_force_fail(target, saga_id, why, terminate=terminate,
+                                                               dry_run=dry))
+
+
+def retry_saga(session: Session, saga_id: str, reason: str | None = None, *, event_id: int | None = None,
+               pipeline: str | None = None, dry_run: bool = False) -> SagaChange:
+    """The flow behind `saga retry ID`, for the CLI and the dashboard: one saga does not confirm."""
+    target = session.pipeline(pipeline)
+    why = reason.strip() if reason and reason.strip() else None
+    options = {"event_id": event_id} if event_id is not None else None
+    arguments: dict[str, Any] = {"reason": why}
+    if event_id is not None:
+        arguments["event_id"] = event_id
+    return _one(session, "retry", saga_id, target, arguments, confirm=False, yes=False, dry_run=dry_run,
+                call=lambda dry: session.plane.saga_retry(target, saga_id, why, dry_run=dry, options=options))
+
+
+def force_complete_saga(session: Session, saga_id: str, reason: str | None, *, pipeline: str | None = None,
+                        dry_run: bool = False, yes: bool = False) -> SagaChange:
+    """The flow behind `saga force-complete ID`: a reason is required; confirms."""
+    why = _reason(reason, "force-complete")
+    target = session.pipeline(pipeline)
+    return _one(session, "force-complete", saga_id, target, {"reason": why}, confirm=True, yes=yes,
+                dry_run=dry_run, call=lambda dry: session.plane.saga_force_complete(target, saga_id, why, dry_run=dry))
+
+
+def _report(session: Session, change: SagaChange) -> None:
+    saga_id = change.before.id
+    if change.dry_run:
+        dry_run_note(session, f"{change.verb} {describe_saga(change.before)} would leave it {change.after.status}")
+    else:
+        say(session, f"saga {saga_id}: {change.after.status} (was {change.before.status}; "
+                     f"context '{context_label(session)}')")
     if session.options.output != "table":
-        session.emit(saga)
+        session.emit(change.after)
 
 
 def _batch(session: Session, action: str, query: str, reason: str, pipeline: str, *, yes: bool,
@@ -333,15 +384,14 @@ def force_fail(
     """
     session = current()
     _target(saga_id, query, "force-fail")
-    why = _reason(reason, "force-fail")
-    target = session.pipeline(pipeline)
     if query:
-        _batch(session, "terminate" if terminate else "force-fail", query, why, target, yes=yes, dry_run=dry_run)
+        why = _reason(reason, "force-fail")
+        _batch(session, "terminate" if terminate else "force-fail", query, why, session.pipeline(pipeline), yes=yes,
+               dry_run=dry_run)
         return
     assert saga_id is not None
-    _one(session, "force-fail", saga_id, target, {"reason": why, "terminate": terminate},
-         confirm=True, yes=yes, dry_run=dry_run,
-         call=lambda dry: session.plane.saga_force_fail(target, saga_id, why, terminate=terminate, dry_run=dry))
+    _report(session, force_fail_saga(session, saga_id, reason, terminate=terminate, pipeline=pipeline,
+                                     dry_run=dry_run, yes=yes))
 
 
 @app.command("retry")
@@ -367,20 +417,14 @@ def retry(
     """
     session = current()
     _target(saga_id, query, "retry")
-    target = session.pipeline(pipeline)
-    why = reason.strip() if reason and reason.strip() else None
     if query:
         if event_id is not None:
             raise UsageError("--event-id applies to one saga, not to --query")
-        _batch(session, "retry", query, why or "", target, yes=yes, dry_run=dry_run)
+        why = reason.strip() if reason and reason.strip() else None
+        _batch(session, "retry", query, why or "", session.pipeline(pipeline), yes=yes, dry_run=dry_run)
         return
     assert saga_id is not None
-    options = {"event_id": event_id} if event_id is not None else None
-    arguments: dict[str, Any] = {"reason": why}
-    if event_id is not None:
-        arguments["event_id"] = event_id
-    _one(session, "retry", saga_id, target, arguments, confirm=False, yes=yes, dry_run=dry_run,
-         call=lambda dry: session.plane.saga_retry(target, saga_id, why, dry_run=dry, options=options))
+    _report(session, retry_saga(session, saga_id, reason, event_id=event_id, pipeline=pipeline, dry_run=dry_run))
 
 
 @app.command("force-complete")
@@ -400,7 +444,4 @@ def force_complete(
       pipelinectl saga force-complete saga-order-000042 --reason "shipped manually, ticket OPS-7"
     """
     session = current()
-    why = _reason(reason, "force-complete")
-    target = session.pipeline(pipeline)
-    _one(session, "force-complete", saga_id, target, {"reason": why}, confirm=True, yes=yes, dry_run=dry_run,
-         call=lambda dry: session.plane.saga_force_complete(target, saga_id, why, dry_run=dry))
+    _report(session, force_complete_saga(session, saga_id, reason, pipeline=pipeline, dry_run=dry_run, yes=yes))

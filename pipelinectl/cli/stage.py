@@ -3,11 +3,13 @@
 Runbook verbs: idempotent, so they never prompt (pausing a paused stage is a
 no-op that says so). Each checks the stage against the plane first (an unknown
 stage is refused, naming the known ones), supports --dry-run, writes one audit
-line, and prints one line saying what changed.
+line, and prints one line saying what changed. `change_stage` is that flow
+without the printing; the dashboard (pipelinectl.ui) calls it too.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -30,6 +32,93 @@ if TYPE_CHECKING:
     from pipelinectl.model import Stage
 
 STAGE_HELP = "The stage, as STAGE or stage=STAGE."
+VERBS = ("pause", "resume", "drain", "scale")
+
+
+@dataclass
+class StageChange:
+    """What a stage verb did (or, on a dry run, would do): the stage as read before and as the plane answered."""
+
+    verb: str
+    pipeline: str
+    stage: str
+    before: Stage | None  # None: the driver cannot read a stage
+    after: Stage
+    dry_run: bool
+    summary: str  # "paused (was running)", "parallelism 4 (was 2)"
+
+    @property
+    def target(self) -> str:
+        return f"{self.pipeline}/{self.stage}"
+
+
+def change_stage(session: Session, verb: str, stage: str, *, pipeline: str | None = None,
+                 until: str | None = None, parallelism: int | None = None, dry_run: bool = False,
+                 expected_version: int | None = None) -> StageChange:
+    """The one flow behind pause, resume, drain and scale, for the CLI and the dashboard alike.
+
+    validate (the stage against the plane, --until, the parallelism range) -> dry run on the
+    plane | call -> audit. Nothing here prints: the caller shows the StageChange. A scale sends
+    the stage version it reads, or `expected_version` when the caller read it earlier (the
+    dashboard, before its confirmation), so a change made meanwhile is a conflict.
+    """
+    if verb not in VERBS:
+        raise UsageError(f"unknown stage verb '{verb}'", hint=f"choose from {', '.join(VERBS)}")
+    name = stage_name(stage)
+    resume_at = None
+    if verb == "pause":
+        resume_at = parse_time(until, "--until", default="future")
+        if resume_at is not None:
+            from datetime import UTC, datetime
+
+            if resume_at <= datetime.now(UTC):
+                raise UsageError(f"--until ({until}) is in the past", hint="give a future time, e.g. --until 30m")
+    if verb == "scale":
+        if parallelism is None:
+            raise UsageError("scale needs --parallelism N")
+        if parallelism < 0:
+            raise UsageError(f"--parallelism must not be negative, got {parallelism}")
+    target_pipeline = session.pipeline(pipeline)
+    before = check_stage(session, target_pipeline, name)
+    arguments: dict[str, Any] = {"stage": name, "pipeline": target_pipeline}
+    plane = session.plane
+    if verb == "pause":
+        if resume_at is not None:
+            arguments["until"] = resume_at.isoformat().replace("+00:00", "Z")
+
+        def call(dry: bool) -> Stage:
+            return plane.pause(target_pipeline, name, until=resume_at, dry_run=dry)
+    elif verb == "resume":
+        def call(dry: bool) -> Stage:
+            return plane.resume(target_pipeline, name, dry_run=dry)
+    elif verb == "drain":
+        def call(dry: bool) -> Stage:
+            return plane.drain(target_pipeline, name, dry_run=dry)
+    else:
+        assert parallelism is not None
+        if before is not None and not before.min_parallelism <= parallelism <= before.max_parallelism:
+            raise UsageError(
+                f"--parallelism {parallelism} is outside [{before.min_parallelism}, {before.max_parallelism}] "
+                f"for stage '{name}'",
+                hint=f"it runs {before.parallelism} now",
+            )
+        arguments["parallelism"] = parallelism
+        version = expected_version
+        if version is None and before is not None:
+            version = before.version
+
+        def call(dry: bool) -> Stage:
+            return plane.scale(target_pipeline, name, parallelism, dry_run=dry, expected_version=version)
+
+    changed = _parallelism_change if verb == "scale" else _state_change
+    if dry_run:
+        after = call(True)
+    else:
+        after = mutate(session, verb=verb, target=f"{target_pipeline}/{name}", arguments=arguments,
+                       call=lambda: call(False),
+                       summary=lambda s: f"{s.state} parallelism={s.parallelism} version={s.version}")
+    return StageChange(verb=verb, pipeline=target_pipeline, stage=name, before=before, after=after,
+                       dry_run=dry_run, summary=changed(before, after))
 
 
 def _describe(stage: Stage) -> str:
@@ -39,33 +128,30 @@ def _describe(stage: Stage) -> str:
     return text
 
 
-def _run(session: Session, verb: str, pipeline: str, before: Stage | None, arguments: dict[str, Any],
-         dry_run: bool, call: Any, changed: Any) -> None:
-    """dry run | call -> audit -> render, for one stage verb."""
-    target = f"{pipeline}/{arguments['stage']}"
-    if dry_run:
-        after = call(True)
-        dry_run_note(session, f"{verb} {target} would leave it {changed(before, after)}")
-        _render(session, after)
-        return
-    after = mutate(session, verb=verb, target=target, arguments=arguments, call=lambda: call(False),
-                   summary=lambda s: f"{s.state} parallelism={s.parallelism} version={s.version}")
-    say(session, f"stage {target}: {changed(before, after)}")
-    _render(session, after)
-
-
-def _render(session: Session, stage: Stage) -> None:
-    """Table mode said it in one line; wide adds the stage row; machine formats get the Stage."""
-    if session.options.output != "table":
-        session.emit(stage)
-
-
 def _state_change(before: Stage | None, after: Stage) -> str:
     if before is None:
         return _describe(after)
     if before.state == after.state and before.paused_until == after.paused_until:
         return f"{_describe(after)} (no change)"
     return f"{_describe(after)} (was {_describe(before)})"
+
+
+def _parallelism_change(before: Stage | None, after: Stage) -> str:
+    if before is None:
+        return f"parallelism {after.parallelism}"
+    if before.parallelism == after.parallelism:
+        return f"parallelism {after.parallelism} (no change)"
+    return f"parallelism {after.parallelism} (was {before.parallelism})"
+
+
+def _report(session: Session, change: StageChange) -> None:
+    """One line saying what changed (or would); wide adds the stage row; machine formats get the Stage."""
+    if change.dry_run:
+        dry_run_note(session, f"{change.verb} {change.target} would leave it {change.summary}")
+    else:
+        say(session, f"stage {change.target}: {change.summary}")
+    if session.options.output != "table":
+        session.emit(change.after)
 
 
 def pause(
@@ -87,21 +173,7 @@ def pause(
       pipelinectl pause stage=ship --until 30m
     """
     session = current()
-    name = stage_name(stage)
-    resume_at = parse_time(until, "--until", default="future")
-    if resume_at is not None:
-        from datetime import UTC, datetime
-
-        if resume_at <= datetime.now(UTC):
-            raise UsageError(f"--until ({until}) is in the past", hint="give a future time, e.g. --until 30m")
-    target_pipeline = session.pipeline(pipeline)
-    before = check_stage(session, target_pipeline, name)
-    arguments: dict[str, Any] = {"stage": name, "pipeline": target_pipeline}
-    if resume_at is not None:
-        arguments["until"] = resume_at.isoformat().replace("+00:00", "Z")
-    _run(session, "pause", target_pipeline, before, arguments, dry_run,
-         lambda dry: session.plane.pause(target_pipeline, name, until=resume_at, dry_run=dry),
-         _state_change)
+    _report(session, change_stage(session, "pause", stage, pipeline=pipeline, until=until, dry_run=dry_run))
 
 
 def resume(
@@ -120,11 +192,7 @@ def resume(
       pipelinectl resume stage=ship
     """
     session = current()
-    name = stage_name(stage)
-    target_pipeline = session.pipeline(pipeline)
-    before = check_stage(session, target_pipeline, name)
-    _run(session, "resume", target_pipeline, before, {"stage": name, "pipeline": target_pipeline}, dry_run,
-         lambda dry: session.plane.resume(target_pipeline, name, dry_run=dry), _state_change)
+    _report(session, change_stage(session, "resume", stage, pipeline=pipeline, dry_run=dry_run))
 
 
 def drain(
@@ -143,15 +211,12 @@ def drain(
       pipelinectl drain stage=ship --dry-run
     """
     session = current()
-    name = stage_name(stage)
-    target_pipeline = session.pipeline(pipeline)
-    before = check_stage(session, target_pipeline, name)
-    _run(session, "drain", target_pipeline, before, {"stage": name, "pipeline": target_pipeline}, dry_run,
-         lambda dry: session.plane.drain(target_pipeline, name, dry_run=dry), _state_change)
+    change = change_stage(session, "drain", stage, pipeline=pipeline, dry_run=dry_run)
+    _report(session, change)
     if not dry_run:
         # The stage stays paused after the drain: the stages before it back up until someone resumes it.
-        session.info(f"drained, '{name}' stays paused and the stages before it back up; "
-                     f"when done: pipelinectl resume {name}")
+        session.info(f"drained, '{change.stage}' stays paused and the stages before it back up; "
+                     f"when done: pipelinectl resume {change.stage}")
 
 
 def scale(
@@ -174,28 +239,5 @@ def scale(
       pipelinectl resize stage=ship --parallelism 2 --dry-run
     """
     session = current()
-    name = stage_name(stage)
-    if parallelism < 0:
-        raise UsageError(f"--parallelism must not be negative, got {parallelism}")
-    target_pipeline = session.pipeline(pipeline)
-    before = check_stage(session, target_pipeline, name)
-    if before is not None and not before.min_parallelism <= parallelism <= before.max_parallelism:
-        raise UsageError(
-            f"--parallelism {parallelism} is outside [{before.min_parallelism}, {before.max_parallelism}] "
-            f"for stage '{name}'",
-            hint=f"it runs {before.parallelism} now",
-        )
-    version = before.version if before is not None else None
-
-    def changed(old: Stage | None, new: Stage) -> str:
-        if old is None:
-            return f"parallelism {new.parallelism}"
-        if old.parallelism == new.parallelism:
-            return f"parallelism {new.parallelism} (no change)"
-        return f"parallelism {new.parallelism} (was {old.parallelism})"
-
-    _run(session, "scale", target_pipeline, before,
-         {"stage": name, "pipeline": target_pipeline, "parallelism": parallelism}, dry_run,
-         lambda dry: session.plane.scale(target_pipeline, name, parallelism, dry_run=dry,
-                                         expected_version=version),
-         changed)
+    _report(session, change_stage(session, "scale", stage, pipeline=pipeline, parallelism=parallelism,
+                                  dry_run=dry_run))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from .. import __version__
-from .session import current
+from pipelinectl import __version__
+from pipelinectl.cli.session import current
 
 
 def version(
@@ -27,15 +27,4 @@ def version(
             info["server"] = server() if callable(server) else None
         except Exception as exc:  # version must answer even when the plane does not
             info["server_error"] = session.redact(getattr(exc, "message", str(exc)))
-    if session.options.output in ("json", "yaml", "jsonl"):
-        from ..output import Renderer
-
-        renderer = Renderer(session.options.output)
-        if session.options.output == "jsonl":
-            renderer._line(info)
-        else:
-            renderer._document(info)
-        return
-    for key, value in info.items():
-        if key != "kind" and value is not None:
-            typer.echo(f"{key}: {value}")
+    session.emit({key: value for key, value in info.items() if value is not None or session.options.machine})

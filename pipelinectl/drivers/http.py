@@ -16,9 +16,6 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
-import functools
-import random
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,25 +23,18 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-if "httpx" not in sys.modules:
-    # httpx imports its own command-line tool (click, rich, pygments) when they are installed;
-    # a None entry makes that optional import fail fast and saves ~0.1 s on every command.
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-import httpx  # noqa: E402
-
 from pipelinectl.errors import (
-    ConflictError,
     DeadlineExceededError,
     InternalError,
-    NotFoundError,
     PermissionDeniedError,
     PipelinectlError,
     StaleVersionError,
-    ThrottledError,
     UnauthenticatedError,
     UnavailableError,
+    UnreachableError,
     UnsupportedError,
     UsageError,
+    error_class_for_status,
     from_canonical,
 )
 from pipelinectl.model import (
@@ -61,36 +51,18 @@ from pipelinectl.model import (
 )
 from pipelinectl.plane import Capability, Connection
 from pipelinectl.redact import REDACTED, redact
+from pipelinectl.transport import (
+    DEFAULT_BACKOFF,
+    UNREACHABLE_WITHIN,
+    connect_timeout,
+    import_httpx,
+    ssl_context,
+)
+
+httpx = import_httpx()  # without httpx's own command line: ~0.1 s saved on every command
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-_STATUS_ERRORS: dict[int, type[PipelinectlError]] = {
-    400: UsageError,
-    401: UnauthenticatedError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    409: ConflictError,
-    412: StaleVersionError,
-    429: ThrottledError,
-    501: UnsupportedError,
-    502: UnavailableError,
-    503: UnavailableError,
-    504: DeadlineExceededError,
-}
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
-
-
-@functools.cache
-def _default_tls_context() -> Any:
-    """The verifying TLS context (certifi's CAs, honouring SSL_CERT_FILE), built once per process."""
-    return httpx.create_ssl_context()
-
-
-@functools.cache
-def _ca_tls_context(path: str) -> Any:
-    """A verifying TLS context trusting the context's ca-file, built once per file."""
-    import ssl
-
-    return ssl.create_default_context(cafile=path)
 
 
 def _seg(value: str) -> str:
@@ -102,17 +74,18 @@ class HttpControlPlane:
     """ControlPlane over HTTP. Build with a Connection; `transport`/`sleep` are for tests."""
 
     driver = "http"
+    url_schemes = ("http", "https")
     capabilities = frozenset(Capability) - {
         Capability.SAGA_QUERY,
         Capability.SAGA_BATCH,
         Capability.SAGA_TERMINATE,
+        Capability.SAGA_CANCEL,
+        Capability.SAGA_ADVANCE,
     }
 
-    # Retry shape: full jitter over base * 2**attempt, capped; at most `max_attempts` tries.
-    backoff_base = 0.2
-    backoff_cap = 5.0
+    # Retry shape (pipelinectl.transport): full jitter over base * 2**attempt, capped; at most `max_attempts` tries.
+    backoff = DEFAULT_BACKOFF
     max_attempts = 6
-    refused_attempts = 3
     min_attempt_timeout = 2.0  # a read attempt gets max(this, deadline/3) before it is retried
 
     def __init__(self, connection: Connection, *, transport: httpx.BaseTransport | None = None,
@@ -136,11 +109,10 @@ class HttpControlPlane:
                 raise UsageError(f"context '{connection.context}': setting 'retries' must be a number") from None
         self.last_request_id: str | None = None  # of the last answered request: for the audit log
         self.last_replayed = False  # the server answered from its idempotency store
-        verify = self._verify()
-        if parts.scheme == "http":
-            verify = False  # no TLS on this connection (redirects are not followed): skip loading a CA bundle
-        elif verify is True:
-            verify = _default_tls_context()  # loaded once per process: --all-contexts builds many clients
+        # No TLS on an http:// connection (redirects are not followed): skip loading a CA bundle.
+        # The verifying contexts are built once per process: --all-contexts builds many clients.
+        verify = ssl_context(connection) if parts.scheme == "https" else False
+        self._connect_timeout = connect_timeout(connection)
         self._client = httpx.Client(
             verify=verify,
             transport=transport,
@@ -150,22 +122,6 @@ class HttpControlPlane:
         )
 
     # -- setup --------------------------------------------------------------
-    def _verify(self) -> Any:
-        conn = self.connection
-        if conn.insecure_skip_tls_verify:
-            return False
-        if conn.ca_file:
-            import os
-            import ssl
-
-            path = os.path.expanduser(conn.ca_file)
-            try:
-                return _ca_tls_context(path)
-            except (OSError, ssl.SSLError) as exc:
-                reason = getattr(exc, "strerror", None) or type(exc).__name__
-                raise UsageError(f"context '{conn.context}': cannot load ca-file {path}: {reason}") from None
-        return True
-
     @staticmethod
     def _user_agent() -> str:
         from pipelinectl import __version__
@@ -208,13 +164,15 @@ class HttpControlPlane:
             try:
                 response = self._client.request(
                     method, url, params=query or None, json=body, headers=headers,
-                    timeout=httpx.Timeout(read, connect=min(remaining, 10.0)),
+                    timeout=httpx.Timeout(read, connect=min(remaining, self._connect_timeout)),
                 )
             except httpx.TimeoutException as exc:
                 self._trace(f"< {method} {url} timed out after {self._ms(sent)} ({type(exc).__name__})")
                 if self._clock() >= deadline:
                     raise self._deadline_error(method, url, attempt, started) from None
                 failure: PipelinectlError = self._unreachable(exc, attempt, started)
+                if isinstance(exc, httpx.ConnectTimeout):
+                    failure = UnreachableError(failure.message, hint=failure.hint)
                 retry_after = None
             except httpx.TransportError as exc:
                 self._trace(f"< {method} {url} failed after {self._ms(sent)}: {self._reason(exc)}")
@@ -242,17 +200,17 @@ class HttpControlPlane:
                     self.last_request_id = request_id
                     raise failure
                 retry_after = self._retry_after(response)
-            # A transient failure: retry when attempts and the deadline allow. A refused
-            # connection gets fewer tries: a plane that is down answers fast and stays down.
-            limit = min(self.max_attempts, self.refused_attempts) if "refused" in failure.message else self.max_attempts
-            if attempt >= limit:
+            # A transient failure: retry when attempts and the deadline allow. A plane that
+            # cannot be connected to gets UNREACHABLE_WITHIN seconds: it is down and stays down.
+            if attempt >= self.max_attempts:
                 raise self._gave_up(failure, attempt, started)
-            delay = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            if self._clock() + delay >= deadline:
+            delay = self.backoff.delay(attempt, retry_after)
+            give_up = deadline
+            if isinstance(failure, UnreachableError):
+                give_up = min(deadline, started + UNREACHABLE_WITHIN)
+            if self._clock() + delay >= give_up:
                 raise self._gave_up(failure, attempt, started, waiting=retry_after)
-            self._trace(f"! retrying in {delay:.2f}s (attempt {attempt + 1}/{limit}): {failure.message}")
+            self._trace(f"! retrying in {delay:.2f}s (attempt {attempt + 1}/{self.max_attempts}): {failure.message}")
             self._sleep(delay)
 
     # -- error shaping ------------------------------------------------------
@@ -290,7 +248,8 @@ class HttpControlPlane:
             hint = ("check the server certificate, or set the CA with "
                     f"'pipelinectl config set-context {self.connection.context} --ca-file FILE'")
             return UnavailableError(f"cannot reach {self._where()}: {reason}", hint=hint)
-        return UnavailableError(
+        kind = UnreachableError if reason in ("connection refused", "host name not found") else UnavailableError
+        return kind(
             f"cannot reach {self._where()}: {reason}",
             hint="is the control plane running? check the url with 'pipelinectl config view'",
         )
@@ -325,9 +284,7 @@ class HttpControlPlane:
                 hint=redact(str(cause)) if cause else None,
             )
         else:
-            cls = _STATUS_ERRORS.get(response.status_code)
-            if cls is None:
-                cls = UnavailableError if response.status_code >= 500 else InternalError
+            cls = error_class_for_status(response.status_code)
             err = cls(f"HTTP {response.status_code} {response.reason_phrase} from {self._where()}",
                       request_id=request_id)
         if isinstance(err, UnauthenticatedError) and not err.hint:

@@ -109,3 +109,25 @@ def test_external_executable_gets_context_settings_not_the_token(cli):
 def test_unknown_command_is_a_usage_error(cli):
     result = cli.run("no-such-command")
     assert result.rc == 2 and "unknown command 'no-such-command'" in result.stderr
+
+
+def test_a_context_url_must_use_a_scheme_its_driver_serves(cli):
+    """The example driver declares url_schemes = ("http", "https"): set-context holds it to them."""
+    refused = cli.run("config", "set-context", "x", "--driver", "hello", "--url", "nats://127.0.0.1:4222")
+    assert refused.rc == 2, refused
+    assert "the hello driver takes http:// or https:// URLs, not nats://" in refused.stderr
+    names = [c["name"] for c in cli.run("config", "get-contexts", "-o", "json").json()["items"]]
+    assert "x" not in names, "a refused set-context changes nothing"
+    accepted = cli.run("config", "set-context", "x", "--driver", "hello", "--url", "https://hello.example")
+    assert accepted.rc == 0, accepted
+
+
+def test_the_docs_example_is_the_installed_example():
+    """docs/plugins.md shows the example plugin's code exactly as the tests install and run it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "plugins.md").read_text()
+    shown = doc.split("`pipelinectl_hello/__init__.py`:\n\n```python\n", 1)[1].split("```", 1)[0]
+    source = (root / "tests/plugins/example/pipelinectl-hello/pipelinectl_hello/__init__.py").read_text()
+    assert shown.strip() == source.split("\n", 1)[1].strip()  # the file's first line is its docstring

@@ -54,6 +54,7 @@ def test_demo_up_selects_context_and_down_stops(tmp_path):
         assert "AUTH OFF" not in up.stdout  # the banner goes to the log, the status to stdout
         assert "orders" in up.stdout and "charge" in up.stdout  # status of the demo pipeline
         assert "context 'demo' selected" in up.stderr
+        assert "dashboard: pipelinectl ui --open" in up.stderr  # how to open the web UI
         config = (tmp_path / "config" / "pipelinectl" / "config.yaml").read_text()
         assert "current-context: demo" in config and f"127.0.0.1:{port}" in config
         log = (tmp_path / "state" / "pipelinectl" / "demo" / "demo.log").read_text()

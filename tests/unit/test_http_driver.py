@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import httpx
 import pytest
@@ -28,6 +29,8 @@ from pipelinectl.errors import (
 )
 from pipelinectl.model import DLQFilter, SagaFilter
 from pipelinectl.plane import Capability, Connection
+from pipelinectl.testing import BlackHole
+from pipelinectl.transport import UNREACHABLE_WITHIN, ssl_context
 
 TOKEN = "s3cr3t-token-value-123"
 URL = "http://plane.test:8765"
@@ -207,7 +210,7 @@ def test_backoff_grows_with_full_jitter_and_stops_at_max_attempts():
     assert len(calls) == plane.max_attempts
     assert f"gave up after {plane.max_attempts} attempts" in info.value.message
     for attempt, slept in enumerate(clock.sleeps):
-        assert 0 <= slept <= min(plane.backoff_cap, plane.backoff_base * 2 ** attempt)
+        assert 0 <= slept <= min(plane.backoff.cap, plane.backoff.base * 2 ** attempt)
 
 
 def test_connection_refused_names_url_and_context():
@@ -220,7 +223,8 @@ def test_connection_refused_names_url_and_context():
     line = info.value.one_line()
     assert line.startswith(f"cannot reach control plane at {URL} (context ctx): connection refused")
     assert info.value.exit_code == ExitCode.UNAVAILABLE
-    assert len(clock.sleeps) == plane.refused_attempts - 1
+    assert clock.sleeps, "a refused connection is retried briefly"
+    assert sum(clock.sleeps) < UNREACHABLE_WITHIN, "and reported within UNREACHABLE_WITHIN seconds"
 
 
 def test_real_refused_port_is_unavailable():
@@ -232,6 +236,17 @@ def test_real_refused_port_is_unavailable():
     with pytest.raises(UnavailableError) as info:
         plane.status()
     assert "connection refused" in info.value.message
+    assert f"127.0.0.1:{port}" in info.value.message
+
+
+def test_plane_that_never_accepts_is_reported_within_two_seconds():
+    with BlackHole() as port:
+        connection = Connection(context="hung", driver="http", url=f"http://127.0.0.1:{port}", timeout=30)
+        started = time.monotonic()
+        with pytest.raises(UnavailableError) as info:
+            HttpControlPlane(connection).status()
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"took {elapsed:.2f}s with a 30s deadline"
     assert f"127.0.0.1:{port}" in info.value.message
 
 
@@ -334,11 +349,13 @@ def test_bad_url_and_tls_settings_are_usage_errors(tmp_path):
 
 
 def test_tls_verified_by_default_and_off_only_when_asked():
-    plane = HttpControlPlane(Connection(context="c", driver="http", url="https://plane.test"))
-    assert plane._verify() is True
-    insecure = HttpControlPlane(Connection(context="c", driver="http", url="https://plane.test",
-                                           insecure_skip_tls_verify=True))
-    assert insecure._verify() is False
+    import ssl
+
+    verifying = ssl_context(Connection(context="c", driver="http", url="https://plane.test"))
+    assert isinstance(verifying, ssl.SSLContext)
+    assert verifying.verify_mode == ssl.CERT_REQUIRED and verifying.check_hostname
+    assert ssl_context(Connection(context="c", driver="http", url="https://plane.test",
+                                  insecure_skip_tls_verify=True)) is False
 
 
 def test_path_segments_are_quoted():

@@ -20,8 +20,7 @@ from pathlib import Path
 
 from pipelinectl_nats.driver import NatsControlPlane
 
-from pipelinectl.model import DLQFilter, ReplayRequest
-from pipelinectl.plane import Connection
+from pipelinectl.plugin_api import Connection, DLQFilter, ReplayRequest
 
 
 def free_port() -> int:

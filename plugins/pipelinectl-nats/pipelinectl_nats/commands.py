@@ -33,27 +33,9 @@ def _dlq_group() -> None:
 
 
 def _plane():  # type: ignore[no-untyped-def]
-    from pipelinectl.cli.session import current
-    from pipelinectl.errors import UsageError
+    from pipelinectl.plugin_api import plane_for
 
-    session = current()
-    plane = session.plane
-    if getattr(plane, "driver", None) != "nats":
-        raise UsageError(f"context '{session.context_name}' uses driver '{plane.driver}', not nats",
-                         hint="pass --context NAME of a nats context")
-    return session, plane
-
-
-def _duration(text: str):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    from pipelinectl.errors import UsageError
-
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    value, unit = text[:-1], text[-1:]
-    if unit not in units or not value.isdigit() or int(value) <= 0:
-        raise UsageError(f"--max-age '{text}' is not a duration like 36h or 14d")
-    return timedelta(seconds=int(value) * units[unit])
+    return plane_for("nats")
 
 
 @dlq_app.command("setup")
@@ -78,7 +60,9 @@ def dlq_setup(
     """
     session, plane = _plane()
     streams = [s for p in (pipelines or []) for s in p.split(",") if s.strip()] or None
-    age = _duration(max_age)
+    from pipelinectl.plugin_api import parse_duration
+
+    age = parse_duration(max_age, option="--max-age")
     result = session_call(session, plane, streams, age, replicas, dry_run)
     if session.options.output == "name":
         typer.echo(result["stream"])
@@ -93,30 +77,16 @@ def dlq_setup(
         if dry_run:
             typer.echo("nothing was changed")
     else:
-        _machine(session, result)
+        session.renderer.emit_mapping(result)
 
 
 def session_call(session, plane, streams, age, replicas, dry_run):  # type: ignore[no-untyped-def]
     """Run the set-up and write its audit line (dry runs change nothing and are not audited)."""
     if dry_run:
         return plane.dlq_setup(streams, max_age=age, replicas=replicas, dry_run=True)
-    from pipelinectl.cli.common import mutate
+    from pipelinectl.plugin_api import mutate
 
     return mutate(session, verb="nats dlq setup", target=plane.dlq_stream,
                   arguments={"pipelines": streams, "max_age": str(age), "replicas": replicas},
                   call=lambda: plane.dlq_setup(streams, max_age=age, replicas=replicas),
                   summary=lambda r: r["action"])
-
-
-def _machine(session, data: dict) -> None:  # type: ignore[no-untyped-def]
-    import json
-
-    fmt = session.options.output
-    if fmt == "json":
-        typer.echo(json.dumps(data, indent=2))
-    elif fmt == "jsonl":
-        typer.echo(json.dumps(data, separators=(",", ":")))
-    else:
-        import yaml
-
-        typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipelinectl.model import parse_time
+from pipelinectl.plugin_api import parse_time
 
 DEFAULT_STREAM = "PIPELINECTL_DLQ"
 PREFIX = "$JS.EVENT.ADVISORY.CONSUMER"

@@ -21,25 +21,25 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipelinectl.errors import (
-    NotFoundError,
-    StaleVersionError,
-    UnavailableError,
-    UsageError,
-)
-from pipelinectl.model import (
+from pipelinectl.plugin_api import (
     ERROR_KINDS,
     BulkResult,
+    Capability,
+    Connection,
     DLQFilter,
     DLQItem,
+    NotFoundError,
     Pipeline,
     ReplayJob,
     ReplayRequest,
     Stage,
+    StaleVersionError,
+    UnavailableError,
+    UnsupportedVerbs,
+    UsageError,
     format_time,
     parse_time,
 )
-from pipelinectl.plane import Capability, Connection, UnsupportedVerbs
 
 from . import dlq
 from .link import (
@@ -131,6 +131,7 @@ class NatsControlPlane(UnsupportedVerbs):
     """A ControlPlane over one NATS account's JetStream."""
 
     driver = "nats"
+    url_schemes = ("nats", "tls", "ws", "wss")
     capabilities = frozenset({
         Capability.STATUS, Capability.PAUSE, Capability.PAUSE_UNTIL, Capability.RESUME, Capability.SCALE,
         Capability.REPLAY, Capability.REPLAY_BY_TIME, Capability.DLQ_LIST, Capability.DLQ_SHOW,

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import random
 import signal
 import ssl
 import threading
@@ -25,8 +24,11 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pipelinectl.errors import (
+from pipelinectl.plugin_api import (
+    UNREACHABLE_WITHIN,
+    Backoff,
     ConflictError,
+    Connection,
     DeadlineExceededError,
     InternalError,
     NotFoundError,
@@ -34,13 +36,17 @@ from pipelinectl.errors import (
     PipelinectlError,
     UnauthenticatedError,
     UnavailableError,
+    UnreachableError,
     UsageError,
+    aretry,
+    connect_timeout,
+    register_secret,
 )
-from pipelinectl.plane import Connection
 
 T = TypeVar("T")
 
 HEADER_LINE = b"NATS/1.0"
+RETRY_BACKOFF = Backoff(base=0.1, cap=2.0)
 
 
 class ApiError(Exception):
@@ -107,6 +113,7 @@ class Link:
         self.url = display_url(connection.url)
         self.deadline = float(connection.timeout or 30.0)
         self.request_timeout = float(connection.settings.get("request_timeout", min(5.0, self.deadline)))
+        self.connect_timeout = connect_timeout(connection)
         domain = connection.settings.get("domain")
         # a JetStream domain (leaf nodes, hubs) answers on $JS.<domain>.API
         self.api_prefix = f"$JS.{domain}.API" if domain else "$JS.API"
@@ -186,8 +193,6 @@ class Link:
         """Credentials, read only now; with `settings.user`, the context's token is that user's password."""
         import os
 
-        from pipelinectl.redact import register_secret
-
         settings = self.connection.settings
         options: dict[str, Any] = {}
         secret = self.connection.token()
@@ -245,7 +250,7 @@ class Link:
         connecting = asyncio.ensure_future(client.connect(
             servers=servers,
             name="pipelinectl",
-            connect_timeout=min(2, max(1, int(self.request_timeout))),
+            connect_timeout=self.connect_timeout,
             # Fail fast on the first connect (each server twice), then keep
             # reconnecting for as long as a verb's deadline allows (set below).
             max_reconnect_attempts=1,
@@ -256,9 +261,11 @@ class Link:
             reconnected_cb=on_reconnect,
             **self._auth_options(),
         ))
-        # nats-py can keep retrying a server that fails the TLS handshake: bound the
-        # first connect, and stop at once on a refusal that no retry will fix.
-        give_up = time.monotonic() + min(self.deadline, 4.0 * len(servers) + 2.0)
+        # nats-py can keep retrying a server that fails the TLS handshake: bound the first
+        # connect (an unreachable server is reported within UNREACHABLE_WITHIN; each further
+        # server of a cluster list gets as long), and stop at once on a refusal that no
+        # retry will fix.
+        give_up = time.monotonic() + min(self.deadline, max(UNREACHABLE_WITHIN, self.connect_timeout) * len(servers))
         while not connecting.done():
             if self._auth_refused or isinstance(self._last_error, ssl.SSLError) or time.monotonic() > give_up:
                 connecting.cancel()
@@ -317,7 +324,11 @@ class Link:
         return await self.retrying(once, what=f"publish {subject}")
 
     async def retrying(self, call: Any, *, what: str) -> Any:
-        """Retry transient failures with backoff and jitter until the deadline."""
+        """Retry transient failures under the shared policy until the deadline.
+
+        A JetStream 503 and nats-py's transient errors are retried; any other API error
+        leaves as the ApiError it is, for the caller to react to (a missing consumer...).
+        """
         import nats.errors as ne
 
         transient: tuple[type[BaseException], ...] = (
@@ -325,21 +336,21 @@ class Link:
             ne.StaleConnectionError, ne.ConnectionReconnectingError, ne.OutboundBufferLimitError,
             ConnectionError,
         )
-        give_up = time.monotonic() + self.deadline
-        delay = 0.1
-        while True:
+
+        async def attempt() -> Any:
             try:
                 return await call()
             except ApiError as exc:
-                if exc.code != 503 or time.monotonic() + delay > give_up:
+                if exc.code != 503:
                     raise
-                self.trace(f"nats: {what}: unavailable ({exc.description}), retrying")
+                raise api_error(exc, f"nats: {what}") from exc
             except transient as exc:
-                if isinstance(exc, ne.NoServersError) or time.monotonic() + delay > give_up:
+                if isinstance(exc, ne.NoServersError):
                     raise
-                self.trace(f"nats: {what}: {type(exc).__name__}, retrying in {delay:.1f}s")
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 2.0)
+                raise self._map(exc) from exc
+
+        return await aretry(attempt, timeout=self.deadline, what=f"nats: {what}", trace=self.trace,
+                            backoff=RETRY_BACKOFF)
 
     # -- errors -------------------------------------------------------------
     def _connect_failure(self) -> PipelinectlError:
@@ -366,7 +377,7 @@ class Link:
             return UnavailableError(f"TLS with the nats server at {self.url} failed: {last or exc}",
                                     hint="set the context's ca_file, or use a tls:// url")
         if isinstance(exc, ne.NoServersError):
-            return UnavailableError(f"cannot reach a nats server at {self.url}: {last or 'connection refused'}")
+            return UnreachableError(f"cannot reach a nats server at {self.url}: {last or 'connection refused'}")
         if isinstance(exc, ne.NoRespondersError):
             return UnavailableError(f"no JetStream answer at {self.url}",
                                     hint="is JetStream enabled (nats-server -js) and this account allowed to use it?")

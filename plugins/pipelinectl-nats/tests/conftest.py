@@ -16,14 +16,10 @@ from typing import Any
 
 import pytest
 
+from pipelinectl.testing import free_port
+
 HERE = Path(__file__).parent
 SERVER_BIN = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NatsServer:
@@ -229,7 +225,7 @@ def workers(server):
 def make_driver(url: str, pipeline: str | None = None, timeout: float = 10.0, **settings):
     from pipelinectl_nats.driver import NatsControlPlane
 
-    from pipelinectl.plane import Connection
+    from pipelinectl.plugin_api import Connection
 
     driver = NatsControlPlane(Connection(context="test", driver="nats", url=url, pipeline=pipeline,
                                          settings=settings, timeout=timeout))

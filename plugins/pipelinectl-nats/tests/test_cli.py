@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support.cli import CliEnv
+from pipelinectl.testing import CliEnv
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_ctrl_c_in_a_replay_removes_the_temporary_consumer_at_once(cli, server, 
     import signal
     import subprocess
 
-    from tests.support.cli import executable
+    from pipelinectl.testing import executable
 
     admin.add_stream("CL5", ["cl5.>"])
     admin.add_consumer("CL5", "parse", filter_subject="cl5.in")

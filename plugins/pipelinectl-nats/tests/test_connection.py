@@ -6,8 +6,7 @@ import pytest
 from pipelinectl_nats.driver import NatsControlPlane
 from pipelinectl_nats.link import display_url
 
-from pipelinectl.errors import ExitCode, UnauthenticatedError, UnavailableError
-from pipelinectl.plane import Connection
+from pipelinectl.plugin_api import Connection, ExitCode, UnauthenticatedError, UnavailableError
 
 
 def _driver(url: str, token: str | None = None, **settings) -> NatsControlPlane:
@@ -59,9 +58,27 @@ def test_connection_refused_is_unavailable_and_fast():
             d.status()
     finally:
         d.close()
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 2
     assert err.value.exit_code == ExitCode.UNAVAILABLE
     assert "hunter22" not in err.value.one_line() and f"127.0.0.1:{port}" in err.value.one_line()
+
+
+def test_a_server_that_never_accepts_is_reported_within_two_seconds():
+    import time
+
+    from pipelinectl.testing import BlackHole
+
+    with BlackHole() as port:
+        d = _driver(f"nats://127.0.0.1:{port}")
+        started = time.monotonic()
+        try:
+            with pytest.raises(UnavailableError) as err:
+                d.status()
+        finally:
+            d.close()
+        elapsed = time.monotonic() - started
+    assert elapsed < 2, f"took {elapsed:.2f}s"
+    assert err.value.exit_code == ExitCode.UNAVAILABLE
 
 
 def test_display_url_strips_credentials():

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from pipelinectl.errors import NotFoundError, UsageError
-from pipelinectl.model import DLQFilter
+from pipelinectl.plugin_api import DLQFilter, NotFoundError, UsageError
 
 
 def _pipeline(admin, driver, stream: str, **consumer) -> None:
@@ -176,7 +175,7 @@ def test_dlq_list_pages_through_many_entries(admin, driver_for, workers, tmp_pat
 
 def test_server_restart_in_the_middle_of_a_redrive_loses_no_message(fresh_server, driver_for, workers, tmp_path):
     """SIGKILL the server after some entries are redriven; the same redrive call carries on after restart."""
-    from pipelinectl.plane import Connection  # noqa: F401  (the driver below is the real one)
+    from pipelinectl.plugin_api import Connection  # noqa: F401  (the driver below is the real one)
 
     server = fresh_server
     admin_url = server.url

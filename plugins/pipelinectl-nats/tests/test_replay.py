@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipelinectl.errors import NotFoundError, UnavailableError, UsageError
-from pipelinectl.model import ReplayRequest
+from pipelinectl.plugin_api import NotFoundError, ReplayRequest, UnavailableError, UsageError
 
 
 def _pipeline(admin, stream: str) -> None:

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipelinectl.errors import NotFoundError, StaleVersionError, UnsupportedError, UsageError
-from pipelinectl.model import SagaFilter
+from pipelinectl.plugin_api import NotFoundError, SagaFilter, StaleVersionError, UnsupportedError, UsageError
 
 
 def _setup(admin, stream: str, consumer: str = "parse", **config) -> None:

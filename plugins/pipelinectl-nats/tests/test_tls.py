@@ -8,8 +8,7 @@ import subprocess
 import pytest
 from pipelinectl_nats.driver import NatsControlPlane
 
-from pipelinectl.errors import UnavailableError
-from pipelinectl.plane import Connection
+from pipelinectl.plugin_api import Connection, UnavailableError
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a test CA")
 

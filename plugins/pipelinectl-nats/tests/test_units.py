@@ -7,8 +7,9 @@ from pipelinectl_nats import dlq
 from pipelinectl_nats.driver import _payload_view, _stage_subjects, config_version, republish_headers
 from pipelinectl_nats.link import ApiError, Link, api_error, decode_headers
 
-from pipelinectl.errors import (
+from pipelinectl.plugin_api import (
     ConflictError,
+    Connection,
     DeadlineExceededError,
     InternalError,
     NotFoundError,
@@ -16,7 +17,6 @@ from pipelinectl.errors import (
     UnavailableError,
     UsageError,
 )
-from pipelinectl.plane import Connection
 
 
 def test_decode_headers():

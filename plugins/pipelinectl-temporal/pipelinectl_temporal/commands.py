@@ -13,15 +13,9 @@ def _group() -> None:
 
 
 def _plane():  # type: ignore[no-untyped-def]
-    from pipelinectl.cli.session import current
-    from pipelinectl.errors import UsageError
+    from pipelinectl.plugin_api import plane_for
 
-    session = current()
-    plane = session.plane
-    if getattr(plane, "driver", None) != "temporal":
-        raise UsageError(f"context '{session.context_name}' uses driver '{plane.driver}', not temporal",
-                         hint="pass --context NAME of a temporal context")
-    return session, plane
+    return plane_for("temporal")
 
 
 @app.command("info")
@@ -47,7 +41,7 @@ def info() -> None:
         "activity_api": ("workflow-scoped" if version >= WORKFLOW_SCOPED_ACTIVITY_API
                          else "namespace-scoped" if version >= (1, 27) else "none"),
     }
-    _print(session, data)
+    session.emit(data)
 
 
 @app.command("batches")
@@ -58,7 +52,7 @@ def batches(limit: int = typer.Option(20, "--limit", help="At most this many, ne
       pipelinectl temporal batches
     """
     session, plane = _plane()
-    ns = plane._ns(None)
+    ns = plane.namespace_of(None)
     from .client import seg
 
     page = plane.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/batch-operations",
@@ -79,29 +73,10 @@ def count(
       pipelinectl temporal count --status failed
       pipelinectl temporal count --query "StartTime > '2026-01-01T00:00:00Z'" -o json
     """
-    from pipelinectl.model import SagaFilter
+    from pipelinectl.plugin_api import SagaFilter
 
     session, plane = _plane()
-    selection = SagaFilter(pipeline=plane._ns(None), status=status, definition=definition, query=query)
+    selection = SagaFilter(pipeline=plane.namespace_of(None), status=status, definition=definition, query=query)
     data = {"kind": "SagaCount", "namespace": selection.pipeline, "total": plane.saga_count(selection),
             "by_temporal_status": plane.count_by_status(selection)}
-    _print(session, data)
-
-
-def _print(session, data: dict) -> None:  # type: ignore[no-untyped-def]
-    if session.options.output in ("json", "yaml", "jsonl"):
-        from pipelinectl.output import Renderer
-
-        renderer = Renderer(session.options.output)
-        if session.options.output == "jsonl":
-            renderer._line(data)
-        else:
-            renderer._document(data)
-        return
-    for key, value in data.items():
-        if key != "kind":
-            if isinstance(value, dict):
-                value = ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
-            elif isinstance(value, list):
-                value = ", ".join(value)
-            typer.echo(f"{key}: {value}")
+    session.emit(data)

@@ -18,28 +18,29 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelinectl.errors import (
-    ConflictError,
-    NotFoundError,
-    UnsupportedError,
-    UsageError,
-)
-from pipelinectl.model import (
+from pipelinectl.plugin_api import (
     SAGA_STATUSES,
     BatchJob,
+    Capability,
+    ConflictError,
+    Connection,
+    NotFoundError,
     Pipeline,
     Saga,
     SagaFilter,
     Stage,
+    UnsupportedError,
+    UnsupportedVerbs,
+    UsageError,
     parse_time,
 )
-from pipelinectl.plane import Capability, Connection, UnsupportedVerbs
 
 from . import mapping
 from .client import TemporalHTTP, seg
 
 DRIVER = "temporal"
 IDENTITY = "pipelinectl"
+ADVANCE_UPDATE = mapping.ADVANCE_UPDATE  # the update a workflow implements to opt into `saga advance`
 # First server version whose HTTP API has workflow-scoped activity pause/unpause/reset
 # (`/workflows/{id}/activities/{activity}/pause`), verified against 1.32.0. Older
 # servers (1.27+) take `{execution, id}` at `/activities/pause`.
@@ -74,6 +75,7 @@ class TemporalControlPlane(UnsupportedVerbs):
     """Sagas on Temporal through its HTTP API (no gRPC, no SDK)."""
 
     driver = DRIVER
+    url_schemes = ("http", "https")  # the frontend's HTTP API port
     capabilities = frozenset({
         Capability.STATUS,
         Capability.PAUSE,
@@ -83,6 +85,8 @@ class TemporalControlPlane(UnsupportedVerbs):
         Capability.SAGA_FORCE_FAIL,
         Capability.SAGA_TERMINATE,
         Capability.SAGA_RETRY,
+        Capability.SAGA_CANCEL,
+        Capability.SAGA_ADVANCE,
         Capability.SAGA_QUERY,
         Capability.SAGA_BATCH,
     })
@@ -106,7 +110,7 @@ class TemporalControlPlane(UnsupportedVerbs):
                              f"not '{self.pause_scope}'")
 
     # -- helpers ----------------------------------------------------------
-    def _ns(self, pipeline: str | None) -> str:
+    def namespace_of(self, pipeline: str | None) -> str:
         ns = pipeline or self.connection.namespace or self.connection.pipeline
         if not ns:
             raise UsageError("no Temporal namespace: set the context's namespace or pass -p NAMESPACE")
@@ -153,7 +157,7 @@ class TemporalControlPlane(UnsupportedVerbs):
 
     # -- sagas: read ------------------------------------------------------
     def saga_list(self, selection: SagaFilter, *, page_size: int = 200) -> Iterator[Saga]:
-        ns = self._ns(selection.pipeline)
+        ns = self.namespace_of(selection.pipeline)
         if selection.status and selection.status not in SAGA_STATUSES:
             raise UsageError(f"unknown saga status '{selection.status}'",
                              hint="one of " + ", ".join(SAGA_STATUSES))
@@ -166,32 +170,49 @@ class TemporalControlPlane(UnsupportedVerbs):
             if token:
                 params["nextPageToken"] = token
             page = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflows", params=params)
-            for info in page.get("executions") or []:
-                saga = mapping.saga_from_info(info, ns)
-                if selection.status in ("stuck", "compensating") and saga.status != selection.status:
-                    # Visibility cannot tell: look closer (describe for stuck, history for compensating).
+            sagas = self._with_running_state(ns, [mapping.saga_from_info(i, ns) for i in page.get("executions") or []])
+            for saga in sagas:
+                if selection.status == "compensating" and saga.status != "compensating":
+                    # Only the history tells a compensation in progress from a run forward.
                     try:
-                        saga.status = self._running_status(ns, saga.id, need_history=selection.status == "compensating")
+                        saga.status = self.saga_show(ns, saga.id).status
                     except NotFoundError:  # gone since the page was read
                         continue
-                    if saga.status != selection.status:
-                        continue
+                if selection.status in ("stuck", "compensating") and saga.status != selection.status:
+                    continue
                 yield saga
             token = page.get("nextPageToken")
             if not token:
                 return
 
-    def _running_status(self, ns: str, saga_id: str, *, need_history: bool) -> str:
-        """running / stuck / compensating of one open workflow, with as few calls as possible."""
-        if need_history:
-            return self.saga_show(ns, saga_id).status
-        describe = self._describe(ns, saga_id)
-        return mapping.saga_from_history(describe, [], ns, compensation_words=self.compensation_words,
-                                         stuck_attempts=self.stuck_attempts).status
+    def _with_running_state(self, ns: str, sagas: list[Saga]) -> list[Saga]:
+        """Running sagas of a listed page, described (a few at a time): stuck or not, and the current step.
+
+        Visibility knows only "Running"; the describe tells a stuck saga (paused, or failing
+        attempt after attempt) and its pending activity. Closed sagas need nothing more.
+        """
+        running = [s for s in sagas if s.details.get("temporal_status") in ("Running", "Paused")]
+        if not running:
+            return sagas
+        from concurrent.futures import ThreadPoolExecutor
+
+        def describe(saga: Saga) -> Saga | None:
+            try:
+                described = mapping.saga_from_history(self._describe(ns, saga.id), [], ns,
+                                                      compensation_words=self.compensation_words,
+                                                      stuck_attempts=self.stuck_attempts)
+            except NotFoundError:  # gone since the page was read
+                return None
+            saga.status, saga.current_step = described.status, described.current_step
+            return saga
+
+        with ThreadPoolExecutor(max_workers=min(8, len(running))) as pool:
+            gone = {id(s) for s, kept in zip(running, pool.map(describe, running), strict=True) if kept is None}
+        return [s for s in sagas if id(s) not in gone]
 
     def saga_count(self, selection: SagaFilter) -> int:
         """How many workflows match (CountWorkflowExecutions); stuck/compensating count running ones."""
-        ns = self._ns(selection.pipeline)
+        ns = self.namespace_of(selection.pipeline)
         query = mapping.build_query(selection.status, selection.definition, selection.query)
         params = {"query": query} if query else None
         page = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflow-count", params=params)
@@ -202,7 +223,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         import base64
         import json
 
-        ns = self._ns(selection.pipeline)
+        ns = self.namespace_of(selection.pipeline)
         query = mapping.build_query(selection.status, selection.definition, selection.query)
         grouped = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflow-count",
                                     params={"query": (f"{query} " if query else "") + "GROUP BY ExecutionStatus"})
@@ -217,7 +238,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         return counts
 
     def saga_show(self, pipeline: str, saga_id: str) -> Saga:
-        ns = self._ns(pipeline)
+        ns = self.namespace_of(pipeline)
         describe = self._describe(ns, saga_id)
         run_id = ((describe.get("workflowExecutionInfo") or {}).get("execution") or {}).get("runId")
         events = self._history(ns, saga_id, run_id)
@@ -228,11 +249,14 @@ class TemporalControlPlane(UnsupportedVerbs):
     def saga_force_fail(self, pipeline: str, saga_id: str, reason: str, *,
                         terminate: bool = False, dry_run: bool = False) -> Saga:
         """Cancel (the workflow's own compensations run) or, with terminate, end it at once."""
-        ns = self._ns(pipeline)
+        ns = self.namespace_of(pipeline)
         saga = mapping.saga_from_info(self._describe(ns, saga_id).get("workflowExecutionInfo") or {}, ns)
         self._require_running(saga, "terminate" if terminate else "cancel")
         if dry_run:
             saga.details["dry_run"] = "terminate" if terminate else "cancel"
+            # What the action leads to: terminated at once, or cancel requested (its compensations run).
+            saga.status = "failed" if terminate else "compensating"
+            saga.details["cancel_requested"] = not terminate
             return saga
         execution = {"workflowId": saga_id, "runId": saga.details.get("run_id")}
         if terminate:
@@ -243,6 +267,55 @@ class TemporalControlPlane(UnsupportedVerbs):
                 "namespace": ns, "workflowExecution": execution, "reason": reason, "identity": IDENTITY,
                 "requestId": str(uuid.uuid4())})
         return self.saga_show(ns, saga_id)
+
+    def saga_cancel(self, pipeline: str, saga_id: str, reason: str, *, dry_run: bool = False) -> Saga:
+        """RequestCancelWorkflowExecution: the workflow's cancellation handling compensates, it ends Canceled."""
+        return self.saga_force_fail(pipeline, saga_id, reason, dry_run=dry_run)
+
+    def saga_advance(self, pipeline: str, saga_id: str, step: str, reason: str, *,
+                     result: Any = None, dry_run: bool = False) -> Saga:
+        """Send the `pipelinectl.advance` update: the workflow records `step` as done and goes on.
+
+        Only the current step (the pending activity) can be advanced; a workflow without the
+        update handler is told apart from one that refuses (unsupported vs. conflict).
+        """
+        ns = self.namespace_of(pipeline)
+        saga = self.saga_show(ns, saga_id)
+        self._require_running(saga, "advance")
+        current = next((s for s in reversed(saga.steps) if s.status in ("pending", "running")), None)
+        if current is None:
+            raise ConflictError(f"saga '{saga_id}' has no step in progress to advance",
+                                hint="see 'pipelinectl saga inspect " + saga_id + "'")
+        if step not in (current.name, current.details.get("activity_type")):
+            raise ConflictError(f"saga '{saga_id}' is at step '{current.name}', not '{step}'",
+                                hint=f"advance the current step: --step {current.name}")
+        if dry_run:
+            saga.details["dry_run"] = {"advance": current.name, "result": result}
+            saga.status = "running"  # the next step starts
+            return saga
+        request = {"step": step, "activity_type": current.details.get("activity_type"),
+                   "activity_id": current.details.get("activity_id"), "result": result, "reason": reason,
+                   "identity": IDENTITY}
+        update_id = f"pipelinectl-advance-{uuid.uuid4()}"
+        answer = self.http.request("POST", self._wf(ns, saga_id, f"/update/{seg(ADVANCE_UPDATE)}"), retry=True, body={
+            "namespace": ns,
+            "workflowExecution": {"workflowId": saga_id, "runId": saga.details.get("run_id")},
+            "waitPolicy": {"lifecycleStage": "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"},
+            "request": {"meta": {"updateId": update_id, "identity": IDENTITY},
+                        "input": {"name": ADVANCE_UPDATE, "args": [request]}},
+        })
+        failure = (answer.get("outcome") or {}).get("failure")
+        if failure:
+            message = mapping.failure_message(failure) or "refused"
+            if "not found" in message.lower() or "unknown update" in message.lower():
+                raise UnsupportedError.verb(
+                    DRIVER, "saga advance",
+                    f"workflow type '{saga.definition}' does not implement the '{ADVANCE_UPDATE}' update "
+                    "(see docs/plugins.md: Temporal)")
+            raise ConflictError(f"saga '{saga_id}' refused to advance: {message}")
+        fresh = self.saga_show(ns, saga_id)
+        fresh.details["advanced"] = {"step": current.name, "update_id": update_id}
+        return fresh
 
     def saga_retry(self, pipeline: str, saga_id: str, reason: str | None = None, *,
                    dry_run: bool = False, options: dict[str, Any] | None = None) -> Saga:
@@ -255,7 +328,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         ("last" workflow task, "first", or "failed-step"), activity_id (only this
         pending activity).
         """
-        ns = self._ns(pipeline)
+        ns = self.namespace_of(pipeline)
         options = dict(options or {})
         reason = reason or "retried with pipelinectl"
         saga = self.saga_show(ns, saga_id)
@@ -272,6 +345,7 @@ class TemporalControlPlane(UnsupportedVerbs):
                     hint="pass an event id to reset the workflow to it")
             if dry_run:
                 saga.details["dry_run"] = {"retry_activities": [p["activity_id"] for p in targets]}
+                saga.status = "running"  # its failing activities run again now
                 return saga
             for p in targets:
                 self._activity_op(ns, saga_id, saga.details.get("run_id"), str(p["activity_id"]),
@@ -283,6 +357,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         event_id = self._reset_event(saga, options)
         if dry_run:
             saga.details["dry_run"] = {"reset_to_event": event_id}
+            saga.status = "running"  # a new run from that point
             return saga
         answer = self.http.request("POST", self._wf(ns, saga_id, "/reset"), retry=True, body={
             "namespace": ns,
@@ -354,7 +429,7 @@ class TemporalControlPlane(UnsupportedVerbs):
     def saga_batch(self, action: str, selection: SagaFilter, reason: str, *,
                    dry_run: bool = False) -> BatchJob:
         """Start a server-side batch over every workflow the query selects."""
-        ns = self._ns(selection.pipeline)
+        ns = self.namespace_of(selection.pipeline)
         operation = BATCH_ACTIONS.get(action)
         if operation is None:
             raise UsageError(f"unknown batch action '{action}'", hint="one of " + ", ".join(BATCH_ACTIONS))
@@ -425,7 +500,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         )
 
     def saga_batch_show(self, pipeline: str, job_id: str) -> BatchJob:
-        return self._batch_show(self._ns(pipeline), job_id)
+        return self._batch_show(self.namespace_of(pipeline), job_id)
 
     # -- pause / resume: a workflow's activities (stage == workflow id) ---
     def pause(self, pipeline: str, stage: str, *, until: datetime | None = None, dry_run: bool = False,
@@ -440,7 +515,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         return self._pause_activities(pipeline, stage, "unpause", dry_run)
 
     def _pause_activities(self, pipeline: str, workflow_id: str, op: str, dry_run: bool) -> Stage:
-        ns = self._ns(pipeline)
+        ns = self.namespace_of(pipeline)
         if self.pause_scope == "workflow":
             return self._pause_workflow(ns, workflow_id, op, dry_run)
         describe = self._describe(ns, workflow_id)
@@ -492,7 +567,7 @@ class TemporalControlPlane(UnsupportedVerbs):
     # -- status -----------------------------------------------------------
     def status(self, pipeline: str | None = None) -> list[Pipeline]:
         """Counts by status, one stage per task queue (pollers, running workflows), oldest running."""
-        ns = self._ns(pipeline)
+        ns = self.namespace_of(pipeline)
         base = f"/api/v1/namespaces/{seg(ns)}"
         scope = ""
         if self.workflow_types:

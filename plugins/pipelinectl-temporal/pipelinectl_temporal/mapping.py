@@ -13,11 +13,14 @@ Status mapping (documented in the plugin README):
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from pipelinectl.model import Saga, SagaEvent, SagaStep, parse_time
+from pipelinectl.plugin_api import Saga, SagaEvent, SagaStep, parse_time
 
 TEMPORAL_STATUS = {
     "WORKFLOW_EXECUTION_STATUS_RUNNING": "Running",
@@ -49,7 +52,12 @@ STATUS_QUERY = {
     "compensated": "ExecutionStatus = 'Canceled'",
 }
 DEFAULT_COMPENSATION_WORDS = ("undo", "compensate", "compensation", "revert", "rollback", "refund", "release")
+# Words that make a compensation on their own (an activity named just `compensate`); the others
+# ("refund", "release") name business actions too, so they count only beside a step's name.
+GENERIC_COMPENSATION_WORDS = frozenset({"undo", "compensate", "compensation", "revert", "rollback"})
 DEFAULT_STUCK_ATTEMPTS = 3
+ADVANCE_UPDATE = "pipelinectl.advance"  # the update `saga advance` sends (docs/plugins.md)
+_SUBJECT = re.compile(r"^[\w.:/@-]{1,40}$")
 
 
 def temporal_status(raw: str | None) -> str:
@@ -97,10 +105,13 @@ def failure_message(failure: dict[str, Any] | None) -> str | None:
 
 
 def compensated_step(activity_type: str, words: tuple[str, ...]) -> str | None:
-    """'undo_charge' / 'ChargeCompensation' -> 'charge'; None if not a compensation."""
+    """'undo_charge' / 'ChargeCompensation' -> 'charge'; a bare 'compensate' -> '' (its step is
+    told by its input or its position); None if not a compensation."""
     tokens = [t for t in re.split(r"[_\-\s.]+|(?<=[a-z0-9])(?=[A-Z])", activity_type) if t]
     lowered = [t.lower() for t in tokens]
-    if len(tokens) < 2:
+    if len(tokens) == 1:
+        return "" if lowered[0] in words and lowered[0] in GENERIC_COMPENSATION_WORDS else None
+    if not tokens:
         return None
     if lowered[0] in words:
         return "_".join(lowered[1:])
@@ -111,6 +122,61 @@ def compensated_step(activity_type: str, words: tuple[str, ...]) -> str | None:
 
 def _norm(name: str) -> str:
     return "_".join(t.lower() for t in re.split(r"[_\-\s.]+|(?<=[a-z0-9])(?=[A-Z])", name) if t)
+
+
+def payload_value(payload: Any) -> Any:
+    """A payload's value. The HTTP API writes JSON payloads as the value itself ("shorthand");
+    a full payload (`metadata.encoding` json/plain, base64 `data`) is decoded; others are None."""
+    if not (isinstance(payload, dict) and set(payload) <= {"metadata", "data"} and "metadata" in payload):
+        return payload  # shorthand: already the value
+    try:
+        encoding = base64.b64decode((payload.get("metadata") or {}).get("encoding", "")).decode()
+        if encoding != "json/plain":
+            return None
+        return json.loads(base64.b64decode(payload.get("data") or ""))
+    except (ValueError, TypeError):
+        return None
+
+
+def _subject(attrs: dict[str, Any]) -> str | None:
+    """The activity's first argument when it names something (`step("charge", order)` -> 'charge')."""
+    raw = attrs.get("input") or []
+    payloads = raw.get("payloads") or [] if isinstance(raw, dict) else raw
+    first = payload_value(payloads[0]) if payloads else None
+    return first if isinstance(first, str) and _SUBJECT.match(first) else None
+
+
+def step_names(events: list[dict[str, Any]]) -> dict[str, tuple[str, str, str | None]]:
+    """scheduled event id -> (step name, activity type, subject), so steps can be told apart.
+
+    A step is named by the activity's summary, else its activity id when the workflow chose
+    one (SDKs number them 1, 2, 3 by default), else its type when the type runs once; a type
+    that runs several times adds its first argument when that names something
+    (`step charge`), else its occurrence (`compensate #2`).
+    """
+    scheduled = [(str(e.get("eventId")), e, _attrs(e)) for e in events
+                 if e.get("eventType") == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"]
+    runs = Counter((attrs.get("activityType") or {}).get("name", "?") for _, _, attrs in scheduled)
+    seen: Counter[str] = Counter()
+    names: dict[str, tuple[str, str, str | None]] = {}
+    for event_id, event, attrs in scheduled:
+        activity_type = (attrs.get("activityType") or {}).get("name", "?")
+        activity_id = str(attrs.get("activityId") or "")
+        summary = payload_value((event.get("userMetadata") or {}).get("summary"))
+        subject = _subject(attrs)
+        if isinstance(summary, str) and summary.strip():
+            name = summary.strip().splitlines()[0]
+        elif activity_id and not activity_id.isdigit():
+            name = activity_id
+        elif runs[activity_type] == 1:
+            name = activity_type
+        elif subject:
+            name = f"{activity_type} {subject}"
+        else:
+            seen[activity_type] += 1
+            name = f"{activity_type} #{seen[activity_type]}"
+        names[event_id] = (name, activity_type, subject)
+    return names
 
 
 def saga_from_info(info: dict[str, Any], namespace: str) -> Saga:
@@ -140,6 +206,7 @@ def saga_from_info(info: dict[str, Any], namespace: str) -> Saga:
         started_at=parse_time(info.get("startTime")),
         updated_at=parse_time(info.get("closeTime") or info.get("executionTime") or info.get("startTime")),
         closed_at=parse_time(info.get("closeTime")),
+        completed_steps=None,  # only the history tells: `saga inspect` reads it
         details=details,
     )
 
@@ -174,6 +241,9 @@ def _event_message(kind: str, attrs: dict[str, Any]) -> str | None:
         return str(attrs["reason"])
     if attrs.get("cause") and isinstance(attrs["cause"], str):
         return attrs["cause"]
+    if kind == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED":
+        name = ((attrs.get("acceptedRequest") or {}).get("input") or {}).get("name")
+        return f"update {name}"
     if kind == "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED":
         return f"signal {attrs.get('signalName')}"
     if kind == "EVENT_TYPE_TIMER_STARTED":
@@ -202,6 +272,7 @@ def saga_from_history(
     status = saga.details["temporal_status"]
     pending = {p.get("activityId"): p for p in describe.get("pendingActivities") or []}
 
+    names = step_names(events)
     steps: dict[str, SagaStep] = {}  # scheduled event id -> step
     saga_events: list[SagaEvent] = []
     first_wft_completed: int | None = None
@@ -209,6 +280,7 @@ def saga_from_history(
     wft_before: dict[str, int | None] = {}  # scheduled event id -> last WFT completed before it
     cancel_requested = False
     close_failure: str | None = None
+    advances: list[dict[str, Any]] = []  # `saga advance` requests the workflow accepted
 
     for event in events:
         kind = event.get("eventType", "")
@@ -220,14 +292,16 @@ def saga_from_history(
             first_wft_completed = first_wft_completed or event_id
             last_wft_completed = event_id
         elif kind == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED":
-            step_name = (attrs.get("activityType") or {}).get("name", "?")
+            step_name, activity_type, subject = names[str(event_id)]
             steps[str(event_id)] = SagaStep(
                 name=step_name,
                 status="pending",
-                details={"activity_id": attrs.get("activityId"), "scheduled_event_id": event_id,
-                         "scheduled_at": event.get("eventTime"),
+                details={"activity_id": attrs.get("activityId"), "activity_type": activity_type,
+                         "scheduled_event_id": event_id, "scheduled_at": event.get("eventTime"),
                          "task_queue": (attrs.get("taskQueue") or {}).get("name")},
             )
+            if subject:
+                steps[str(event_id)].details["subject"] = subject
             wft_before[str(event_id)] = last_wft_completed
         elif kind.startswith("EVENT_TYPE_ACTIVITY_TASK_"):
             step = steps.get(str(attrs.get("scheduledEventId")))
@@ -246,6 +320,13 @@ def saga_from_history(
                             step.details["retry_state"] = attrs["retryState"].removeprefix("RETRY_STATE_")
         elif kind == "EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED":
             cancel_requested = True
+        elif kind == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED":
+            update = (attrs.get("acceptedRequest") or {}).get("input") or {}
+            args = update.get("args") or []
+            request = payload_value(args[0]) if args else None
+            if update.get("name") == ADVANCE_UPDATE and isinstance(request, dict):
+                advances.append({**request, "event_id": event_id})
+                step_name = request.get("step")
         elif kind in ("EVENT_TYPE_WORKFLOW_EXECUTION_FAILED", "EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT"):
             close_failure = failure_message(attrs.get("failure")) or event_name(kind)
         elif kind == "EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED":
@@ -276,11 +357,23 @@ def saga_from_history(
         if p.get("lastHeartbeatTime"):
             step.details["last_heartbeat"] = p["lastHeartbeatTime"]
 
-    # Compensations: 'undo_charge' compensates the last 'charge' step before it.
+    # Steps an operator did by hand (`saga advance`): done, whatever became of the activity.
+    for advance in advances:
+        for step in reversed(list(steps.values())):
+            if str(step.details.get("activity_id")) == str(advance.get("activity_id")) and \
+                    step.details.get("activity_type") == advance.get("activity_type"):
+                step.status = "completed"
+                step.details["advanced"] = {k: advance.get(k) for k in ("reason", "result", "identity", "event_id")}
+                break
+
+    # Compensations: 'undo_charge' compensates the last 'charge' step before it; a bare
+    # 'compensate' the step its input names, else the latest one not yet compensated.
     ordered = list(steps.values())
+    targets = {id(step): _compensation_target(step, compensation_words) for step in ordered}
+    forward = [s for s in ordered if targets[id(s)] is None]
     compensating = False
     for index, step in enumerate(ordered):
-        target = compensated_step(step.name, compensation_words)
+        target = targets[id(step)]
         if target is None:
             continue
         comp_status = _COMPENSATION_STATUS.get(step.status, step.status)
@@ -288,18 +381,22 @@ def saga_from_history(
         if comp_status == "compensating":
             compensating = True
         for earlier in reversed(ordered[:index]):
-            if _norm(earlier.name) == target and compensated_step(earlier.name, compensation_words) is None:
+            if targets[id(earlier)] is not None or earlier.compensation is not None:
+                continue
+            keys = {_norm(earlier.name), _norm(earlier.details["activity_type"]),
+                    _norm(earlier.details.get("subject") or "")}
+            if (target and target in keys) or (not target and earlier.status == "completed"):
                 earlier.compensation = comp_status
                 step.details["compensates"] = earlier.name
                 break
 
-    forward = [s for s in ordered if "compensates" not in s.details
-               and compensated_step(s.name, compensation_words) is None]
     saga.steps = ordered
     saga.events = saga_events
     saga.completed_steps = [s.name for s in forward if s.status == "completed"]
     open_steps = [s for s in ordered if s.status in ("pending", "running", "compensating")]
     saga.current_step = open_steps[-1].name if open_steps else None
+    if not events and pending:  # a describe alone (list views): the pending activity is where it is
+        saga.current_step = (next(iter(pending.values())).get("activityType") or {}).get("name")
 
     errors = [s.error for s in ordered if s.error]
     saga.last_error = close_failure or (errors[-1] if errors else None)
@@ -307,9 +404,13 @@ def saga_from_history(
         saga.updated_at = parse_time(events[-1].get("eventTime")) or saga.updated_at
 
     if status == "Running":
-        # `attempt` is the attempt running or due next, so attempt - 1 have failed.
-        stuck = any(p.get("paused") for p in pending.values()) or any(
-            int(p.get("attempt") or 1) - 1 >= stuck_attempts and p.get("lastFailure") for p in pending.values()
+        # `attempt` is the attempt running or due next, so attempt - 1 have failed. Once a cancel
+        # is requested, a stuck forward step is being cancelled: only a stuck compensation counts.
+        compensation_ids = {s.details.get("activity_id") for s in ordered if targets[id(s)] is not None}
+        watched = [p for p in pending.values()
+                   if not cancel_requested or p.get("activityId") in compensation_ids]
+        stuck = any(p.get("paused") for p in watched) or any(
+            int(p.get("attempt") or 1) - 1 >= stuck_attempts and p.get("lastFailure") for p in watched
         )
         if stuck:
             saga.status = "stuck"
@@ -336,6 +437,16 @@ def saga_from_history(
     if (config.get("taskQueue") or {}).get("name"):
         saga.details["task_queue"] = config["taskQueue"]["name"]
     return saga
+
+
+def _compensation_target(step: SagaStep, words: tuple[str, ...]) -> str | None:
+    """The (normalised) name of the step this one compensates; '' for "the latest"; None: not a compensation."""
+    target = compensated_step(step.details["activity_type"], words)
+    if target is None and step.name != step.details["activity_type"]:
+        target = compensated_step(step.name, words)  # a summary such as "refund payment"
+    if target == "" and step.details.get("subject"):
+        target = _norm(step.details["subject"])
+    return target
 
 
 def _reset_points(steps: list[SagaStep], wft_before: dict[str, int | None],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,11 +18,7 @@ from typing import Any
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from pipelinectl.testing import free_port
 
 
 def temporal_executable() -> str | None:
@@ -159,19 +154,20 @@ class SagaWorker:
                 "--task-queue", self.task_queue, "--effects", str(self.effects)]
         for ns in self.namespaces:
             args += ["--namespace", ns]
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        start_new_session=True)
+        # Its output goes to a file: a pipe nobody reads fills up with the SDK's retry warnings
+        # (stuck sagas fail forever) and then blocks the worker, stalling every workflow.
+        log_path = self.effects.parent / "worker.log"
+        with open(log_path, "w") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
-        assert self.process.stdout is not None
-        line = ""
         while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if "worker ready" in line:
+            if "worker ready" in log_path.read_text(errors="replace"):
                 return self
-            if not line and self.process.poll() is not None:
+            if self.process.poll() is not None:
                 break
+            time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"saga worker did not start: {line}")
+        raise RuntimeError(f"saga worker did not start: {log_path.read_text(errors='replace')[-2000:]}")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

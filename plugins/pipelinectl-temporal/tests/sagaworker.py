@@ -85,6 +85,17 @@ async def undo_ship(order: dict) -> None:
     _record("undo_ship", order)
 
 
+@activity.defn(name="step")
+async def generic_step(name: str, order: dict) -> None:
+    """One activity type for every forward step: the step is its first argument."""
+    _step(name, order)
+
+
+@activity.defn(name="compensate")
+async def generic_compensate(name: str, order: dict) -> None:
+    _record(f"compensate_{name}", order)
+
+
 STEPS = [(reserve, undo_reserve), (charge, undo_charge), (ship, undo_ship)]
 RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=1.0,
                     maximum_interval=timedelta(seconds=1))
@@ -92,25 +103,88 @@ RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coeffi
 
 @workflow.defn(name="OrderSaga")
 class OrderSaga:
+    """The order saga; it opts into pipelinectl's `saga advance` (the update pipelinectl.advance)."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None  # the activity running now
+        self.advanced: dict[str, object] = {}  # step -> the result an operator gave
+
     @workflow.run
     async def run(self, order: dict) -> str:
         done = []
+        handle = None
         try:
             retry = RETRY
             if order.get("backoff"):  # a long wait between attempts, as production policies have
                 interval = timedelta(seconds=float(order["backoff"]))
                 retry = RetryPolicy(initial_interval=interval, backoff_coefficient=1.0, maximum_interval=interval)
             for step, undo in STEPS:
-                await workflow.execute_activity(
+                self.current = step.__name__
+                handle = workflow.start_activity(
                     step, order, start_to_close_timeout=timedelta(seconds=30),
                     heartbeat_timeout=timedelta(seconds=5), retry_policy=retry)
+                await workflow.wait_condition(lambda h=handle: h.done() or self.current in self.advanced)
+                if not handle.done():  # an operator did this step by hand: stop trying it, go on
+                    handle.cancel()
+                    try:
+                        await handle
+                    except BaseException:  # its cancellation: expected
+                        pass
+                else:
+                    await handle
                 done.append(undo)
+            self.current = None
             return "shipped"
         except BaseException:
+            self.current = None
+            if handle is not None and not handle.done():  # cancelled mid-step: stop that step first
+                handle.cancel()
+                try:
+                    await handle
+                except BaseException:
+                    pass
             # Compensate in reverse, whether a step failed or the saga was cancelled.
             for undo in reversed(done):
                 await workflow.execute_activity(undo, order, start_to_close_timeout=timedelta(seconds=30),
                                                 retry_policy=RETRY)
+            raise
+
+    @workflow.update(name="pipelinectl.advance")
+    def advance(self, request: dict) -> dict:
+        """`pipelinectl saga advance`: the current step was done by hand (docs/plugins.md)."""
+        self.advanced[self.current or request["activity_type"]] = request.get("result")
+        return {"advanced": request["step"]}
+
+    @advance.validator
+    def validate_advance(self, request: dict) -> None:
+        if self.current is None or request.get("activity_type") != self.current:
+            raise ValueError(f"the current step is {self.current or 'none'}, not {request.get('step')}")
+
+
+@workflow.defn(name="GenericSaga")
+class GenericSaga:
+    """The same order saga written with one generic `step` activity and one `compensate` activity.
+
+    With `summaries` in the order, each activity carries a summary naming its step (as the
+    Temporal UI shows it); without, only its first argument says which step it is.
+    """
+
+    @workflow.run
+    async def run(self, order: dict) -> str:
+        done: list[str] = []
+        summaries = bool(order.get("summaries"))
+        try:
+            for name in ("reserve", "charge", "ship"):
+                await workflow.execute_activity(
+                    generic_step, args=[name, order], start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RETRY, summary=f"{name} order" if summaries else None)
+                done.append(name)
+            return "shipped"
+        except BaseException:
+            for name in reversed(done):
+                await workflow.execute_activity(
+                    generic_compensate, args=[name, order], start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RETRY, summary=f"undo {name} order" if summaries else None)
             raise
 
 
@@ -126,8 +200,9 @@ async def main() -> None:
     workers = []
     for namespace in args.namespace or ["default"]:
         client = await Client.connect(args.address, namespace=namespace)
-        workers.append(Worker(client, task_queue=args.task_queue, workflows=[OrderSaga],
-                              activities=[reserve, charge, ship, undo_reserve, undo_charge, undo_ship]))
+        workers.append(Worker(client, task_queue=args.task_queue, workflows=[OrderSaga, GenericSaga],
+                              activities=[reserve, charge, ship, undo_reserve, undo_charge, undo_ship,
+                                          generic_step, generic_compensate]))
     print("worker ready", flush=True)
     await asyncio.gather(*(w.run() for w in workers))
 

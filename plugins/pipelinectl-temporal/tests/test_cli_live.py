@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from tests.support.cli import CliEnv
+from pipelinectl.testing import CliEnv
 
 NS = "sagas"
 

@@ -6,17 +6,17 @@ import httpx
 import pytest
 from pipelinectl_temporal.driver import TemporalControlPlane
 
-from pipelinectl.errors import (
+from pipelinectl.plugin_api import (
+    Connection,
     ExitCode,
     NotFoundError,
     PermissionDeniedError,
+    SagaFilter,
     UnauthenticatedError,
     UnavailableError,
     UnsupportedError,
     UsageError,
 )
-from pipelinectl.model import SagaFilter
-from pipelinectl.plane import Connection
 
 TOKEN = "sk-live-abcdef123456"
 
@@ -72,6 +72,30 @@ def test_reads_give_up_at_the_deadline_with_one_line():
         list(plane(handler, timeout=0.5).saga_list(SagaFilter(pipeline="ns")))
     assert "cannot reach Temporal at https://temporal.example:7243" in err.value.message
     assert err.value.exit_code == ExitCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("where", ["refused", "black hole"])
+def test_an_unreachable_server_is_reported_within_two_seconds(where):
+    """Real sockets: nothing listening, and a listener that never accepts (connect hangs)."""
+    import time
+
+    from pipelinectl.testing import BlackHole, free_port
+
+    def attempt(port: int) -> tuple[float, UnavailableError]:
+        connection = Connection(context="t", driver="temporal", url=f"http://127.0.0.1:{port}",
+                                namespace="ns", timeout=30)
+        started = time.monotonic()
+        with pytest.raises(UnavailableError) as err:
+            list(TemporalControlPlane(connection).saga_list(SagaFilter(pipeline="ns")))
+        return time.monotonic() - started, err.value
+
+    if where == "refused":
+        elapsed, error = attempt(free_port())
+    else:
+        with BlackHole() as port:
+            elapsed, error = attempt(port)
+    assert elapsed < 2, f"took {elapsed:.2f}s with a 30s deadline"
+    assert error.exit_code == ExitCode.UNAVAILABLE and "cannot reach Temporal" in error.message
 
 
 def test_terminate_is_not_retried():

@@ -11,9 +11,15 @@ import time
 import pytest
 from pipelinectl_temporal.driver import TemporalControlPlane
 
-from pipelinectl.errors import ConflictError, NotFoundError, UnsupportedError, UsageError
-from pipelinectl.model import SagaFilter
-from pipelinectl.plane import Capability, Connection
+from pipelinectl.plugin_api import (
+    Capability,
+    ConflictError,
+    Connection,
+    NotFoundError,
+    SagaFilter,
+    UnsupportedError,
+    UsageError,
+)
 
 NS = "sagas"
 
@@ -98,6 +104,55 @@ def test_inspect_timeline_matches_what_ran(temporal, worker, plane, uid):
     failed_event = next(e for e in saga.events if e.type == "ActivityTaskFailed")
     assert failed_event.step == "ship" and "ship declined" in failed_event.message
     assert saga.details["reset_points"]["before_failed_step"] < saga.details["reset_points"]["last_workflow_task"]
+
+
+@pytest.mark.parametrize("summaries", [False, True])
+def test_one_generic_activity_shows_each_step_by_name(temporal, worker, plane, uid, summaries):
+    """A workflow whose every step is the same activity type: the timeline still tells them apart."""
+    saga_id = f"{uid}-generic"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "fail_at": "ship", "summaries": summaries},
+                        workflow_type="GenericSaga")
+    temporal.wait_status(NS, saga_id, {"FAILED"})
+    assert worker.effects_of(saga_id) == ["reserve", "charge", "ship-error", "compensate_charge", "compensate_reserve"]
+
+    saga = plane.saga_show(NS, saga_id)
+    if summaries:
+        names = ["reserve order", "charge order", "ship order", "undo charge order", "undo reserve order"]
+    else:
+        names = ["step reserve", "step charge", "step ship", "compensate charge", "compensate reserve"]
+    assert [s.name for s in saga.steps] == names
+    assert [s.status for s in saga.steps] == ["completed", "completed", "failed", "compensated", "compensated"]
+    assert [s.compensation for s in saga.steps[:3]] == ["compensated", "compensated", None]
+    assert saga.steps[3].details["compensates"] == names[1] and saga.steps[4].details["compensates"] == names[0]
+    assert saga.completed_steps == names[:2]
+
+
+def test_list_shows_the_current_step_and_stuck_state_of_running_sagas(temporal, worker, plane, uid):
+    stuck_id, done_id = f"{uid}-stuck", f"{uid}-done"
+    temporal.start_saga(NS, stuck_id, {"id": stuck_id, "stuck_at": "charge"})
+    temporal.start_saga(NS, done_id, {"id": done_id})
+    temporal.wait_status(NS, done_id, {"COMPLETED"})
+    wait_until(lambda: plane.saga_show(NS, stuck_id).status == "stuck", what="the saga to be stuck")
+    temporal.wait_visible(NS, f"WorkflowId STARTS_WITH '{uid}'", 2)
+    listed = {s.id: s for s in plane.saga_list(by_prefix(uid))}
+    assert (listed[stuck_id].status, listed[stuck_id].current_step) == ("stuck", "charge")
+    assert listed[done_id].status == "completed" and listed[done_id].current_step is None
+    assert listed[stuck_id].completed_steps is None  # the list view cannot tell; inspect can
+    plane.saga_force_fail(NS, stuck_id, "test cleanup", terminate=True)
+
+
+def test_force_fail_reports_the_state_after_the_cancel(temporal, worker, plane, uid):
+    saga_id = f"{uid}-stuck"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "ship"})
+    wait_until(lambda: plane.saga_show(NS, saga_id).status == "stuck", what="the saga to be stuck")
+    planned = plane.saga_force_fail(NS, saga_id, "carrier outage", dry_run=True)
+    assert planned.status == "compensating" and planned.details["dry_run"] == "cancel"
+    assert temporal.status_of(NS, saga_id) == "RUNNING"  # the dry run changed nothing
+    after = plane.saga_force_fail(NS, saga_id, "carrier outage")
+    assert after.status in ("compensating", "compensated"), after.status  # never "stuck" after a cancel
+    assert after.details["cancel_requested"] is True
+    temporal.wait_status(NS, saga_id, {"CANCELED"})
+    assert plane.saga_show(NS, saga_id).status == "compensated"
 
 
 def test_stuck_saga_shows_its_pending_activity(temporal, worker, plane, uid):
@@ -321,3 +376,48 @@ def test_errors_are_the_documented_kinds(temporal, plane):
     assert Capability.SAGA_FORCE_COMPLETE not in plane.capabilities
     with pytest.raises(UnsupportedError, match="'replay' is not supported by the temporal driver"):
         plane.replay(None)
+
+
+def test_advance_records_the_current_step_done_and_the_saga_goes_on(temporal, worker, plane, uid):
+    saga_id = f"{uid}-stuck"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "charge"})
+    wait_until(lambda: plane.saga_show(NS, saga_id).status == "stuck", what="the saga to be stuck")
+
+    with pytest.raises(ConflictError, match="at step 'charge', not 'ship'"):
+        plane.saga_advance(NS, saga_id, "ship", "wrong step")
+    planned = plane.saga_advance(NS, saga_id, "charge", "charged by hand", result={"receipt": "r-1"}, dry_run=True)
+    assert planned.details["dry_run"] == {"advance": "charge", "result": {"receipt": "r-1"}}
+    assert temporal.status_of(NS, saga_id) == "RUNNING" and "ship" not in worker.effects_of(saga_id)
+
+    plane.saga_advance(NS, saga_id, "charge", "charged by hand", result={"receipt": "r-1"})
+    temporal.wait_status(NS, saga_id, {"COMPLETED"})
+    ran = worker.effects_of(saga_id)
+    assert ran[0] == "reserve" and ran[-1] == "ship" and "charge" not in ran  # charge never succeeded: done by hand
+    saga = plane.saga_show(NS, saga_id)
+    steps = {s.name: s for s in saga.steps}
+    assert [s.name for s in saga.steps] == ["reserve", "charge", "ship"]
+    assert steps["charge"].status == "completed"
+    assert steps["charge"].details["advanced"]["result"] == {"receipt": "r-1"}
+    assert steps["charge"].details["advanced"]["reason"] == "charged by hand"
+    assert saga.status == "completed" and saga.completed_steps == ["reserve", "charge", "ship"]
+
+
+def test_advance_on_a_workflow_without_the_convention_is_unsupported(temporal, worker, plane, uid):
+    saga_id = f"{uid}-generic"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "charge"}, workflow_type="GenericSaga")
+    wait_until(lambda: plane.saga_show(NS, saga_id).current_step == "step charge", what="the charge step")
+    with pytest.raises(UnsupportedError, match="'saga advance' is not supported by the temporal driver: "
+                                               "workflow type 'GenericSaga' does not implement"):
+        plane.saga_advance(NS, saga_id, "step charge", "by hand")
+    assert temporal.status_of(NS, saga_id) == "RUNNING"
+    plane.saga_force_fail(NS, saga_id, "test cleanup", terminate=True)
+
+
+def test_cancel_compensates_completed_steps_in_reverse_and_ends_compensated(temporal, worker, plane, uid):
+    saga_id = f"{uid}-stuck"
+    temporal.start_saga(NS, saga_id, {"id": saga_id, "stuck_at": "ship"})
+    wait_until(lambda: plane.saga_show(NS, saga_id).status == "stuck", what="the saga to be stuck")
+    plane.saga_cancel(NS, saga_id, "order withdrawn")
+    temporal.wait_status(NS, saga_id, {"CANCELED"})
+    assert worker.effects_of(saga_id)[-2:] == ["undo_charge", "undo_reserve"]
+    assert plane.saga_show(NS, saga_id).status == "compensated"

@@ -7,7 +7,7 @@ import json
 import yaml
 from pipelinectl_temporal.mapping import temporal_status
 
-from tests.support.cli import CliEnv
+from pipelinectl.testing import CliEnv
 
 NS = "parity"
 

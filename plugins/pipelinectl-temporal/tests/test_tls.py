@@ -16,9 +16,7 @@ import time
 import pytest
 from pipelinectl_temporal.driver import TemporalControlPlane
 
-from pipelinectl.errors import ExitCode, UnavailableError
-from pipelinectl.model import SagaFilter
-from pipelinectl.plane import Connection
+from pipelinectl.plugin_api import Connection, ExitCode, SagaFilter, UnavailableError
 
 
 def _openssl(*args: str, cwd) -> None:

@@ -2,8 +2,7 @@
 
 import typer
 
-from pipelinectl.model import Pipeline, Stage
-from pipelinectl.plane import Capability, Connection, UnsupportedVerbs
+from pipelinectl.plugin_api import Capability, Connection, Pipeline, Stage, UnsupportedVerbs
 
 
 class HelloPlane(UnsupportedVerbs):
@@ -11,6 +10,7 @@ class HelloPlane(UnsupportedVerbs):
 
     driver = "hello"
     capabilities = frozenset({Capability.STATUS})
+    url_schemes = ("http", "https")  # `config set-context --url` must use one of these
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection

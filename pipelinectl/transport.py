@@ -1,0 +1,318 @@
+"""How every driver talks to a remote: the retry policy, deadlines, and a JSON-over-HTTP client.
+
+One policy for all drivers, so an operator sees the same behaviour whatever engine answers:
+
+- Reads retry transient failures (`UnavailableError` and its kinds) with exponential
+  backoff and full jitter until the verb's deadline (`Connection.timeout`), honouring a
+  server's `Retry-After`. Writes retry only when the caller says they are idempotent
+  (they carry an idempotency key, a dedupe id, a request id the server checks).
+- A plane that cannot be connected to at all (`UnreachableError`: refused, connect
+  timeout, no route) is retried only within `UNREACHABLE_WITHIN` seconds: it is
+  reported within two seconds, never after the whole deadline.
+- Connecting has its own timeout (`Connection.connect_timeout`), separate from the
+  deadline of the verb.
+
+`HttpApi` is the shared client for engines with an HTTP API (Temporal's, RabbitMQ's
+management API...). Drivers for other protocols use `retry()`/`aretry()` around their
+own client calls, raising `pipelinectl.errors` kinds from one mapping function.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .errors import (
+    InternalError,
+    PipelinectlError,
+    UnavailableError,
+    UnreachableError,
+    UsageError,
+    error_class_for_status,
+)
+from .redact import redact
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .plane import Connection
+
+T = TypeVar("T")
+
+UNREACHABLE_WITHIN = 1.5  # seconds of retrying a plane that cannot be connected to
+DEFAULT_CONNECT_TIMEOUT = 1.5  # per connection attempt; a context's `connect_timeout` setting overrides
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**(n-1)))."""
+
+    base: float = 0.2
+    cap: float = 5.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        wait = random.uniform(0, min(self.cap, self.base * 2 ** max(0, attempt - 1)))
+        return max(wait, retry_after) if retry_after else wait
+
+
+DEFAULT_BACKOFF = Backoff()
+
+
+def retryable(exc: BaseException) -> bool:
+    """Worth another attempt: a transient kind, unless the driver marked it final (a bad certificate)."""
+    return isinstance(exc, UnavailableError) and getattr(exc, "retryable", True)
+
+
+class _Attempts:
+    """The bookkeeping `retry` and `aretry` share: may we try again, and after how long?"""
+
+    def __init__(self, timeout: float, backoff: Backoff, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.started = clock()
+        self.deadline = self.started + timeout
+        self.backoff = backoff
+        self.attempt = 0
+
+    def next_delay(self, exc: PipelinectlError) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up with `exc`."""
+        if not retryable(exc):
+            return None
+        now = self.clock()
+        wait = self.backoff.delay(self.attempt, getattr(exc, "retry_after", None))
+        limit = self.deadline
+        if isinstance(exc, UnreachableError):
+            limit = min(limit, self.started + UNREACHABLE_WITHIN)
+        return wait if now + wait < limit else None
+
+
+def retry(call: Callable[[], T], *, timeout: float, what: str = "request", idempotent: bool = True,
+          trace: Callable[[str], None] | None = None, backoff: Backoff = DEFAULT_BACKOFF,
+          sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> T:
+    """Run `call` (which raises PipelinectlError kinds) under the retry policy; return its result."""
+    attempts = _Attempts(timeout, backoff, clock)
+    while True:
+        attempts.attempt += 1
+        try:
+            return call()
+        except PipelinectlError as exc:
+            wait = attempts.next_delay(exc) if idempotent else None
+            if wait is None:
+                raise
+            if trace:
+                trace(f"! {what}: retrying in {wait:.2f}s (attempt {attempts.attempt + 1}): {exc.message}")
+            sleep(wait)
+
+
+async def aretry(call: Callable[[], Awaitable[T]], *, timeout: float, what: str = "request",
+                 idempotent: bool = True, trace: Callable[[str], None] | None = None,
+                 backoff: Backoff = DEFAULT_BACKOFF, clock: Callable[[], float] = time.monotonic) -> T:
+    """`retry` for asyncio clients (nats-py, aio-pika...)."""
+    import asyncio
+
+    attempts = _Attempts(timeout, backoff, clock)
+    while True:
+        attempts.attempt += 1
+        try:
+            return await call()
+        except PipelinectlError as exc:
+            wait = attempts.next_delay(exc) if idempotent else None
+            if wait is None:
+                raise
+            if trace:
+                trace(f"! {what}: retrying in {wait:.2f}s (attempt {attempts.attempt + 1}): {exc.message}")
+            await asyncio.sleep(wait)
+
+
+def connect_timeout(connection: Connection) -> float:
+    """Seconds one connection attempt may take: the context's `connect_timeout`, else 1.5 s."""
+    value = (connection.settings or {}).get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"context '{connection.context}': setting 'connect_timeout' must be a number of seconds") from None
+    if not 0 < seconds <= 60:
+        raise UsageError(f"context '{connection.context}': setting 'connect_timeout' must be between 0 and 60 seconds")
+    return min(seconds, connection.timeout)
+
+
+# -- TLS --------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _ca_context(path: str) -> Any:
+    import ssl
+
+    return ssl.create_default_context(cafile=path)
+
+
+def ssl_context(connection: Connection) -> Any:
+    """The TLS verification a context asks for: its ca-file, the system's CAs, or (warned) none.
+
+    Returns an `ssl.SSLContext`, or False when verification is explicitly turned off.
+    """
+    import os
+    import ssl
+
+    if connection.insecure_skip_tls_verify:
+        return False
+    if connection.ca_file:
+        path = os.path.expanduser(connection.ca_file)
+        try:
+            return _ca_context(path)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise UsageError(f"context '{connection.context}': cannot load ca-file {path}: {reason}") from None
+    return _default_context()
+
+
+@functools.cache
+def _default_context() -> Any:
+    """httpx's verifying context (certifi's CAs, honouring SSL_CERT_FILE), built once per process."""
+    return import_httpx().create_ssl_context()
+
+
+def tls_failure(text: str) -> bool:
+    lowered = text.lower()
+    return "certificate" in lowered or "ssl" in lowered or "tls" in lowered
+
+
+# -- JSON over HTTP -----------------------------------------------------------------------------------------
+
+
+def import_httpx() -> Any:
+    """httpx without its command-line module (click, rich, pygments: ~70 ms we never use)."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    import httpx
+
+    return httpx
+
+
+class HttpApi:
+    """A JSON API of one engine over HTTP, bound to one connection.
+
+    Owns TLS, auth, tracing (secrets redacted), timeouts, the retry policy and the
+    mapping of HTTP failures to error kinds. Subclasses name the engine (`engine`) and
+    override `auth_headers()` or `error_from()` for the engine's own auth and error body.
+    """
+
+    engine = "the server"
+    hint_unreachable = "is the server running, and is the context's url its address?"
+
+    def __init__(self, connection: Connection, *, base_url: str | None = None,
+                 transport: httpx.BaseTransport | None = None, user_agent: str = "pipelinectl",
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.connection = connection
+        self.base_url = (base_url or connection.url).rstrip("/")
+        self._transport = transport
+        self._user_agent = user_agent
+        self._sleep = sleep
+        self._client: httpx.Client | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            httpx = import_httpx()
+            conn = self.connection
+            verify = ssl_context(conn) if self.base_url.startswith("https") else False
+            headers = {"Accept": "application/json", "User-Agent": self._user_agent, **(conn.headers or {})}
+            self._client = httpx.Client(
+                base_url=self.base_url, headers=headers, verify=verify, transport=self._transport,
+                follow_redirects=False,
+                timeout=httpx.Timeout(min(conn.timeout, 30.0), connect=connect_timeout(conn)),
+            )
+        return self._client
+
+    def auth_headers(self) -> dict[str, str]:
+        """Bearer auth from the context's token, read only now."""
+        token = self.connection.token() if self.connection.token else None
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def trace(self, line: str) -> None:
+        if self.connection.trace:
+            self.connection.trace(redact(line))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- requests -----------------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                body: Any = None, idempotent: bool | None = None, headers: dict[str, str] | None = None) -> Any:
+        """Send one call and return its decoded JSON ({} for an empty body).
+
+        Reads (GET/HEAD) retry by default; a write retries only with `idempotent=True`
+        (it carries something the server deduplicates on).
+        """
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD")
+        return retry(lambda: self._once(method, path, params, body, headers), timeout=self.connection.timeout,
+                     what=f"{method} {path}", idempotent=idempotent, trace=self.trace, sleep=self._sleep)
+
+    def _once(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
+              headers: dict[str, str] | None) -> Any:
+        httpx = import_httpx()
+        self.trace(f"> {method} {path}" + (f" {params}" if params else ""))
+        started = time.monotonic()
+        try:
+            response = self.client().request(method, path, params=params, json=body,
+                                             headers={**self.auth_headers(), **(headers or {})})
+        except httpx.ConnectTimeout:
+            raise UnreachableError(f"cannot reach {self.engine} at {self.base_url}: connect timed out",
+                                   hint=self.hint_unreachable) from None
+        except httpx.TimeoutException as exc:
+            raise UnavailableError(f"{self.engine} at {self.base_url} timed out ({type(exc).__name__})") from None
+        except httpx.ConnectError as exc:
+            raise self._connect_error(exc) from None
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"cannot reach {self.engine} at {self.base_url}: {type(exc).__name__}",
+                                   hint=self.hint_unreachable) from None
+        self.trace(f"< {response.status_code} {method} {path} ({(time.monotonic() - started) * 1000:.0f} ms)")
+        if response.status_code < 300:
+            return self.decode(response, path)
+        raise self.error_from(response)
+
+    def _connect_error(self, exc: Exception) -> PipelinectlError:
+        text = str(exc)
+        if tls_failure(text):
+            err = UnavailableError(f"the TLS certificate of {self.base_url} is not trusted"
+                                   if "verify" in text.lower() else f"TLS with {self.base_url} failed",
+                                   hint="give the context its CA with --ca-file FILE (verification stays on)")
+            err.retryable = False  # type: ignore[attr-defined]  # retrying cannot fix a certificate
+            return err
+        reason = "connection refused" if "refused" in text.lower() or "errno 111" in text.lower() else type(exc).__name__
+        return UnreachableError(f"cannot reach {self.engine} at {self.base_url}: {reason}", hint=self.hint_unreachable)
+
+    def decode(self, response: httpx.Response, path: str) -> Any:
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError:
+            raise InternalError(f"{self.engine} answered {path} with non-JSON content") from None
+
+    def error_from(self, response: httpx.Response) -> PipelinectlError:
+        """An HTTP failure as an error kind; override to read the engine's error body."""
+        message = f"{self.engine} answered HTTP {response.status_code}"
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            text = data.get("message") or data.get("reason") or data.get("error")
+            if isinstance(text, str) and text.strip():
+                message = redact(text.strip().splitlines()[0])
+        return self.with_retry_after(error_class_for_status(response.status_code)(message), response)
+
+    @staticmethod
+    def with_retry_after(err: PipelinectlError, response: httpx.Response) -> PipelinectlError:
+        value = response.headers.get("Retry-After", "")
+        if value.isdigit():
+            err.retry_after = float(value)  # type: ignore[attr-defined]
+        return err
