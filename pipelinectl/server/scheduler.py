@@ -12,7 +12,8 @@ in-memory deques mirror the `work` table and are rebuilt from it at start.
 
 Whether a stage takes its next item is decided in one place (`StageRuntime._may_take`),
 and what happens to a taken item in another (`StageRuntime._process`): the gates
-that pausing, draining and resizing act on.
+that pausing, draining and resizing act on (a rate limit would be one more
+condition of the first, a disabled stage one more outcome of the second).
 """
 
 from __future__ import annotations
