@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +46,11 @@ class Feed:
 
 @dataclass
 class Work:
-    """An item at a stage: the in-memory mirror of one `work` row."""
+    """An item at a stage: the in-memory mirror of one `work` row.
+
+    `applied_here` is whether its stage had already applied its key when the
+    item arrived there (read in the transaction that moved it; None: unknown).
+    """
 
     id: int
     key: str
@@ -54,6 +58,7 @@ class Work:
     payload: Any
     origin: str
     first_seen: float
+    applied_here: bool | None = None
 
 
 
@@ -259,8 +264,11 @@ class StageRuntime:
         group commit; it raises only if nothing was queued.
         """
         store = self.p.store
-        if store.is_applied(self.p.name, self.name, work.key):
-            await self._forward(work, work.payload)
+        applied = work.applied_here
+        if applied is None or work.key in self.p.shared_keys:  # maybe applied since it arrived: look again
+            applied = (self.name, work.key) in self.p.applying or store.is_applied(self.p.name, self.name, work.key)
+        if applied:
+            await self._forward(work, work.payload, skipped=True)
             return
         retry = self.spec.retry
         started = time.monotonic()
@@ -286,39 +294,55 @@ class StageRuntime:
             await self._forward(work, work.payload if out is None else out)
             return
 
-    async def _forward(self, work: Work, payload: Any) -> None:
-        """Record the stage's effect and hand the item to the next stage (or finish it), in a group commit."""
-        store, nxt = self.p.store, self.next
+    async def _forward(self, work: Work, payload: Any, skipped: bool = False) -> None:
+        """Record the stage's effect and hand the item to the next stage (or finish it), in a group commit.
+
+        `skipped`: the handler did not run because the key was applied here
+        already (perhaps by a move still waiting for its commit, see `applying`).
+        """
+        store, nxt, applying = self.p.store, self.next, self.p.applying
         data = None if nxt is None else dumps(payload)
         if nxt is not None:
             await nxt.reserve_room()
         t = now()
+        mark = (self.name, work.key)
 
-        def commit() -> bool:
+        def commit() -> tuple[bool, bool | None]:
             fresh = store.mark_applied(self.p.name, self.name, work.key, t)
+            if skipped and fresh:  # the move it was skipped for did not commit after all: run it again
+                raise RuntimeError(f"key {work.key!r} was not applied at {self.name!r}")
             store.count(self.p.name, self.name, processed=int(fresh), skipped=int(not fresh))
             if nxt is None:
                 store.drop_work(work.id)
-            else:
-                store.move_work(work.id, nxt.name, data)
-            return fresh
+                return fresh, None
+            store.move_work(work.id, nxt.name, data)
+            return fresh, store.is_applied(self.p.name, nxt.name, work.key)
 
-        def then(fresh: bool | None, error: BaseException | None) -> None:
-            if error is not None:
+        def then(result: tuple[bool, bool | None] | None, error: BaseException | None) -> None:
+            if not skipped:
+                applying[mark] -= 1
+                if applying[mark] <= 0:
+                    del applying[mark]
+            if error is not None or result is None:
                 if nxt is not None:
                     nxt.unreserve()
-                self._commit_failed(work, error)
+                self._commit_failed(work, error or RuntimeError("no result"))
                 return
+            fresh, work.applied_here = result
             if fresh:
                 self.processed += 1
                 self.window.append((t, True))
             else:
                 self.skipped += 1
-            if nxt is not None:
+            if nxt is None:
+                self.p.retire(work.key)
+            else:
                 work.payload = payload
                 nxt.accept(work, reserved=True)
             self._settle()
 
+        if not skipped:
+            applying[mark] += 1
         store.later(commit, then)
 
     def _dead_letter(self, work: Work, kind: str, message: str, attempts: int) -> None:
@@ -339,6 +363,7 @@ class StageRuntime:
                 return
             self.failed += 1
             self.window.append((t, False))
+            self.p.retire(work.key)
             self._settle()
 
         store.later(commit, then)
@@ -389,10 +414,32 @@ class Scheduler:
         self.by_name = {s.name: s for s in self.stages}
         self.next_offset = 0
         self.tasks: set[asyncio.Task] = set()
+        # Keys of the items in the pipeline (queued or in flight), and those of them that had
+        # company (two live items with one key) since their count was last zero: only for
+        # those can a stage have applied the key after the item arrived there.
+        self.live_keys: dict[str, int] = {}
+        self.shared_keys: set[str] = set()
+        self.applying: Counter[tuple[str, str]] = Counter()  # (stage, key) of moves queued, not yet committed
 
     @property
     def stopping(self) -> bool:
         return self._stopping()
+
+    def admit(self, stage: StageRuntime, work: Work, reserved: bool = False) -> None:
+        """A new item enters the pipeline at `stage` (from the input, a replay, a redrive or the store)."""
+        n = self.live_keys.get(work.key, 0) + 1
+        self.live_keys[work.key] = n
+        if n > 1:
+            self.shared_keys.add(work.key)
+        stage.accept(work, reserved)
+
+    def retire(self, key: str) -> None:
+        """An item left the pipeline (done or dead-lettered)."""
+        n = self.live_keys.pop(key, 1) - 1
+        if n > 0:
+            self.live_keys[key] = n
+        else:
+            self.shared_keys.discard(key)
 
     def restore(self) -> None:
         """Load stage settings and counters, and refill the queues from the `work` table."""
@@ -413,8 +460,8 @@ class Scheduler:
                                       row["first_seen"], now(), {"origin": row["origin"]})
                     store.drop_work(row["id"])
                 continue
-            st.queue.append(Work(row["id"], row["key"], row["offset"], loads(row["payload"]), row["origin"],
-                                 row["first_seen"]))
+            self.admit(st, Work(row["id"], row["key"], row["offset"], loads(row["payload"]), row["origin"],
+                                row["first_seen"]))
         self.next_offset = store.next_offset(self.name)
 
     def start(self, source: Source | None) -> None:
@@ -462,13 +509,14 @@ class Scheduler:
         """
         store, first, t, data = self.store, self.stages[0], now(), dumps(payload)
 
-        def commit() -> tuple[int, int]:
+        def commit() -> tuple[int, int, bool]:
             if feed is not None and feed.failed is not None:
                 raise RuntimeError("an earlier append of this source failed")
             offset = store.next_offset(self.name)  # from the log itself: never a gap
-            return offset, store.append_input(self.name, offset, key, data, t, first.name)
+            wid = store.append_input(self.name, offset, key, data, t, first.name)
+            return offset, wid, store.is_applied(self.name, first.name, key)
 
-        def then(result: tuple[int, int] | None, error: BaseException | None) -> None:
+        def then(result: tuple[int, int, bool] | None, error: BaseException | None) -> None:
             if error is not None or result is None:
                 first.unreserve()
                 if feed is not None and feed.failed is None:
@@ -476,9 +524,9 @@ class Scheduler:
                 if done is not None and not done.done():
                     done.set_exception(error or RuntimeError("append failed"))
                 return
-            offset, wid = result
+            offset, wid, applied = result
             self.next_offset = max(self.next_offset, offset + 1)
-            first.accept(Work(wid, key, offset, payload, "input", t), reserved=True)
+            self.admit(first, Work(wid, key, offset, payload, "input", t, applied), reserved=True)
             if done is not None and not done.done():
                 done.set_result(offset)
 

@@ -208,7 +208,7 @@ class PipelineRuntime:
             with self.store.tx():
                 wid = self.store.add_work(self.name, st.name, r["key"], r["offset"], r["payload"], "redrive", first_seen)
                 self.store.drop_dead_letters([r["seq"]])
-            st.accept(Work(wid, r["key"], r["offset"], loads(r["payload"]), "redrive", first_seen))
+            self.scheduler.admit(st, Work(wid, r["key"], r["offset"], loads(r["payload"]), "redrive", first_seen))
             result.succeeded.append(dlq_id(r["seq"]))
         return result
 
@@ -298,7 +298,7 @@ class PipelineRuntime:
                             wid = store.add_work(self.name, st.name, r["key"], r["offset"], r["payload"], "replay", t)
                             store.advance_replay(job_id, cursor, replayed=1)
                     if not done:
-                        st.accept(Work(wid, r["key"], r["offset"], loads(r["payload"]), "replay", t))
+                        self.scheduler.admit(st, Work(wid, r["key"], r["offset"], loads(r["payload"]), "replay", t))
                     await asyncio.sleep(0)
             with store.tx():
                 store.set_replay_state(job_id, "completed", only_from="running", finished_at=now())

@@ -266,3 +266,32 @@ def test_a_key_dead_lettered_again_for_the_same_stage_and_kind_updates_its_entry
         await rt.stop(5)
 
     asyncio.run(scenario())
+
+
+def test_an_item_skips_what_another_item_with_its_key_applied_after_it_arrived(tmp_path):
+    calls: list[str] = []
+
+    async def record(item):
+        calls.append(item.key)
+
+    p = Pipeline("k")
+    p.add_stage(StageDef("a", lambda item: asyncio.sleep(0)))
+    p.add_stage(StageDef("b", record))
+
+    async def scenario() -> None:
+        rt = Runtime([p], tmp_path / "k.db")
+        await rt.start()
+        pr = rt.pipeline("k")
+        pr.pause("b")
+        await rt.submit("k", "k0", 0)
+        await until(lambda: len(pr.stage("b").queue) == 1)  # the original waits at b, b not yet applied
+        job = pr.replay_start(m.ReplayRequest(pipeline="k", stage="a", from_offset=0, to_offset=1))
+        await until(lambda: len(pr.stage("b").queue) == 2)  # the replayed copy waits behind it
+        assert pr.replay_get(job.id).replayed == 1
+        pr.resume("b")
+        await until(lambda: pr.stage("b").processed + pr.stage("b").skipped == 2 and pr.stage("b").in_flight == 0)
+        assert calls == ["k0"]  # the copy saw that the original applied b meanwhile
+        assert (pr.stage("b").processed, pr.stage("b").skipped) == (1, 1)
+        await rt.stop(5)
+
+    asyncio.run(scenario())
