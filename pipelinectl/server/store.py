@@ -9,12 +9,12 @@ The rest of the server speaks to the database only through the methods of
 `Store`, grouped by table below. Callers decide which of them form one
 transaction: `with store.tx(): ...` commits at once (operator verbs), and
 `store.later(fn, then)` joins a group commit (the per-item moves of the stages):
-every `fn` queued during one turn of the event loop runs, in order, in one
-transaction at the start of the next turn, and each `then` runs once its part
-is committed. Many items per commit instead of one is what lets the
-runtime keep up with its workers; each `fn` still commits entirely or not at
-all, so a crash between two commits leaves every item where the last commit
-put it, to be handled again after the restart.
+every `fn` queued within `GROUP_WINDOW` of the first runs, in order, in one
+transaction, and each `then` runs once its part is committed. Many items per
+commit instead of one is what lets the runtime keep up with its workers (each
+commit writes its pages to the WAL again); each `fn` still commits entirely or
+not at all, so a crash between two commits leaves every item where the last
+commit put it, to be handled again after the restart.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+# A group commits this long after its first part was queued (or at GROUP_MAX parts): long enough for
+# the many items that finish close together to share one commit, short next to any stage's work.
+GROUP_WINDOW = 0.001
+GROUP_MAX = 1000
 Then = Callable[[T | None, BaseException | None], None]
 log = logging.getLogger("pipelinectl.server")
 
@@ -142,8 +146,9 @@ class DLQQuery:
 class Store:
     """One connection, used from the event loop's thread; transactions nest."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, group_window: float = GROUP_WINDOW) -> None:
         self.path = str(path)
+        self.group_window = group_window
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -152,6 +157,7 @@ class Store:
         self.db.executescript(SCHEMA)
         self._depth = 0
         self._batch: list[tuple[Callable[[], Any], Then[Any] | None]] = []
+        self._flush_at: asyncio.TimerHandle | asyncio.Handle | None = None
         self._counts: dict[tuple[str, str], list[Any]] = {}  # stage counters, written once per transaction
         self._log_end: dict[str, int] = {}  # next input offset per pipeline, known within a transaction
         # Checkpoints (the only fsyncs under synchronous=NORMAL) run on a thread with its own
@@ -210,7 +216,10 @@ class Store:
         """
         self._batch.append((fn, then))
         if len(self._batch) == 1:
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._flush_at = asyncio.get_running_loop().call_later(self.group_window, self.flush)
+        elif len(self._batch) == GROUP_MAX and self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = asyncio.get_running_loop().call_soon(self.flush)
 
     def committed(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         """`later` for a caller that awaits: the future holds `fn`'s result once it is committed."""
@@ -230,6 +239,9 @@ class Store:
     def flush(self) -> None:
         """Commit what `later` queued, in one transaction, then run the `then`s in order."""
         batch, self._batch = self._batch, []
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
         if not batch:
             return
         try:

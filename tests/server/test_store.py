@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from pipelinectl.server.store import Store
+from pipelinectl.server.store import GROUP_MAX, Store
 
 
 @pytest.fixture
@@ -108,3 +108,24 @@ def test_input_offsets_stay_consecutive_across_groups_and_rollbacks(store):
 
     assert asyncio.run(scenario()) == [0, 1, 2, 3, 4]
     assert [r["key"] for r in store.inputs("p", 0, 100, 100)] == list("abcde")
+
+
+def test_a_group_waits_its_window_and_a_full_group_goes_at_once(tmp_path):
+    lone, full = Store(tmp_path / "lone.db", group_window=0.1), Store(tmp_path / "full.db", group_window=3600)
+
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await lone.committed(lambda: lone.add_stage("p", "alone", "running", 1))
+        waited = loop.time() - t0
+        # a window of an hour: only reaching GROUP_MAX parts can commit these
+        parts = [full.committed(lambda n=n: full.add_stage("p", f"s{n}", "running", 1)) for n in range(GROUP_MAX)]
+        await asyncio.wait_for(asyncio.gather(*parts), 60)
+        return waited
+
+    try:
+        assert asyncio.run(scenario()) >= 0.09  # a part alone waits for company
+        assert full.db.execute("SELECT COUNT(*) FROM stages").fetchone()[0] == GROUP_MAX
+    finally:
+        lone.close()
+        full.close()
