@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-# A group commits this long after its first part was queued (or at GROUP_MAX parts): long enough for
-# the many items that finish close together to share one commit, short next to any stage's work.
+# A group commits this long after its first part was queued: long enough for the many items that
+# finish close together to share one commit, short next to any stage's work. At GROUP_MAX parts it
+# commits at once, which bounds how long one commit (and the bookkeeping after it) holds the loop.
 GROUP_WINDOW = 0.001
-GROUP_MAX = 1000
+GROUP_MAX = 64
 Then = Callable[[T | None, BaseException | None], None]
 log = logging.getLogger("pipelinectl.server")
 
