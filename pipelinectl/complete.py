@@ -228,18 +228,11 @@ def driver_names() -> list[str]:
         return ["http"]
 
 
-PLUGINS_ENV = "PIPELINECTL_LOAD_PLUGINS"  # pipelinectl.plugins.LOAD_PLUGINS_ENV, without importing it
-
-
 def _install_stamp() -> str:
-    """Changes when a distribution is installed or removed (its site directory's mtime) or the plugin filter does."""
-    stamps = []
-    for entry in sys.path:
-        try:
-            stamps.append(f"{entry}@{os.stat(entry or '.').st_mtime_ns}")
-        except OSError:
-            continue
-    return f"{os.environ.get(PLUGINS_ENV)}|{'|'.join(stamps)}"
+    """Changes when a distribution is installed or removed, or the plugin filter changes."""
+    from .plugin_index import LOAD_PLUGINS_ENV, install_stamp
+
+    return f"{os.environ.get(LOAD_PLUGINS_ENV)}|{install_stamp()}"
 
 
 def plugin_tree() -> dict[str, Any]:

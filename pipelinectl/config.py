@@ -133,13 +133,21 @@ class Config:
         }
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Read the config; a missing file is an empty config, a malformed one a usage error."""
+def load_config(path: str | Path | None = None, *, must_exist: bool = False) -> Config:
+    """Read the config; a malformed one is a usage error.
+
+    A missing file is an empty config (nothing configured yet), unless `must_exist`:
+    a file the operator named (--config, PIPELINECTL_CONFIG) that is not there is a
+    typo to report, not an empty config to act on.
+    """
     import yaml
 
     resolved = path if isinstance(path, Path) else config_path(path)
     config = Config(path=resolved)
     if not resolved.exists():
+        if must_exist:
+            raise UsageError(f"config file not found: {resolved}",
+                             hint=f"create it with 'pipelinectl --config {resolved} config set-context NAME --url URL'")
         return config
     try:
         mode = resolved.stat().st_mode
@@ -197,23 +205,62 @@ def read_token(context: Context, timeout: float = 10.0) -> str | None:
 
     token: str | None = None
     if context.token_env:
-        token = os.environ.get(context.token_env)
-        if not token:
-            raise UsageError(
-                f"context '{context.name}' reads its token from ${context.token_env}, which is not set"
-            )
+        source = f"${context.token_env}"
+        value = os.environ.get(context.token_env)
+        if not value:
+            raise UsageError(f"context '{context.name}' reads its token from {source}, which is not set")
+        token = _checked_token(context, value, source)
     elif context.token_file:
         path = Path(context.token_file).expanduser()
         try:
-            token = path.read_text(encoding="utf-8").strip()
+            data = path.read_bytes()
         except OSError as exc:
             raise UsageError(f"context '{context.name}': cannot read token file {path}: {exc.strerror}") from None
-        if not token:
+        if not data.strip():
             raise UsageError(f"context '{context.name}': token file {path} is empty")
+        token = _checked_token(context, data.decode("utf-8", "replace"), f"token file {path}")
     elif context.token_exec:
         token = _exec_token(context, timeout)
     register_secret(token)
     return token
+
+
+def _checked_token(context: Context, value: str, source: str, hint: str | None = None) -> str:
+    """The token without surrounding whitespace, if it can travel in an HTTP header.
+
+    A token is one line of printable ASCII with no space inside. Anything else is refused here, where the
+    source is known: sent on, the HTTP layer would refuse it with a message that quotes the header, token
+    and all. The message says what is wrong, never where in the value or what the value is.
+    """
+    token = value.strip()
+    problem = _header_value_problem(token, spaces=False)
+    if problem is None:
+        return token
+    raise UsageError(f"context '{context.name}': the token from {source} {problem}; nothing was sent",
+                     hint=hint or "a token is one line of printable ASCII without spaces")
+
+
+def check_headers(context: Context) -> None:
+    """The context's extra headers must be sendable; an error names the header, never its value."""
+    for name, value in context.headers.items():
+        problem = _header_value_problem(value.strip(), spaces=True)
+        if problem is not None and problem != "is empty":
+            raise UsageError(f"context '{context.name}': the value of header '{name}' {problem}; nothing was sent",
+                             hint="a header value is one line of printable ASCII")
+
+
+def _header_value_problem(text: str, *, spaces: bool) -> str | None:
+    if not text:
+        return "is empty"
+    if "\n" in text or "\r" in text:
+        return "is more than one line"
+    if not spaces and any(ch in " \t" for ch in text):
+        return "has a space inside"
+    if any(ord(ch) > 126 for ch in text):
+        return "holds a character that is not ASCII (or bytes that are not text)"
+    if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in text):
+        return "holds a control character"
+    return None
 
 
 def _exec_token(context: Context, timeout: float) -> str:
@@ -221,20 +268,22 @@ def _exec_token(context: Context, timeout: float) -> str:
     import subprocess
 
     assert context.token_exec is not None
+    what = "token-exec command"
     try:
-        done = subprocess.run(
-            shlex.split(context.token_exec), capture_output=True, text=True, timeout=timeout, check=False
-        )
+        argv = shlex.split(context.token_exec)
+        if argv:  # the program's name only: its arguments may hold a secret
+            what = f"token-exec command '{os.path.basename(argv[0])}'"
+        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
     except (OSError, ValueError) as exc:
-        raise UsageError(f"context '{context.name}': token-exec command could not run: {type(exc).__name__}") from None
+        raise UsageError(f"context '{context.name}': {what} could not run: {type(exc).__name__}") from None
     except subprocess.TimeoutExpired:
-        raise UsageError(f"context '{context.name}': token-exec command timed out after {timeout:g}s") from None
+        raise UsageError(f"context '{context.name}': {what} timed out after {timeout:g}s") from None
     if done.returncode != 0:
-        raise UsageError(f"context '{context.name}': token-exec command exited with {done.returncode}")
-    token = done.stdout.strip()
-    if not token:
-        raise UsageError(f"context '{context.name}': token-exec command printed no token")
-    return token
+        raise UsageError(f"context '{context.name}': {what} exited with {done.returncode}")
+    if not done.stdout.strip():
+        raise UsageError(f"context '{context.name}': {what} printed no token")
+    return _checked_token(context, done.stdout.decode("utf-8", "replace"), what,
+                          hint="the command must print only the token on stdout (notices go to stderr)")
 
 
 def warn(message: str) -> None:

@@ -85,6 +85,17 @@ class UsageError(PipelinectlError):
     http_status = 400
 
 
+class UnprocessableError(UsageError):
+    """Well-formed input that breaks a rule no schema can state.
+
+    A reversed range, a time that is not in the future, a value outside the target's own bounds, an
+    idempotency key reused for another request: HTTP 422, so that a 400 always means "does not match the
+    API document". Same code and exit code as any usage error.
+    """
+
+    http_status = 422
+
+
 class NotFoundError(PipelinectlError):
     exit_code = ExitCode.NOT_FOUND
     code = "NOT_FOUND"
@@ -208,7 +219,7 @@ CANONICAL: dict[str, type[PipelinectlError]] = {
 # HTTP status -> the error class that answers it, derived from the classes themselves:
 # the first class in this order claiming a status wins (409 is a conflict, not "already exists").
 _BY_STATUS_ORDER: tuple[type[PipelinectlError], ...] = (
-    UsageError, UnauthenticatedError, PermissionDeniedError, NotFoundError, ConflictError,
+    UsageError, UnprocessableError, UnauthenticatedError, PermissionDeniedError, NotFoundError, ConflictError,
     StaleVersionError, ThrottledError, UnsupportedError, UnavailableError, DeadlineExceededError,
 )
 HTTP_STATUS_ERRORS: dict[int, type[PipelinectlError]] = {}

@@ -10,11 +10,15 @@ same classes for its responses, so the API and `-o json` cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal, TypeVar
+
+from .timeparse import format_time, parse_timestamp
 
 T = TypeVar("T", bound="Resource")
 
@@ -24,6 +28,19 @@ ERROR_KINDS: tuple[str, ...] = ("validation", "transient", "persistent", "fatal"
 STAGE_STATES: tuple[str, ...] = ("running", "paused", "draining")
 ReplayState = Literal["planned", "pending", "running", "completed", "cancelled", "failed"]
 REPLAY_STATES: tuple[str, ...] = ("planned", "pending", "running", "completed", "cancelled", "failed")
+# What status shows and `wait --for state=` accepts: a running stage whose error rate reaches
+# FAILING_ERROR_RATE is `failing` (it still runs; its state stays `running`).
+FAILING_ERROR_RATE = 0.05
+STAGE_HEALTH: tuple[str, ...] = (*STAGE_STATES, "failing")
+
+
+def stage_health(stage: Any) -> str:
+    """The stage's state, or `failing` for a running stage in trouble."""
+    if stage.state == "running" and stage.error_rate >= FAILING_ERROR_RATE:
+        return "failing"
+    return str(stage.state)
+
+
 SagaStatus = Literal["running", "compensating", "completed", "compensated", "failed", "stuck"]
 SAGA_STATUSES: tuple[str, ...] = ("running", "compensating", "completed", "compensated", "failed", "stuck")
 StepStatus = Literal[
@@ -32,53 +49,57 @@ StepStatus = Literal[
 ]
 
 
-def format_time(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC with a `Z`, the only time format machine output uses."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+# The one time parser and formatter live in timeparse; `parse_time` is the name plugins import
+# from here for machine timestamps (RFC 3339), kept as an alias of timeparse.parse_timestamp.
+parse_time = parse_timestamp
 
 
-def parse_time(value: str | datetime | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+_PLAIN = (str, int, float, type(None))  # bool is an int
 
 
 def _dump(value: Any) -> Any:
-    if isinstance(value, Resource):
-        return value.to_dict()
+    if isinstance(value, _PLAIN):  # first: nearly every value is one
+        return value
+    if isinstance(value, dict):
+        return {k: v if isinstance(v, _PLAIN) else _dump(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [v if isinstance(v, _PLAIN) else _dump(v) for v in value]
     if isinstance(value, datetime):
         return format_time(value)
-    if isinstance(value, (list, tuple)):
-        return [_dump(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _dump(v) for k, v in value.items()}
+    if isinstance(value, Resource):
+        return value.to_dict()
     return value
 
 
-def _load(tp: Any, value: Any) -> Any:
-    """Convert a JSON value to the annotated type (nested resources, times)."""
-    if value is None:
-        return None
+def _reader(tp: Any) -> Callable[[Any], Any] | None:
+    """How a JSON value becomes the annotated type (nested resources, times); None: taken as it is."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _load(args[0], value) if len(args) == 1 else value
+        return _reader(args[0]) if len(args) == 1 else None
     if origin is list:
-        (inner,) = typing.get_args(tp)
-        return [_load(inner, v) for v in value]
+        item = _reader(typing.get_args(tp)[0])
+        return None if item is None else (lambda value: [None if v is None else item(v) for v in value])
     if origin is dict:
-        _, inner = typing.get_args(tp)
-        return {k: _load(inner, v) for k, v in value.items()}
+        entry = _reader(typing.get_args(tp)[1])
+        return None if entry is None else (lambda value: {k: None if v is None else entry(v) for k, v in value.items()})
     if tp is datetime:
-        return parse_time(value)
+        return parse_timestamp
     if isinstance(tp, type) and issubclass(tp, Resource):
-        return tp.from_dict(value)
-    return value
+        return tp.from_dict
+    return None
+
+
+@functools.cache
+def _field_names(cls: type[Resource]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@functools.cache
+def _readers(cls: type[Resource]) -> dict[str, Callable[[Any], Any] | None]:
+    """Per class, once: each field's reader (resolving type hints costs more than reading an item)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: _reader(hints[f.name]) for f in dataclasses.fields(cls) if f.init and f.name != "kind"}
 
 
 @dataclass(kw_only=True)
@@ -92,13 +113,21 @@ class Resource:
             self.kind = type(self).__name__
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out = {}
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            out[name] = value if isinstance(value, _PLAIN) else _dump(value)
+        return out
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        hints = typing.get_type_hints(cls)
-        known = {f.name for f in dataclasses.fields(cls) if f.init and f.name != "kind"}
-        return cls(**{k: _load(hints[k], v) for k, v in data.items() if k in known})
+        readers = _readers(cls)
+        values = {}
+        for key, value in data.items():
+            if key in readers:
+                read = readers[key]
+                values[key] = value if read is None or value is None else read(value)
+        return cls(**values)
 
 
 @dataclass(kw_only=True)
@@ -166,6 +195,11 @@ class ReplayJob(Resource):
     created_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+
+    @property
+    def done(self) -> int:
+        """Items of the range the job is through, replayed or skipped: what its progress counts."""
+        return self.replayed + self.skipped
 
 
 @dataclass(kw_only=True)

@@ -1,7 +1,9 @@
 """Renderers: one place that knows how each kind of resource is shown.
 
 - table / wide: rich tables with coloured states on a colour terminal; plain
-  tabulate text when piped or with --no-color / NO_COLOR (no escape codes).
+  text when piped or with --no-color / NO_COLOR (no escape codes). Both are laid
+  out by Grid for the terminal's width: a narrow terminal loses less important
+  columns, then the end of free text; never an ID or a name.
 - json / yaml: one document; a list is `{"kind": "<Kind>List", "items": [...]}`.
 - jsonl: one object per line, streamed as items arrive (long DLQ or saga lists
   are never held in memory).
@@ -19,12 +21,28 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, TextIO
 
 from .model import Resource, ResourceList
+from .timeparse import format_time
 
 
 class Column(NamedTuple):
+    """One column of a resource table.
+
+    `drop`: on a terminal too narrow for the table, columns with a higher `drop`
+    go first (kubectl's habit); 0 is never dropped (IDs, names, states).
+    `clip`: the column is free text (a message, an error): a table cuts it with
+    an ellipsis, at this width when piped, to what the terminal has room for on
+    one; `-o wide` and machine output keep it whole. Nothing else is ever cut.
+    `wide`: the value in `-o wide`, where it says more. `style`: the cell's colour
+    from the object (default: by the value, STATE_STYLES).
+    """
+
     header: str
     value: Callable[[Any], Any]
     wide_only: bool = False
+    drop: int = 0
+    clip: int = 0
+    wide: Callable[[Any], Any] | None = None
+    style: Callable[[Any], str] | None = None
 
 
 def _age(value: datetime | None) -> str:
@@ -49,6 +67,11 @@ def _kinds(counts: dict[str, int]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(counts.items()) if v) or "-"
 
 
+def _text(value: Any) -> str:
+    """Free text as one line of a cell: `-` when there is none."""
+    return "-" if value in (None, "") else str(value).replace("\r", " ").replace("\n", " ")
+
+
 def _joined(value: Any) -> Any:
     """A list or mapping on one line: `a, b` / `k v, k v`."""
     if isinstance(value, dict):
@@ -59,55 +82,79 @@ def _joined(value: Any) -> Any:
 
 
 def _clip(text: Any, width: int = 60) -> str:
-    text = "-" if text in (None, "") else str(text).replace("\n", " ")
+    text = _text(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _queue(stage: Any) -> str:
+    return str(stage.queue_depth) if stage.queue_capacity is None else f"{stage.queue_depth}/{stage.queue_capacity}"
+
+
+def _queue_style(stage: Any) -> str:
+    return "bold yellow" if stage.queue_capacity and stage.queue_depth >= 0.8 * stage.queue_capacity else ""
+
+
+def _errors_style(stage: Any) -> str:
+    from .model import FAILING_ERROR_RATE
+
+    return "bold red" if stage.error_rate >= FAILING_ERROR_RATE else "yellow" if stage.error_rate > 0 else ""
+
+
+def _health(stage: Any) -> str:
+    from .model import stage_health
+
+    return stage_health(stage)
+
+
 COLUMNS: dict[str, list[Column]] = {
-    "Stage": [
+    "Stage": [  # status shows these (without PIPELINE: its summary line names the pipeline)
         Column("PIPELINE", lambda s: s.pipeline),
         Column("STAGE", lambda s: s.name),
-        Column("STATE", lambda s: s.state),
-        Column("PARALLELISM", lambda s: f"{s.parallelism} ({s.min_parallelism}-{s.max_parallelism})"),
-        Column("IN-FLIGHT", lambda s: s.in_flight),
-        Column("QUEUE", lambda s: s.queue_depth if s.queue_capacity is None else f"{s.queue_depth}/{s.queue_capacity}"),
-        Column("THROUGHPUT", lambda s: _rate(s.throughput)),
-        Column("ERRORS", lambda s: _pct(s.error_rate)),
-        Column("DLQ", lambda s: s.dlq_size),
-        Column("PROCESSED", lambda s: s.processed, wide_only=True),
-        Column("FAILED", lambda s: s.failed, wide_only=True),
-        Column("ERRORS BY KIND", lambda s: _kinds(s.errors_by_kind), wide_only=True),
-        Column("VERSION", lambda s: s.version, wide_only=True),
+        Column("STATE", _health),
+        Column("PARALLELISM", lambda s: s.parallelism, drop=3,
+               wide=lambda s: f"{s.parallelism} ({s.min_parallelism}-{s.max_parallelism})"),
+        Column("IN-FLIGHT", lambda s: s.in_flight, drop=2),
+        Column("QUEUE", _queue, style=_queue_style),
+        Column("THROUGHPUT", lambda s: _rate(s.throughput), drop=1),
+        Column("ERRORS", lambda s: _pct(s.error_rate), style=_errors_style),
+        Column("DLQ", lambda s: s.dlq_size, style=lambda s: "yellow" if s.dlq_size else ""),
+        Column("PROCESSED", lambda s: s.processed, wide_only=True, drop=5),
+        Column("FAILED", lambda s: s.failed, wide_only=True, drop=5),
+        Column("ERRORS BY KIND", lambda s: _kinds(s.errors_by_kind), wide_only=True, drop=4),
+        Column("VERSION", lambda s: s.version, wide_only=True, drop=6),
+        Column("PAUSED UNTIL", lambda s: format_time(s.paused_until, timespec="seconds") or "-",
+               wide_only=True, drop=4),
     ],
     "Pipeline": [
         Column("PIPELINE", lambda p: p.name),
-        Column("STAGES", lambda p: len(p.stages)),
+        Column("STAGES", lambda p: len(p.stages), drop=1),
         Column("PAUSED", lambda p: sum(1 for s in p.stages if s.state != "running")),
         Column("DLQ", lambda p: p.dlq_size),
-        Column("SAGAS IN FLIGHT", lambda p: p.sagas_in_flight),
-        Column("INPUT OFFSET", lambda p: p.input_offset if p.input_offset is not None else "-", wide_only=True),
-        Column("DRIVER", lambda p: p.driver, wide_only=True),
+        Column("SAGAS IN FLIGHT", lambda p: p.sagas_in_flight, drop=2),
+        Column("INPUT OFFSET", lambda p: p.input_offset if p.input_offset is not None else "-", wide_only=True, drop=3),
+        Column("DRIVER", lambda p: p.driver, wide_only=True, drop=4),
     ],
     "ReplayJob": [
         Column("ID", lambda j: j.id),
         Column("STAGE", lambda j: j.stage),
         Column("STATE", lambda j: j.state),
-        Column("RANGE", lambda j: _range(j)),
-        Column("PROGRESS", lambda j: f"{j.replayed}/{j.total}"),
-        Column("SKIPPED", lambda j: j.skipped, wide_only=True),
-        Column("AGE", lambda j: _age(j.created_at)),
-        Column("ERROR", lambda j: _clip(j.error), wide_only=True),
+        Column("RANGE", lambda j: replay_range(j), drop=4),
+        Column("PROGRESS", lambda j: f"{j.done}/{j.total}"),  # replayed + skipped, as --wait's bar counts
+        Column("REPLAYED", lambda j: j.replayed, drop=2),
+        Column("SKIPPED", lambda j: j.skipped, drop=3),
+        Column("AGE", lambda j: _age(j.created_at), drop=1),
+        Column("ERROR", lambda j: _text(j.error), wide_only=True, clip=60),
     ],
     "DLQItem": [
         Column("ID", lambda d: d.id),
         Column("STAGE", lambda d: d.stage),
-        Column("KIND", lambda d: d.error_kind),
-        Column("ATTEMPTS", lambda d: d.attempts),
-        Column("LAST SEEN", lambda d: _age(d.last_seen)),
-        Column("MESSAGE", lambda d: _clip(d.message, 50)),
-        Column("KEY", lambda d: d.key or "-", wide_only=True),
-        Column("OFFSET", lambda d: d.offset if d.offset is not None else "-", wide_only=True),
-        Column("FIRST SEEN", lambda d: _age(d.first_seen), wide_only=True),
+        Column("KIND", lambda d: d.error_kind, drop=2),
+        Column("ATTEMPTS", lambda d: d.attempts, drop=3),
+        Column("LAST SEEN", lambda d: _age(d.last_seen), drop=1),
+        Column("MESSAGE", lambda d: _text(d.message), clip=50),
+        Column("KEY", lambda d: d.key or "-", wide_only=True, drop=4),
+        Column("OFFSET", lambda d: d.offset if d.offset is not None else "-", wide_only=True, drop=5),
+        Column("FIRST SEEN", lambda d: _age(d.first_seen), wide_only=True, drop=6),
     ],
     "BulkResult": [
         Column("ACTION", lambda r: r.action + (" (dry run)" if r.dry_run else "")),
@@ -117,48 +164,46 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "Saga": [
         Column("ID", lambda s: s.id),
-        Column("DEFINITION", lambda s: s.definition),
+        Column("DEFINITION", lambda s: s.definition, drop=3),
         Column("STATUS", lambda s: s.status),
-        Column("CURRENT STEP", lambda s: s.current_step or "-"),
-        Column("COMPLETED", lambda s: "-" if s.completed_steps is None else len(s.completed_steps)),
-        Column("AGE", lambda s: _age(s.started_at)),
-        Column("LAST ERROR", lambda s: _clip(s.last_error, 40)),
-        Column("UPDATED", lambda s: _age(s.updated_at), wide_only=True),
+        Column("CURRENT STEP", lambda s: s.current_step or "-", drop=2),
+        Column("COMPLETED", lambda s: "-" if s.completed_steps is None else len(s.completed_steps), drop=4),
+        Column("AGE", lambda s: _age(s.started_at), drop=1),
+        Column("LAST ERROR", lambda s: _text(s.last_error), clip=40),
+        Column("UPDATED", lambda s: _age(s.updated_at), wide_only=True, drop=5),
     ],
     "SagaStep": [
         Column("STEP", lambda s: s.name),
         Column("STATUS", lambda s: s.status),
-        Column("ATTEMPTS", lambda s: s.attempts),
-        Column("STARTED", lambda s: _age(s.started_at)),
-        Column("FINISHED", lambda s: _age(s.finished_at)),
-        Column("COMPENSATION", lambda s: s.compensation or "-"),
-        Column("ERROR", lambda s: _clip(s.error, 50)),
+        Column("ATTEMPTS", lambda s: s.attempts, drop=2),
+        Column("STARTED", lambda s: _age(s.started_at), drop=3),
+        Column("FINISHED", lambda s: _age(s.finished_at), drop=4),
+        Column("COMPENSATION", lambda s: s.compensation or "-", drop=1),
+        Column("ERROR", lambda s: _text(s.error), clip=50),
     ],
     "SagaEvent": [
         Column("SEQ", lambda e: e.seq),
-        Column("TIME", lambda e: e.time.strftime("%H:%M:%S") if e.time else "-"),
+        Column("TIME", lambda e: e.time.strftime("%H:%M:%S") if e.time else "-", drop=2),
         Column("TYPE", lambda e: e.type),
-        Column("STEP", lambda e: e.step or "-"),
-        Column("MESSAGE", lambda e: _clip(e.message, 60)),
+        Column("STEP", lambda e: e.step or "-", drop=1),
+        Column("MESSAGE", lambda e: _text(e.message), clip=60),
     ],
     "BatchJob": [
         Column("ID", lambda b: b.id),
         Column("ACTION", lambda b: b.action),
         Column("STATE", lambda b: b.state),
         Column("PROGRESS", lambda b: f"{b.completed + b.failed}/{b.total}"),
-        Column("FAILED", lambda b: b.failed),
-        Column("QUERY", lambda b: _clip(b.query, 50)),
+        Column("FAILED", lambda b: b.failed, drop=1),
+        Column("QUERY", lambda b: _text(b.query), clip=50),
     ],
 }
 
 
-def _range(job: Any) -> str:
+def replay_range(job: Any) -> str:
+    """What a replay job covers: `offsets A..B`, or `START..END` in RFC 3339 seconds."""
     if job.from_offset is not None or job.to_offset is not None:
         return f"offsets {job.from_offset}..{job.to_offset}"
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    start = job.from_time.strftime(fmt) if job.from_time else "?"
-    end = job.to_time.strftime(fmt) if job.to_time else "?"
-    return f"{start}..{end}"
+    return f"{format_time(job.from_time, timespec='seconds') or '?'}..{format_time(job.to_time, timespec='seconds') or '?'}"
 
 
 # Values that deserve a colour at a glance. Anything not listed stays plain.
@@ -176,7 +221,150 @@ STATE_STYLES = {
     "cancelled": "dim",
     "timed_out": "bold red",
     "compensation_failed": "bold red",
+    "failing": "bold red",
 }
+
+
+# -- tables laid out for a width -------------------------------------------------------------------------
+GAP = 2  # spaces between columns (rich without a box, and the plain text)
+TEXT_MIN = 20  # a table drops columns before it cuts free text shorter than this
+NUMERIC = frozenset({"IN-FLIGHT", "QUEUE", "THROUGHPUT", "ERRORS", "DLQ", "PROCESSED", "FAILED", "ATTEMPTS",
+                     "COMPLETED", "SEQ", "REPLAYED", "SKIPPED", "MATCHED", "SUCCEEDED"})
+
+
+def columns_for(kind: str, fmt: str) -> list[Column]:
+    return [c for c in COLUMNS.get(kind, []) if fmt == "wide" or not c.wide_only]
+
+
+class Layout(NamedTuple):
+    kept: list[int]  # indexes of the columns shown
+    widths: dict[int, int]  # width of each kept column
+    limited: frozenset[int]  # text columns narrower than their text: cut (table) or wrapped (wide)
+    total: int  # width of a row
+
+
+class Grid:
+    """Resources as rows under headers, laid out for a width: the one place that decides what a narrow
+    terminal loses. A table drops its less important columns first (highest `drop`), then cuts free text
+    with an ellipsis; `-o wide` drops nothing and wraps free text when that makes it fit, else prints
+    long lines (the terminal wraps them). IDs, names and states are never cut. A live view (`live`) always
+    fits the screen, wide or not. Piped (width None) nothing is dropped and tables cut text at `clip`.
+
+    A Grid is a rich renderable too: a live view lays it out for the console's width at each refresh.
+    """
+
+    def __init__(self, columns: list[Column], items: Iterable[Any], *, wide: bool = False, live: bool = False,
+                 width: int | None = None, title: str | None = None) -> None:
+        self.columns = columns
+        self.items = list(items)
+        self.wide = wide
+        self.live = live
+        self.width = width  # lay out for this width rather than the console's (one-shot output)
+        self.title = title
+        self.cells = [[_cell(column, item, wide) for column in columns] for item in self.items]
+
+    @classmethod
+    def of(cls, items: Iterable[Any], kind: str, fmt: str, **kw: Any) -> Grid:
+        return cls(columns_for(kind, fmt), items, wide=fmt == "wide", **kw)
+
+    def layout(self, width: int | None) -> Layout:
+        cols = self.columns
+        natural = {i: max([len(c.header)] + [len(row[i]) for row in self.cells]) for i, c in enumerate(cols)}
+        kept = list(range(len(cols)))
+        text = [i for i, c in enumerate(cols) if c.clip]
+        cut = not self.wide or self.live
+
+        def span(widths: dict[int, int]) -> int:
+            return sum(widths[i] for i in kept) + GAP * max(len(kept) - 1, 0)
+
+        if width is None:  # piped: all columns; a table cuts free text at its clip, wide keeps it whole
+            widths = dict(natural)
+            if not self.wide:
+                widths.update({i: min(natural[i], cols[i].clip) for i in text})
+            return Layout(kept, widths, frozenset(i for i in text if widths[i] < natural[i]), span(widths))
+        floor = {i: min(natural[i], max(len(cols[i].header), TEXT_MIN)) for i in text}
+        if cut:
+            for i in sorted((i for i in kept if cols[i].drop), key=lambda i: (-cols[i].drop, -i)):
+                if span({**natural, **floor}) <= width:
+                    break
+                kept.remove(i)
+        widths = {i: natural[i] for i in kept}
+        shown = [i for i in kept if i in floor]
+        if not cut and span({**natural, **floor}) > width:
+            shown = []  # wide, and even wrapped text would not fit: whole lines, as long as they are
+        room = width - sum(natural[i] for i in kept if i not in floor) - GAP * max(len(kept) - 1, 0)
+        for n, i in enumerate(sorted(shown, key=lambda i: natural[i])):
+            lowest = min(natural[i], len(cols[i].header) if cut else TEXT_MIN)
+            widths[i] = max(lowest, min(natural[i], room // (len(shown) - n)))
+            room -= widths[i]
+        return Layout(kept, widths, frozenset(i for i in shown if widths[i] < natural[i]), span(widths))
+
+    def _rows(self, layout: Layout) -> list[list[str]]:
+        wrap = self.wide and not self.live
+        return [[row[i] if wrap or i not in layout.limited else _clip(row[i], layout.widths[i])
+                 for i in layout.kept] for row in self.cells]
+
+    def plain(self, width: int | None) -> str:
+        """Plain text, no escape codes: cells left-aligned in their layout widths, GAP spaces apart."""
+        layout = self.layout(width)
+        rows = self._rows(layout)
+        if self.wide and not self.live and layout.limited:
+            import textwrap
+
+            at = {i: n for n, i in enumerate(layout.kept)}
+            for row in rows:
+                for i in layout.limited:
+                    row[at[i]] = "\n".join(textwrap.wrap(row[at[i]], layout.widths[i])) or "-"
+        widths = [layout.widths[i] for i in layout.kept]
+        lines = [f"{self.title}"] if self.title else []
+        for row in [[self.columns[i].header for i in layout.kept], *rows]:
+            cells = [cell.split("\n") for cell in row]
+            for k in range(max(len(c) for c in cells)):
+                lines.append((" " * GAP).join((c[k] if k < len(c) else "").ljust(w)
+                                              for c, w in zip(cells, widths, strict=True)).rstrip())
+        return "\n".join(lines) + "\n"
+
+    def rich(self, width: int | None) -> Any:
+        """A rich Table whose column widths the layout fixed (rich never has to shrink one)."""
+        from rich.table import Table
+        from rich.text import Text
+
+        layout = self.layout(width)
+        wrap = self.wide and not self.live
+        table = Table(title=self.title, title_justify="left", box=None, header_style="bold", pad_edge=False)
+        for i in layout.kept:
+            column = self.columns[i]
+            justify = "right" if column.header in NUMERIC else "left"
+            if i in layout.limited and wrap:
+                table.add_column(column.header, justify=justify, width=layout.widths[i], overflow="fold")
+            else:
+                table.add_column(column.header, justify=justify, no_wrap=True, min_width=layout.widths[i],
+                                 max_width=layout.widths[i])
+        for item, row, shown in zip(self.items, self.cells, self._rows(layout), strict=True):
+            styles = [self.columns[i].style(item) if self.columns[i].style else STATE_STYLES.get(row[i], "")
+                      for i in layout.kept]
+            table.add_row(*(Text(cell, style=style) for cell, style in zip(shown, styles, strict=True)))
+        return table
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        yield self.rich(self.width if self.width is not None else options.max_width)
+
+
+def _cell(column: Column, item: Any, wide: bool) -> str:
+    value = column.wide(item) if wide and column.wide is not None else column.value(item)
+    return str(value)
+
+
+def terminal_width() -> int | None:
+    """The terminal's width when stdout is one (COLUMNS overrides it, as everywhere); None when piped."""
+    import shutil
+
+    try:
+        if not sys.stdout.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def name_of(item: Any) -> str:
@@ -186,10 +374,12 @@ def name_of(item: Any) -> str:
 
 
 class Renderer:
-    def __init__(self, fmt: str = "table", *, color: bool = False, stream: TextIO | None = None) -> None:
+    def __init__(self, fmt: str = "table", *, color: bool = False, stream: TextIO | None = None,
+                 width: int | None = None) -> None:
         self.fmt = fmt
         self.color = color
         self.stream = stream or sys.stdout
+        self.width = width  # the terminal's columns, or None when piped: tables are laid out for it
 
     # -- entry point --------------------------------------------------------
     def emit(self, obj: Any, *, kind: str | None = None) -> None:
@@ -268,41 +458,38 @@ class Renderer:
 
     # -- tables -------------------------------------------------------------
     def table(self, items: list[Any], kind: str, *, title: str | None = None) -> None:
-        columns = [c for c in COLUMNS.get(kind, []) if self.fmt == "wide" or not c.wide_only]
+        columns = columns_for(kind, self.fmt)
         if not columns:
             for item in items:
                 self._document(item.to_dict())
             return
-        headers = [c.header for c in columns]
-        rows = [[c.value(item) for c in columns] for item in items]
-        if not rows:
+        if not items:
             self.stream.write(f"No {kind} found.\n" if not title else f"{title}: none\n")
             return
-        self.plain_table(headers, rows, title=title)
+        self.grid(Grid(columns, items, wide=self.fmt == "wide", title=title))
 
     def plain_table(self, headers: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
-        """Rows under headers: rich on a colour terminal, tabulate text otherwise."""
-        if self.color:
-            self._rich_table(title, headers, rows)
+        """Rows under headers (no resource kind): laid out like any table; nothing here is dropped or cut."""
+        columns = [Column(header, lambda row, i=i: row[i]) for i, header in enumerate(headers)]
+        self.grid(Grid(columns, rows, wide=self.fmt == "wide", title=title))
+
+    def grid(self, grid: Grid) -> None:
+        """A Grid on the stream: rich on a colour terminal, plain text otherwise, for this terminal's width."""
+        if not self.color:
+            self.stream.write(grid.plain(self.width))
             return
-        from tabulate import tabulate
+        self.rich_print(grid, grid.layout(self.width).total)
 
-        if title:
-            self.stream.write(f"{title}\n")
-        self.stream.write(tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True) + "\n")
-
-    def _rich_table(self, title: str | None, headers: list[str], rows: list[list[Any]]) -> None:
+    def rich_print(self, renderable: Any, needed: int = 0) -> None:
+        """Print a rich renderable at least `needed` wide: a table that cannot fit is printed whole in long
+        lines (the terminal wraps them), never squeezed by rich into cut IDs."""
         from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
 
-        table = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
-        for header in headers:
-            numeric = header in ("IN-FLIGHT", "DLQ", "PROCESSED", "FAILED", "ATTEMPTS", "COMPLETED", "SEQ")
-            table.add_column(header, justify="right" if numeric else "left", no_wrap=header != "MESSAGE")
-        for row in rows:
-            table.add_row(*(Text(str(v), style=STATE_STYLES.get(str(v), "")) for v in row))
-        Console(file=self.stream, force_terminal=True, soft_wrap=False).print(table)
+        if isinstance(renderable, Grid):
+            renderable.width = self.width
+        width = max(self.width or 0, needed) or None
+        Console(file=self.stream, force_terminal=True, soft_wrap=False, width=width,
+                no_color=not self.color).print(renderable)
 
     def key_values(self, pairs: list[tuple[str, Any]], *, title: str | None = None) -> None:
         """A detail view (inspect): aligned `Key: value` lines."""

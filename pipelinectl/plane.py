@@ -142,23 +142,50 @@ class ControlPlane(Protocol):
     def close(self) -> None: ...
 
 
+# The command an operator runs for each ControlPlane method: what an "unsupported" error names.
+VERB_NAMES: dict[str, str] = {
+    "status": "status",
+    "get_stage": "status",
+    "pause": "pause",
+    "resume": "resume",
+    "drain": "drain",
+    "scale": "scale",
+    "replay": "replay",
+    "replay_list": "replay list",
+    "replay_show": "replay show",
+    "replay_cancel": "replay cancel",
+    "dlq_list": "dlq list",
+    "dlq_count": "dlq list",
+    "dlq_show": "dlq inspect",
+    "dlq_redrive": "dlq redrive",
+    "dlq_purge": "dlq purge",
+    "saga_list": "saga list",
+    "saga_show": "saga inspect",
+    "saga_force_fail": "saga force-fail",
+    "saga_retry": "saga retry",
+    "saga_force_complete": "saga force-complete",
+    "saga_batch_show": "saga batch",
+    "saga_batch": "saga {action} --query",
+}
+
+
 class UnsupportedVerbs:
-    """Mixin: every verb raises 'unsupported'; a driver overrides what it can do."""
+    """Mixin: every verb raises 'unsupported' (named as in VERB_NAMES); a driver overrides what it can do."""
 
     driver: str = "?"
     capabilities: frozenset[Capability] = frozenset()
     url_schemes: tuple[str, ...] = ()  # empty: any scheme
 
-    def _unsupported(self, verb: str) -> Any:
+    def _unsupported(self, method: str, **names: str) -> Any:
         from .errors import UnsupportedError
 
-        raise UnsupportedError.verb(self.driver, verb)
+        raise UnsupportedError.verb(self.driver, VERB_NAMES[method].format(**names))
 
     def status(self, pipeline=None):  # type: ignore[no-untyped-def]
         return self._unsupported("status")
 
     def get_stage(self, pipeline, stage):  # type: ignore[no-untyped-def]
-        return self._unsupported("status")
+        return self._unsupported("get_stage")
 
     def pause(self, pipeline, stage, **kw):  # type: ignore[no-untyped-def]
         return self._unsupported("pause")
@@ -176,43 +203,43 @@ class UnsupportedVerbs:
         return self._unsupported("replay")
 
     def replay_list(self, pipeline):  # type: ignore[no-untyped-def]
-        return self._unsupported("replay list")
+        return self._unsupported("replay_list")
 
     def replay_show(self, pipeline, job_id):  # type: ignore[no-untyped-def]
-        return self._unsupported("replay show")
+        return self._unsupported("replay_show")
 
     def replay_cancel(self, pipeline, job_id):  # type: ignore[no-untyped-def]
-        return self._unsupported("replay cancel")
+        return self._unsupported("replay_cancel")
 
     def dlq_list(self, selection, **kw):  # type: ignore[no-untyped-def]
-        return self._unsupported("dlq list")
+        return self._unsupported("dlq_list")
 
     def dlq_count(self, selection):  # type: ignore[no-untyped-def]
-        return self._unsupported("dlq list")
+        return self._unsupported("dlq_count")
 
     def dlq_show(self, pipeline, item_id):  # type: ignore[no-untyped-def]
-        return self._unsupported("dlq inspect")
+        return self._unsupported("dlq_show")
 
     def dlq_redrive(self, selection, **kw):  # type: ignore[no-untyped-def]
-        return self._unsupported("dlq redrive")
+        return self._unsupported("dlq_redrive")
 
     def dlq_purge(self, selection, **kw):  # type: ignore[no-untyped-def]
-        return self._unsupported("dlq purge")
+        return self._unsupported("dlq_purge")
 
     def saga_list(self, selection, **kw):  # type: ignore[no-untyped-def]
-        return self._unsupported("saga list")
+        return self._unsupported("saga_list")
 
     def saga_show(self, pipeline, saga_id):  # type: ignore[no-untyped-def]
-        return self._unsupported("saga inspect")
+        return self._unsupported("saga_show")
 
     def saga_force_fail(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
-        return self._unsupported("saga force-fail")
+        return self._unsupported("saga_force_fail")
 
     def saga_retry(self, pipeline, saga_id, reason=None, **kw):  # type: ignore[no-untyped-def]
-        return self._unsupported("saga retry")
+        return self._unsupported("saga_retry")
 
     def saga_force_complete(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
-        return self._unsupported("saga force-complete")
+        return self._unsupported("saga_force_complete")
 
     def saga_cancel(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
         return self._unsupported("saga cancel")
@@ -221,10 +248,10 @@ class UnsupportedVerbs:
         return self._unsupported("saga advance")
 
     def saga_batch(self, action, selection, reason, **kw):  # type: ignore[no-untyped-def]
-        return self._unsupported(f"saga {action} --query")
+        return self._unsupported("saga_batch", action=action)
 
     def saga_batch_show(self, pipeline, job_id):  # type: ignore[no-untyped-def]
-        return self._unsupported("saga batch")
+        return self._unsupported("saga_batch_show")
 
     def close(self) -> None:
         pass

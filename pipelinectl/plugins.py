@@ -7,7 +7,8 @@ Two entry-point groups:
 - ``pipelinectl.commands``: ``NAME = "module:app"``; a typer app mounted as
   ``pipelinectl NAME ...``.
 
-Discovery reads distribution metadata only; a plugin's module is imported when
+Discovery reads distribution metadata only (cached per installation change, see
+plugin_index.py); a plugin's module is imported when
 its driver is used or its command runs. A plugin that fails to import is
 reported (``plugin list``, a warning naming it) and never breaks other commands.
 
@@ -27,9 +28,9 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass, field
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from . import plugin_index
 from .errors import InternalError, UsageError
 from .model import Resource
 
@@ -96,7 +97,7 @@ class PluginInfo(Resource):
     error: str | None = None
 
 
-LOAD_PLUGINS_ENV = "PIPELINECTL_LOAD_PLUGINS"
+LOAD_PLUGINS_ENV = plugin_index.LOAD_PLUGINS_ENV
 EXTERNAL_PREFIX = "pipelinectl-"
 # Environment names an external plugin must never receive from us (a token, a secret).
 _SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "API_KEY", "APIKEY", "CREDENTIAL", "AUTHORIZATION")
@@ -105,44 +106,22 @@ _registered: dict[tuple[str, str], PluginEntry] = {}  # (kind, name) -> entry, i
 _load_errors: dict[tuple[str, str], str] = {}  # (kind, name) -> why discovery or loading failed
 
 
-def _allowed(entry_name: str, distribution: str) -> bool:
-    listed = os.environ.get(LOAD_PLUGINS_ENV)
-    if listed is None:
-        return True
-    names = {n.strip() for n in listed.split(",") if n.strip()}
-    return entry_name in names or distribution in names
-
-
-@cache
 def _entries(group: str) -> tuple[PluginEntry, ...]:
-    from importlib.metadata import entry_points
-
+    """The group's installed entry points (metadata only; cached per installation by plugin_index)."""
     kind = "driver" if group == DRIVER_GROUP else "command"
     found = []
-    for ep in entry_points(group=group):
-        try:
-            dist = ep.dist
-            distribution = dist.name if dist else "?"
-            if not _allowed(ep.name, distribution):
-                continue
-            found.append(
-                PluginEntry(
-                    name=ep.name,
-                    kind=kind,
-                    target=ep.value,
-                    distribution=distribution,
-                    version=dist.version if dist else "",
-                    summary=(dist.metadata.get("Summary") or "") if dist else "",
-                )
-            )
-        except Exception as exc:  # malformed metadata: report it, keep the others
-            _load_errors[(kind, getattr(ep, "name", "?"))] = f"{type(exc).__name__}: {exc}"
+    for row in plugin_index.rows(group):
+        if "error" in row:  # malformed metadata: report it, keep the others
+            _load_errors[(kind, row["name"])] = row["error"]
+        elif plugin_index.allowed(row["name"], row["distribution"]):
+            found.append(PluginEntry(name=row["name"], kind=kind, target=row["value"], distribution=row["distribution"],
+                                     version=row["version"], summary=row["summary"]))
     return tuple(sorted(found, key=lambda e: e.name))
 
 
 def clear_cache() -> None:
     """Forget what discovery found (after installing a plugin in-process, or in tests)."""
-    _entries.cache_clear()
+    plugin_index.forget()
     _load_errors.clear()
 
 

@@ -1,4 +1,13 @@
-"""Times, durations, ranges and `key=value` selectors as operators type them.
+"""Times: the one place that parses and formats them. Also durations, ranges and `key=value` selectors.
+
+Two kinds of input, two parsers, both here:
+
+- `parse_time`: what an operator types (below); a bad value is a one-line UsageError.
+- `parse_timestamp`: what a control plane or engine sends (RFC 3339); a bad value is a
+  ValueError, which a driver reports as an answer it did not understand.
+
+`format_time` is the one formatter: RFC 3339 in UTC with a `Z`, the only time format
+machine output uses (`timespec="seconds"` for the same form in human messages).
 
 Accepted times (always returned timezone-aware, in UTC):
 
@@ -28,6 +37,23 @@ TIME_EXAMPLES = "e.g. 2026-05-01, 2026-05-01T12:00:00Z, -2h, 30m, now"
 DURATION_EXAMPLES = "e.g. 30s, 5m, 1h30m, 2d"
 
 
+def format_time(value: datetime | None, *, timespec: str = "auto") -> str | None:
+    """RFC 3339 in UTC with a `Z`; a naive datetime is taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def parse_timestamp(value: str | datetime | None) -> datetime | None:
+    """A machine timestamp (RFC 3339; no zone means UTC) as an aware datetime; None stays None."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(value)  # Python 3.11+ reads a trailing Z
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def _now(now: datetime | None) -> datetime:
     if now is None:
         return datetime.now(UTC)
@@ -52,11 +78,13 @@ def parse_duration(text: str, *, option: str = "duration", allow_zero: bool = Fa
     return timedelta(seconds=seconds)
 
 
-def parse_time(text: str, *, option: str = "time", now: datetime | None = None,
-               default: str = "past") -> datetime:
-    """Parse an absolute or relative time to an aware UTC datetime (see module doc)."""
+def parse_time(text: str | None, option: str = "time", *, now: datetime | None = None,
+               default: str = "past") -> datetime | None:
+    """Parse an absolute or relative time to an aware UTC datetime (see module doc); None stays None."""
     if default not in ("past", "future"):
         raise ValueError(default)
+    if text is None:
+        return None
     raw = (text or "").strip()
     if not raw:
         raise UsageError(f"{option}: empty time ({TIME_EXAMPLES})")
@@ -94,16 +122,16 @@ def parse_time(text: str, *, option: str = "time", now: datetime | None = None,
         raise UsageError(f"{option}: '{text}' is out of range") from None
 
 
-def parse_range(start: str | None, end: str | None, *, start_option: str = "--from",
-                end_option: str = "--to", now: datetime | None = None,
+def parse_range(start: str | None, end: str | None, start_option: str = "--from",
+                end_option: str = "--to", *, now: datetime | None = None,
                 require_both: bool = False) -> tuple[datetime | None, datetime | None]:
     """Parse a time range; an end at or before its start is a usage error."""
     current = _now(now)
     if require_both and (start is None) != (end is None):
         missing = end_option if end is None else start_option
         raise UsageError(f"{missing} is required with {start_option if end is None else end_option}")
-    begin = parse_time(start, option=start_option, now=current) if start is not None else None
-    finish = parse_time(end, option=end_option, now=current) if end is not None else None
+    begin = parse_time(start, start_option, now=current)
+    finish = parse_time(end, end_option, now=current)
     if begin is not None and finish is not None and finish <= begin:
         raise UsageError(
             f"{end_option} ({_show(finish)}) must be after {start_option} ({_show(begin)})"
@@ -128,7 +156,7 @@ def parse_offset_range(start: int | None, end: int | None, *, start_option: str 
 
 
 def _show(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(value, timespec="seconds") or ""
 
 
 # -- selectors --------------------------------------------------------------

@@ -193,6 +193,12 @@ def import_httpx() -> Any:
     return httpx
 
 
+def unsendable(method: str, exc: Exception) -> UsageError:
+    """httpx refused to build the URL (an ID longer than any URL may be): the operator's input, nothing sent."""
+    return UsageError(f"{method} request not sent: {redact(str(exc))[:100]}",
+                      hint="an argument is too long or holds characters a URL cannot carry")
+
+
 class HttpApi:
     """A JSON API of one engine over HTTP, bound to one connection.
 
@@ -263,6 +269,8 @@ class HttpApi:
         try:
             response = self.client().request(method, path, params=params, json=body,
                                              headers={**self.auth_headers(), **(headers or {})})
+        except httpx.InvalidURL as exc:
+            raise unsendable(method, exc) from None
         except httpx.ConnectTimeout:
             raise UnreachableError(f"cannot reach {self.engine} at {self.base_url}: connect timed out",
                                    hint=self.hint_unreachable) from None

@@ -5,18 +5,23 @@
                  interval=interval, redact=session.redact)
 
 - On a terminal with table/wide output: a rich Live view refreshed in place
-  (`view(items, footer)` builds it; the default is a table of output.COLUMNS).
+  (`view(snapshot, footer)` builds it; the default is a Grid of output.COLUMNS
+  per kind, laid out for the screen at every refresh).
 - Piped: one line per object that changed since the last poll (all of them on
   the first poll); `-o json`/`jsonl` give one compact JSON object per line
   (`to_dict()`, the documented shape), `yaml` a `---` document each, `name`
-  `kind/id`. `only_new=True` shows each object once (a DLQ that only grows).
-- It ends cleanly, exit 0, on Ctrl-C (a watch has no other way to stop, so
-  stopping it is success, as with `kubectl get -w`), and when the target is
-  gone: `fetch` raised NotFoundError or returned None; a note says why on stderr.
-- A failed refresh (plane restarting, a timeout) is not the end: it is said
-  once on stderr (or in the live footer) and the watch keeps polling. The first
-  fetch happens before the loop, so a wrong context or a typo fails loudly with
-  its own exit code.
+  `kind/id`. `units(snapshot)` says which objects a snapshot's lines are made
+  of (status: each pipeline's stages). `only_new=True` shows each object once
+  (a DLQ that only grows).
+- It survives outages: a plane that does not answer (down, restarting, timing
+  out), at the start or later, is said once on stderr ("unreachable since
+  12:03:04Z", or in the live footer) and the watch keeps polling, and says when
+  the plane answers again. Any other failed refresh is said once per kind. The
+  first fetch still fails loudly for anything but an outage (a wrong context, a
+  typo: NotFoundError is exit 3).
+- It ends with exit 130 on Ctrl-C (the exit-code table's "interrupted": a watch
+  is stopped, it does not complete), and with exit 0 when the target is gone:
+  `fetch` raised NotFoundError or returned None; a note says why on stderr.
 
 No rich import unless the live view runs.
 """
@@ -29,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from pipelinectl.errors import NotFoundError, PipelinectlError
+from pipelinectl.errors import ExitCode, NotFoundError, PipelinectlError, UnavailableError
 
 Fetch = Callable[[], Iterable[Any] | None]
 
@@ -51,11 +56,14 @@ def _signature(obj: Any) -> Any:
     return repr(data)
 
 
+def _stamp(clock: bool = False) -> str:
+    return time.strftime("%H:%M:%SZ" if clock else "%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def plain_line(obj: Any) -> str:
     """`TIME kind/id key=value ...` from the object's table columns (output.COLUMNS)."""
     from pipelinectl.output import COLUMNS, name_of
 
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     columns = COLUMNS.get(getattr(obj, "kind", ""), [])
     fields = []
     for column in columns:
@@ -63,30 +71,22 @@ def plain_line(obj: Any) -> str:
             continue
         value = str(column.value(obj)).replace(" ", "_") or "-"
         fields.append(f"{column.header.lower().replace(' ', '_').replace('-', '_')}={value}")
-    return " ".join([stamp, name_of(obj), *fields])
+    return " ".join([_stamp(), name_of(obj), *fields])
 
 
-def table_view(items: list[Any], footer: str) -> Any:
-    """The default live view: one rich table per kind, with a dim footer line."""
+def table_view(items: list[Any], footer: str, *, wide: bool = False) -> Any:
+    """The default live view: one table per kind (output.Grid, fitted to the screen), with a dim footer."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    from pipelinectl.output import COLUMNS, STATE_STYLES
+    from pipelinectl.output import Grid
 
     parts: list[Any] = []
     kinds: dict[str, list[Any]] = {}
     for obj in items:
         kinds.setdefault(getattr(obj, "kind", "Object"), []).append(obj)
     for kind, objs in kinds.items():
-        columns = [c for c in COLUMNS.get(kind, []) if not c.wide_only]
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        for column in columns:
-            table.add_column(column.header, no_wrap=True)
-        for obj in objs:
-            cells = [str(c.value(obj)) for c in columns]
-            table.add_row(*(Text(cell, style=STATE_STYLES.get(cell, "")) for cell in cells))
-        parts.append(table)
+        parts.append(Grid.of(objs, kind, "wide" if wide else "table", live=True))
     if not items:
         parts.append(Text("Nothing to show yet."))
     parts.append(Text(footer, style="dim"))
@@ -95,6 +95,56 @@ def table_view(items: list[Any], footer: str) -> Any:
 
 class _Gone(Exception):
     pass
+
+
+class _Health:
+    """What a watch says about refreshes that fail: an outage once, with when it began and when it
+    ended; any other failure once per kind (its messages carry timings; the kind does not change)."""
+
+    def __init__(self, redact: Callable[[str], str], quiet: bool) -> None:
+        self.redact = redact
+        self.quiet = quiet  # the live view shows it in its footer instead of on stderr
+        self.down_since: str | None = None
+        self.started = 0.0
+        self.failure: str | None = None  # kind of the last other failure
+        self.message: str | None = None
+
+    def failed(self, exc: PipelinectlError) -> None:
+        self.message = self.redact(exc.one_line())
+        if isinstance(exc, UnavailableError):
+            if self.down_since is None:
+                self.down_since, self.started = _stamp(clock=True), time.monotonic()
+                self._say(f"warning: control plane unreachable since {self.down_since}: {self.message}; "
+                          "still watching")
+            return
+        if self.down_since is not None:  # it answers, if only to refuse: the outage is over
+            self._answers()
+        kind = f"{type(exc).__name__}:{exc.code}"
+        if kind != self.failure:
+            self._say(f"warning: refresh failed: {self.message}")
+        self.failure = kind
+
+    def ok(self) -> None:
+        if self.down_since is not None:
+            self._answers()
+        elif self.failure is not None:
+            self._say("watch: refresh works again")
+        self.down_since = self.failure = self.message = None
+
+    def _answers(self) -> None:
+        self._say(f"watch: control plane answers again after {time.monotonic() - self.started:.0f}s "
+                  f"(down from {self.down_since})")
+        self.down_since = None
+
+    def footer(self) -> str:
+        if self.down_since is not None:
+            return f" · unreachable since {self.down_since}: {self.message}"
+        return f" · last refresh failed: {self.message}" if self.failure else ""
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
 
 
 def _poll(fetch: Fetch) -> list[Any]:
@@ -115,52 +165,60 @@ def watch(
     identity: Callable[[Any], str] = identity_of,
     signature: Callable[[Any], Any] = _signature,
     line: Callable[[Any], str] = plain_line,
-    view: Callable[[list[Any], str], Any] = table_view,
+    view: Callable[[list[Any], str], Any] | None = None,
+    units: Callable[[list[Any]], Iterable[Any]] | None = None,
     only_new: bool = False,
     show_removed: bool = True,
     redact: Callable[[str], str] = lambda text: text,
     color: bool = True,
     stream: TextIO | None = None,
     live: bool | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     max_polls: int | None = None,
 ) -> int:
-    """Watch until Ctrl-C or the target is gone; returns the exit code (0).
+    """Watch until Ctrl-C (130) or the target is gone (0); returns the exit code.
 
     `live` forces the live view on or off (default: stdout is a TTY and the
     format is table/wide). `max_polls` bounds the loop (tests, `--count`-like uses).
     """
     out = stream or sys.stdout
-    first = fetch()  # the first read fails loudly, with its own exit code (NotFoundError: 3)
-    if first is None:
-        raise NotFoundError("nothing to watch: the target does not exist")
-    items = list(first)
+    sleep = sleep or time.sleep  # looked up now: a test may stand in for the clock
     use_live = live if live is not None else (out.isatty() and output in ("table", "wide"))
+    health = _Health(redact, quiet=use_live)
+    draw = view or (lambda items, footer: table_view(items, footer, wide=output == "wide"))
     try:
+        try:
+            first = fetch()  # anything but an outage fails loudly, with its own exit code (NotFoundError: 3)
+        except UnavailableError as exc:
+            health.failed(exc)
+            first = []
+        if first is None:
+            raise NotFoundError("nothing to watch: the target does not exist")
+        items = list(first)
         if use_live:
-            _live(fetch, items, out, interval, view, redact, color, sleep, max_polls)
+            _live(fetch, items, out, interval, draw, health, color, sleep, max_polls)
         else:
-            _lines(fetch, items, out, output, interval, identity, signature, line, only_new, show_removed,
-                   redact, sleep, max_polls)
+            _lines(fetch, items, out, output, interval, identity, signature, line, units or list, only_new,
+                   show_removed, redact, health, sleep, max_polls)
     except KeyboardInterrupt:
-        return 0
+        out.flush()
+        return int(ExitCode.INTERRUPTED)
     except _Gone as gone:
         out.flush()
         sys.stderr.write(f"watch ended: {redact(str(gone))}\n")
-        return 0
     return 0
 
 
 def _lines(fetch: Fetch, items: list[Any], out: TextIO, output: str, interval: float,
            identity: Callable[[Any], str], signature: Callable[[Any], Any], line: Callable[[Any], str],
-           only_new: bool, show_removed: bool, redact: Callable[[str], str],
-           sleep: Callable[[float], None], max_polls: int | None) -> None:
+           units: Callable[[list[Any]], Iterable[Any]], only_new: bool, show_removed: bool,
+           redact: Callable[[str], str], health: _Health, sleep: Callable[[float], None],
+           max_polls: int | None) -> None:
     last: dict[str, Any] = {}
-    last_error: str | None = None
     polls = 1
     while True:
         current: dict[str, Any] = {}
-        for obj in items:
+        for obj in units(items):
             key = identity(obj)
             sig = signature(obj)
             current[key] = (obj, sig)
@@ -178,16 +236,9 @@ def _lines(fetch: Fetch, items: list[Any], out: TextIO, output: str, interval: f
         polls += 1
         try:
             items = _poll(fetch)
-            if last_error:
-                sys.stderr.write("watch: refresh works again\n")
-            last_error = None
-        except PipelinectlError as exc:  # keep watching through a blip; say it once per kind of failure
-            kind = f"{type(exc).__name__}:{exc.code}"  # messages carry timings; the kind does not change
-            if kind != last_error:
-                sys.stderr.write(f"warning: refresh failed: {redact(exc.one_line())}\n")
-                sys.stderr.flush()
-            last_error = kind
-            items = [entry[0] for entry in last.values()] if not only_new else []
+            health.ok()
+        except PipelinectlError as exc:  # keep watching, showing the last snapshot (nothing changed, nothing left)
+            health.failed(exc)
 
 
 def _write(out: TextIO, output: str, obj: Any, line: Callable[[Any], str], redact: Callable[[str], str]) -> None:
@@ -224,21 +275,18 @@ def _write_removed(out: TextIO, output: str, obj: Any, redact: Callable[[str], s
     elif output == "name":
         out.write(name_of(obj) + "\n")
     else:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        out.write(redact(f"{stamp} {name_of(obj)} removed") + "\n")
+        out.write(redact(f"{_stamp()} {name_of(obj)} removed") + "\n")
 
 
 def _live(fetch: Fetch, items: list[Any], out: TextIO, interval: float, view: Callable[[list[Any], str], Any],
-          redact: Callable[[str], str], color: bool, sleep: Callable[[float], None], max_polls: int | None) -> None:
+          health: _Health, color: bool, sleep: Callable[[float], None], max_polls: int | None) -> None:
     from rich.console import Console
     from rich.live import Live
 
     console = Console(file=out, force_terminal=True, no_color=not color)
-    error: str | None = None
 
     def footer() -> str:
-        text = f"every {interval:g}s · {time.strftime('%H:%M:%S')} · Ctrl-C to stop"
-        return text + (f" · last refresh failed: {error}" if error else "")
+        return f"every {interval:g}s · {time.strftime('%H:%M:%S')} · Ctrl-C to stop" + health.footer()
 
     polls = 1
     with Live(view(items, footer()), console=console, auto_refresh=False, transient=False) as display:
@@ -247,7 +295,7 @@ def _live(fetch: Fetch, items: list[Any], out: TextIO, interval: float, view: Ca
             polls += 1
             try:
                 items = _poll(fetch)
-                error = None
+                health.ok()
             except PipelinectlError as exc:
-                error = redact(exc.one_line())
+                health.failed(exc)
             display.update(view(items, footer()), refresh=True)

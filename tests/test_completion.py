@@ -20,6 +20,8 @@ import pytest
 
 from tests.support.cli import CliEnv, cli_fixture  # noqa: F401  (the `cli` fixture)
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

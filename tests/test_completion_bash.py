@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASH_SCRIPT = ROOT / "completions" / "pipelinectl.bash"
 BASH = shutil.which("bash")
 
-pytestmark = pytest.mark.skipif(BASH is None, reason="bash is not installed")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(BASH is None, reason="bash is not installed")]
 
 
 def _env(cli: CliEnv) -> dict[str, str]:

@@ -150,3 +150,40 @@ def test_man_reads_every_page_without_warnings(width: str) -> None:
                               env={**os.environ, "MANWIDTH": width, "MANPAGER": "cat", "PAGER": "cat"})
         assert (done.returncode, done.stderr) == (0, ""), page
         assert "pipelinectl" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("man") is None, reason="man (man-db) is not installed")
+def test_man_finds_the_installed_pages_with_the_install_on_path() -> None:
+    """`man pipelinectl` as --help points to it: the pages are under <prefix>/share/man/man1, where man-db
+    looks for a bin/ on PATH (no MANPATH needed). `./run setup` links them there in a checkout."""
+    bin_dir = Path(sys.executable).parent  # the venv's bin, not the interpreter it links to
+    env = {k: v for k, v in os.environ.items() if k != "MANPATH"}
+    env.update(PATH=f"{bin_dir}:/usr/bin:/bin", MANPAGER="cat", PAGER="cat", MANWIDTH="80", LC_ALL="C.UTF-8")
+    for page in sorted(MAN.glob("*.1")):
+        name = page.stem
+        where = subprocess.run(["man", "-w", name], capture_output=True, text=True, timeout=60, env=env)
+        assert where.returncode == 0, (name, where.stderr)
+        found = Path(where.stdout.strip())  # man prints a linked page's target
+        installed = Path(sys.prefix) / "share" / "man" / "man1" / page.name
+        assert found.resolve() == installed.resolve(), (found, installed)
+        assert installed.read_text() == page.read_text(), f"{installed} is not the generated page"
+    shown = subprocess.run(["man", "pipelinectl"], capture_output=True, text=True, timeout=60, env=env)
+    assert shown.returncode == 0 and "EXIT STATUS" in shown.stdout, shown.stderr
+
+
+def test_a_wheel_installs_every_page_under_share_man(tmp_path: Path) -> None:
+    source = tmp_path / "src"  # a copy: building in the checkout would leave build/ behind
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "pipelinectl", "man"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                            if (ROOT / name).is_dir() else {}))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    import zipfile
+
+    (wheel,) = tmp_path.glob("pipelinectl-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    pages = {n.rsplit("/", 1)[1] for n in names if "/data/share/man/man1/" in n}
+    assert pages == {p.name for p in MAN.glob("*.1")}

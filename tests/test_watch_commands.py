@@ -1,5 +1,5 @@
 """`saga list --watch` and `dlq list --watch` against a real plane, piped: JSON lines appear as things
-change, and Ctrl-C (SIGINT) ends the watch with exit 0. (`status --watch` has its own end-to-end
+change, and Ctrl-C (SIGINT) ends the watch with exit 130 (interrupted, as the exit-code table says). (`status --watch` has its own end-to-end
 tests in tests/cli/test_status_e2e.py.)
 """
 
@@ -18,6 +18,8 @@ import pytest
 
 from tests.support.cli import CliEnv, executable
 from tests.support.server import RunningServer, start_server
+
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +69,6 @@ def stop(proc: subprocess.Popen) -> tuple[int, str]:
 
 def test_saga_list_watch_jsonl_says_when_a_saga_leaves_the_listing(plane):
     server, cli = plane
-    if "--watch" not in cli.run("saga", "list", "--help").stdout:
-        pytest.skip("saga list --watch is not in this tree yet (requested in /work/coord/REQUESTS.md)")
     deadline = time.monotonic() + 120
     while not api(server, "GET", "/sagas", params={"status": "stuck"})["items"]:
         assert time.monotonic() < deadline, "the demo makes stuck sagas"
@@ -86,7 +86,7 @@ def test_saga_list_watch_jsonl_says_when_a_saga_leaves_the_listing(plane):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert rc == 0, err
+    assert rc == 130, err
 
 
 def test_dlq_list_watch_jsonl_prints_new_items_as_they_arrive(plane):
@@ -102,7 +102,7 @@ def test_dlq_list_watch_jsonl_prints_new_items_as_they_arrive(plane):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert rc == 0, err
+    assert rc == 130, err
     ids = [d["id"] for d in lines]
     assert len(ids) == len(set(ids)), "each item once"
     assert all(d["kind"] == "DLQItem" for d in lines)

@@ -1,6 +1,6 @@
 """The watch engine in a real process: piped it prints one JSON line per change as it happens and
 ends (exit 0) when its target is gone; on a terminal (a pty) it redraws a live view in place and
-Ctrl-C ends it with exit 0. The target is a file of stages the test edits; gone = deleted.
+Ctrl-C ends it with exit 130 (interrupted). The target is a file of stages the test edits; gone = deleted.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def test_piped_jsonl_line_per_change_and_the_end_when_the_target_is_gone(tmp_pat
     assert "watch ended: the target no longer exists" in err
 
 
-def test_tty_live_view_redraws_in_place_and_ctrl_c_exits_0(tmp_path):
+def test_tty_live_view_redraws_in_place_and_ctrl_c_exits_130(tmp_path):
     target = tmp_path / "stages.json"
     script = tmp_path / "watcher.py"
     script.write_text(SCRIPT)
@@ -105,7 +105,7 @@ def test_tty_live_view_redraws_in_place_and_ctrl_c_exits_0(tmp_path):
                          interrupt_after="draining", cwd=ROOT)
     finally:
         helper.wait(10)
-    assert result.rc == 0, result
+    assert result.rc == 130, result
     text = result.stdout
     assert "running" in text and "draining" in text
     assert "Ctrl-C to stop" in text

@@ -8,7 +8,6 @@ This is the one place where exceptions become exit codes (httpie's habit).
 
 from __future__ import annotations
 
-import difflib
 import sys
 from typing import Any
 
@@ -17,10 +16,10 @@ import typer
 from pipelinectl.errors import ExitCode, PipelinectlError
 
 from . import session as session_module
-from .commands import COMMANDS
+from .commands import COMMANDS, CONTEXT_SETTINGS
 from .options import GlobalOptions
 
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+MAX_ERROR_LINE = 1000  # characters of the one error line
 
 
 def _import_target(target: str) -> Any:
@@ -72,7 +71,7 @@ def build_root(name: str | None) -> typer.Typer:
         no_args_is_help=True,
         context_settings=CONTEXT_SETTINGS,
         pretty_exceptions_enable=False,
-        rich_markup_mode="rich",
+        rich_markup_mode=None,  # plain help, like the top-level help (and no rich import)
     )
     root.callback()(_root_callback)  # keeps the root a group even with one command mounted
     names = list(COMMANDS) if name is None else [name]
@@ -93,12 +92,30 @@ def build_root(name: str | None) -> typer.Typer:
     return root
 
 
-def _suggest(name: str) -> str:
+def _unknown_command(name: str) -> str:
     from pipelinectl.plugins import command_entries
 
-    known = list(COMMANDS) + list(command_entries())
-    close = difflib.get_close_matches(name, known, n=1)
-    return f"did you mean '{close[0]}'? " if close else ""
+    from .suggest import unknown
+
+    return unknown("command", name, list(COMMANDS) + list(command_entries()), "pipelinectl")
+
+
+def _usage_message(exc: Exception, ctx: Any) -> str:
+    """click's usage errors in the project's words; unknown names get the shared suggestion wording."""
+    import re
+
+    from .suggest import unknown
+
+    where = ctx.command_path if ctx is not None else "pipelinectl"
+    command = getattr(ctx, "command", None)
+    if type(exc).__name__ == "NoSuchOption" and command is not None:
+        options = [o for p in command.params if not getattr(p, "hidden", False) for o in (*p.opts, *p.secondary_opts)]
+        return unknown("option", exc.option_name, [*options, "--help"], where)  # type: ignore[attr-defined]
+    typo = re.fullmatch(r"No such command '(.*)'\..*", exc.format_message(), re.S)  # type: ignore[attr-defined]
+    if typo and hasattr(command, "commands"):
+        names = [n for n, c in command.commands.items() if not getattr(c, "hidden", False)]
+        return unknown("command", typo.group(1), names, where)
+    return f"{exc.format_message()} (see '{where} --help')"  # type: ignore[attr-defined]
 
 
 def _resolve(name: str) -> typer.Typer | int:
@@ -109,7 +126,8 @@ def _resolve(name: str) -> typer.Typer | int:
 
     entry = command_entries().get(name)
     if entry is not None:
-        root = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT_SETTINGS)
+        root = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT_SETTINGS,
+                          rich_markup_mode=None)
         mount(root, name, entry.load(), help=entry.summary)
         return root
     if find_external(name) is not None:
@@ -135,15 +153,15 @@ def run(options: GlobalOptions, argv: list[str]) -> int:
             return run_external(name, argv[1:], session_module.current().external_env())
         command = typer.main.get_command(root)  # type: ignore[arg-type]
         bare_group = len(argv) == 1 and hasattr(getattr(command, "commands", {}).get(name), "commands")
-        if "--help" in argv or "-h" in argv or bare_group:  # only help shows them (it costs a rich import)
-            from pipelinectl.cli.examples import move_examples_to_epilog
+        if "--help" in argv or "-h" in argv or bare_group:
+            from pipelinectl.cli.examples import prepare_help
 
-            move_examples_to_epilog(command)  # --help ends with the examples (kubectl, gh)
+            prepare_help(command)  # plain, values named, the examples last (kubectl, gh)
         # Outside standalone mode, typer's click returns a raised typer.Exit's code instead of raising it.
         returned = command.main(args=argv, prog_name="pipelinectl", standalone_mode=False)
         return returned if isinstance(returned, int) and not isinstance(returned, bool) else int(ExitCode.OK)
     except _UnknownCommand:
-        return _fail(f"unknown command '{name}'; {_suggest(name)}see 'pipelinectl --help'", ExitCode.USAGE)
+        return _fail(_unknown_command(name), ExitCode.USAGE)
     except PipelinectlError as exc:
         if options.verbose >= 2:  # an expected error: -v traces requests, -vv adds the traceback
             import traceback
@@ -159,8 +177,7 @@ def run(options: GlobalOptions, argv: list[str]) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":  # a group run without a subcommand
             sys.stdout.write(exc.format_message() + "\n")
             return int(ExitCode.OK)
-        where = ctx.command_path if ctx is not None else "pipelinectl"
-        return _fail(f"{exc.format_message()} (see '{where} --help')", ExitCode.USAGE)
+        return _fail(_usage_message(exc, ctx), ExitCode.USAGE)
     except KeyboardInterrupt:
         return _fail("interrupted", ExitCode.INTERRUPTED)
     except BrokenPipeError:
@@ -185,5 +202,7 @@ def _fail(message: str, code: ExitCode) -> int:
     if session is not None:
         message = session.redact(message)
     message = " ".join(message.splitlines())  # one line, whatever a value or a plane's message held
+    if len(message) > MAX_ERROR_LINE:  # an argument of 100k characters echoed back: keep both ends readable
+        message = message[:MAX_ERROR_LINE - 300] + " [...] " + message[-300:]
     sys.stderr.write(f"error: {message}\n")
     return int(code)

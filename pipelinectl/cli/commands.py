@@ -43,4 +43,10 @@ COMMANDS: dict[str, CommandSpec] = {
     "version": CommandSpec("pipelinectl.cli.version:version", "Show the client version and the control plane's", "Set-up"),
 }
 
+# Every command's click settings. Help is laid out for 80 columns, like a man page, whatever the
+# terminal's width (narrower terminals get it rewrapped), so built-in help can be served as
+# generated (cli/_help_data.py) without building the command tree.
+HELP_WIDTH = 80
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": HELP_WIDTH}
+
 SECTIONS = ("Inspect", "Control stages", "Dead letters and sagas", "Runbooks and drills", "Set-up")

@@ -12,16 +12,18 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from pipelinectl.cli.session import Session, current
 from pipelinectl.errors import NotFoundError, PipelinectlError, UnsupportedError
+from pipelinectl.timeparse import parse_range, parse_time  # re-exported: the verbs' time options
 
 if TYPE_CHECKING:
     from pipelinectl.model import Stage
+
+T = TypeVar("T")
 
 # -- shared options -------------------------------------------------------------------------------------
 PIPELINE_HELP = "Pipeline to act on (default: the context's, or the plane's only pipeline)."
@@ -39,28 +41,15 @@ def dry_run_option() -> Any:
     return typer.Option(False, "--dry-run", help="Ask the plane what would happen; change nothing.")
 
 
-# -- time values and names (pipelinectl.timeparse does the parsing; errors name the option) ------------
-def parse_time(text: str | None, option: str, *, default: str = "past") -> datetime | None:
-    """RFC 3339, a plain date, or a relative `-2h` / `30m`; None stays None."""
-    if text is None:
-        return None
-    from pipelinectl.timeparse import parse_time as parse
-
-    return parse(text, option=option, default=default)
-
-
-def parse_range(start: str | None, end: str | None, start_option: str, end_option: str,
-                *, require_both: bool = False) -> tuple[datetime | None, datetime | None]:
-    from pipelinectl.timeparse import parse_range as parse
-
-    return parse(start, end, start_option=start_option, end_option=end_option, require_both=require_both)
+# -- names and time forms (pipelinectl.timeparse does the parsing; errors name the option) -----------------
+TIME_FORMS = "RFC 3339, a date or today/yesterday (midnight UTC), now, or relative (-2h)"  # what timeparse reads
 
 
 def stage_name(text: str) -> str:
-    """`STAGE` or the runbook form `stage=STAGE`."""
-    from pipelinectl.timeparse import target_name
+    """`STAGE`, `stage/STAGE` (from -o name) or the runbook form `stage=STAGE`."""
+    from pipelinectl.cli.targets import target
 
-    return target_name(text, key="stage")
+    return target(text, "stage")
 
 
 # -- validation against the plane -----------------------------------------------------------------------
@@ -90,6 +79,18 @@ def check_stage(session: Session, pipeline: str, stage: str) -> Stage | None:
             hint=f"known stages: {', '.join(names)}" if names else "see 'pipelinectl status'",
             request_id=exc.request_id,
         ) from None
+
+
+def read_before(session: Session, verb: str, read: Callable[[], T]) -> T:
+    """The state a verb reads before it acts (an unknown ID is refused before any write).
+
+    A driver that cannot read it cannot do the verb either: the error names the verb the
+    operator ran (`saga force-fail`), not the read behind it (`saga inspect`).
+    """
+    try:
+        return read()
+    except UnsupportedError:
+        raise UnsupportedError.verb(getattr(session.plane, "driver", session.connection.driver), verb) from None
 
 
 def request_id(session: Session) -> str | None:
@@ -148,6 +149,13 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+# -- watches --------------------------------------------------------------------------------------------
+def watch_deadline(session: Session, interval: float) -> None:
+    """Cap each request of a watch (retries included) at max(10 s, two intervals), before the driver exists:
+    a plane that does not answer shows as unreachable within that, not after the whole --timeout."""
+    session.options.timeout = min(session.options.timeout, max(10.0, 2 * interval))
+
+
 # -- progress -------------------------------------------------------------------------------------------
 class _NoProgress:
     def advance(self, n: int = 1) -> None:
@@ -192,6 +200,7 @@ def progress(session: Session, description: str, total: int | None) -> Iterator[
 
 
 __all__ = [
-    "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate", "parse_range",
-    "parse_time", "pipeline_option", "plural", "progress", "request_id", "say", "stage_name", "yes_option",
+    "TIME_FORMS", "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate",
+    "parse_range", "parse_time", "pipeline_option", "plural", "progress", "read_before", "request_id", "say",
+    "stage_name", "watch_deadline", "yes_option",
 ]

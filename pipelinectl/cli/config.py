@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.session import current
 from pipelinectl.errors import UsageError
 
@@ -27,7 +28,7 @@ app = typer.Typer(
     """,
     no_args_is_help=True,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=CONTEXT_SETTINGS,
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,99}$")
@@ -246,7 +247,7 @@ def set_context(
     from pipelinectl.config import Context, warn
 
     session = current()
-    config = session.config
+    config = session.config_to_edit()
     if not _NAME.match(name):
         raise UsageError(f"invalid context name '{name}' (letters, digits and . _ @ : / - only)")
     sources = [flag for flag, value in (("--token-env", token_env), ("--token-file", token_file),
@@ -300,8 +301,10 @@ def set_context(
             ctx.ca_file = None
         else:
             path = Path(ca_file).expanduser().resolve()
-            if not path.is_file():
-                raise UsageError(f"--ca-file: {path} does not exist")
+            if not path.is_file():  # every request would fail its TLS handshake: refuse now, clearly
+                raise UsageError(f"--ca-file: {path} does not exist",
+                                 hint="give the CA bundle that signed the plane's certificate, "
+                                      "or leave --ca-file out to trust the system's CAs")
             ctx.ca_file = str(path)
     if insecure is not None:
         ctx.insecure_skip_tls_verify = insecure

@@ -3,7 +3,8 @@
 `pipelinectl demo` (= `demo up`) starts `pipelinectl server --demo` detached on
 loopback (auth off), waits for it to answer, creates and selects the context
 "demo", then shows status. `demo down` stops it with SIGTERM. The pid file,
-log and database live in the state directory.
+log and database live in the state directory, with the port it last listened
+on: a restart takes that port again when it is free, so a running watch resumes.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ def _healthy(url: str) -> bool:
 
 
 def _port_free(port: int) -> bool:
+    """Free to listen on, as the server binds it: SO_REUSEADDR, so connections of the demo's last run
+    lingering in TIME_WAIT do not count (a listening socket still does)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -77,11 +81,35 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _port_file() -> Path:
+    """The port the demo last listened on; kept after 'demo down', so a restart comes back to it."""
+    return demo_dir() / "port"
+
+
+def _last_port() -> int | None:
+    try:
+        port = int(_port_file().read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
+
+
 def _pick_port(port: int | None) -> int:
+    """--port; else the port it had (a running `status --watch` resumes on its own); else the default
+    or any free one."""
     if port:
         return port
-    if _port_free(DEFAULT_PORT):
-        return DEFAULT_PORT
+    last = _last_port()
+    if last is not None and _port_free(last):
+        return last
+    chosen = DEFAULT_PORT if _port_free(DEFAULT_PORT) else _any_free_port()
+    if last is not None:
+        _info(f"port {last}, the demo's last, is taken: it listens on {chosen} now (context '{CONTEXT}' follows; "
+              "watches started before do not)")
+    return chosen
+
+
+def _any_free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -142,7 +170,8 @@ def main(ctx: typer.Context) -> None:
 
 @app.command()
 def up(
-    port: int = typer.Option(None, "--port", min=1, max=65535, help=f"Port (default {DEFAULT_PORT}, or a free one)."),
+    port: int = typer.Option(None, "--port", min=1, max=65535,
+                             help=f"Port (default: the demo's last one if free, else {DEFAULT_PORT}, else a free one)."),
     fresh: bool = typer.Option(False, "--fresh", help="Start from an empty database (the demo must be down)."),
     timeout: float = typer.Option(30.0, "--timeout", min=1, help="Seconds to wait for the server to answer."),
 ) -> None:
@@ -168,6 +197,9 @@ def up(
 
 
 def _start(port: int | None, fresh: bool, timeout: float) -> dict[str, Any]:
+    from .server import require_server_extra
+
+    require_server_extra()
     directory = demo_dir()
     directory.mkdir(parents=True, exist_ok=True)
     db, log = directory / "demo.db", directory / "demo.log"
@@ -191,6 +223,7 @@ def _start(port: int | None, fresh: bool, timeout: float) -> dict[str, Any]:
             raise UnavailableError(f"the demo server exited with code {proc.returncode}: {tail[0]}",
                                    hint=f"see {log}")
         if _healthy(url):
+            _port_file().write_text(f"{port}\n")
             return state
         time.sleep(0.2)
     raise UnavailableError(f"the demo server did not answer at {url} within {timeout:.0f}s", hint=f"see {log}")

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import itertools
 import sys
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli import targets
+from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
+    TIME_FORMS,
     check_stage,
     context_label,
     current,
@@ -31,9 +33,11 @@ from pipelinectl.cli.common import (
     plural,
     progress,
     say,
+    watch_deadline,
     yes_option,
 )
-from pipelinectl.errors import ConflictError, NotFoundError, UsageError
+from pipelinectl.errors import ConflictError, NotFoundError, UnavailableError, UsageError
+from pipelinectl.timeparse import format_time
 
 if TYPE_CHECKING:
     from pipelinectl.cli.session import Session
@@ -41,8 +45,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    rich_markup_mode="rich",
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
@@ -61,20 +64,27 @@ def _group() -> None:
 
 CHUNK = 100  # IDs per redrive/purge request: bounded bodies, and a progress bar that moves
 TABLE_DEFAULT_LIMIT = 1000  # a table is for reading; -o jsonl streams everything
+MAX_PAGE = 1000  # the API's largest page
+SAMPLE = 10  # IDs a bulk dry run shows in a table, after the count; -o json lists them all
 
 # -- shared options ----------------------------------------------------------------------------------
 _STAGE = typer.Option(None, "--stage", "-s", metavar="STAGE", help="Only items dead-lettered by this stage.")
 _KIND = typer.Option(None, "--error-kind", "-k", metavar="KIND",
                      help="Only this error kind: validation, transient, persistent, fatal.")
-_SINCE = typer.Option(None, "--since", metavar="TIME", help="Last seen at or after TIME (RFC 3339, date, -2h).")
-_UNTIL = typer.Option(None, "--until", metavar="TIME", help="Last seen before TIME.")
+_SINCE = typer.Option(None, "--since", metavar="TIME", help=f"Last seen at or after TIME: {TIME_FORMS}.")
+_UNTIL = typer.Option(None, "--until", metavar="TIME", help=f"Last seen before TIME: {TIME_FORMS}.")
 
 
 def build_selection(session: Session, pipeline: str, *, ids: list[str] | None = None, all_: bool = False,
-               stage: str | None, error_kind: str | None, since: str | None, until: str | None) -> DLQFilter:
-    """Build and check a selection locally (times, kinds), then the stage against the plane."""
+                    stage: str | None, error_kind: str | None, since: str | None, until: str | None,
+                    may_wait: bool = False) -> DLQFilter:
+    """Build and check a selection locally (times, kinds), then the stage against the plane.
+
+    `may_wait` (a watch): a plane that does not answer yet is no reason to refuse; the watch waits for it
+    and the plane itself then refuses an unknown stage."""
     from pipelinectl.model import ERROR_KINDS, DLQFilter
 
+    stage = targets.target(stage, "stage") if stage is not None else None  # stage/NAME as -o name prints it
     start, end = parse_range(since, until, "--since", "--until")
     if error_kind is not None and error_kind not in ERROR_KINDS:
         raise UsageError(f"invalid value for --error-kind: '{error_kind}'",
@@ -82,7 +92,11 @@ def build_selection(session: Session, pipeline: str, *, ids: list[str] | None = 
     selection = DLQFilter(pipeline=pipeline, ids=list(ids or []), all=all_, stage=stage, error_kind=error_kind,
                           since=start, until=end)
     if stage is not None:
-        check_stage(session, pipeline, stage)
+        try:
+            check_stage(session, pipeline, stage)
+        except UnavailableError:
+            if not may_wait:
+                raise
     return selection
 
 
@@ -93,9 +107,9 @@ def _describe(selection: DLQFilter) -> str:
     if selection.error_kind:
         parts.append(f"error-kind={selection.error_kind}")
     if selection.since:
-        parts.append(f"since={selection.since.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        parts.append(f"since={format_time(selection.since, timespec='seconds')}")
     if selection.until:
-        parts.append(f"until={selection.until.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        parts.append(f"until={format_time(selection.until, timespec='seconds')}")
     if not parts and selection.all:
         parts.append("all items")
     return ", ".join(parts)
@@ -126,18 +140,21 @@ def list_(
       pipelinectl dlq list -o jsonl --limit 5000 > dlq.jsonl
     """
     session = current()
+    if watch:
+        watch_deadline(session, interval)
     target = session.pipeline(pipeline)
-    selection = build_selection(session, target, stage=stage, error_kind=error_kind, since=since, until=until)
+    selection = build_selection(session, target, stage=stage, error_kind=error_kind, since=since, until=until,
+                                may_wait=watch)
     fmt = session.options.output
     streaming = fmt in ("jsonl", "name")
     cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
-    page_size = min(cap, 500) if cap is not None else 500
+    page_size = min(cap, MAX_PAGE) if cap is not None else 500  # a capped list: one request when it can
+    if watch:
+        _watch(session, selection, limit, page_size, interval)
+        return
     items = session.plane.dlq_list(selection, page_size=page_size)
     if cap is not None:
         items = itertools.islice(items, cap)
-    if watch:
-        _watch(session, selection, items, page_size, interval)
-        return
     if streaming:
         session.renderer.emit(items, kind="DLQItem")
         return
@@ -147,34 +164,33 @@ def list_(
         session.info(f"showing the first {cap} items; use --limit N, or -o jsonl for all of them")
 
 
-def _watch(session: Session, selection: DLQFilter, first: Any, page_size: int, interval: float) -> None:
-    """Print what is there, then only items not seen before, until Ctrl-C (which ends it with success)."""
-    seen: set[str] = set()
+def _watch(session: Session, selection: DLQFilter, limit: int | None, page_size: int, interval: float) -> None:
+    """On the shared watch engine: piped, each item once as it arrives; on a terminal, a live table of
+    the newest items that fit the screen. It waits through outages; Ctrl-C ends it (130)."""
+    from pipelinectl.watch import table_view, watch
 
-    def fresh(items: Any) -> list[Any]:
-        out = [i for i in items if i.id not in seen]
-        seen.update(i.id for i in out)
-        return out
+    def fetch() -> list[Any]:
+        items = session.plane.dlq_list(selection, page_size=page_size)
+        return list(itertools.islice(items, limit) if limit is not None else items)
 
-    try:
-        batch = fresh(first)
-        session.renderer.emit(batch, kind="DLQItem")
-        sys.stdout.flush()
-        while True:
-            time.sleep(interval)
-            batch = fresh(session.plane.dlq_list(selection, page_size=page_size))
-            if batch:
-                if session.options.output in ("table", "wide"):
-                    sys.stdout.write("\n")
-                session.renderer.emit(batch, kind="DLQItem")
-                sys.stdout.flush()
-    except KeyboardInterrupt:
-        return
+    def view(items: list[Any], footer: str) -> Any:
+        import shutil
+
+        room = max(shutil.get_terminal_size().lines - 5, 1)  # header, footer, a count line and a margin
+        newest = items[-room:]
+        note = f"{plural(len(items), 'item')} in the DLQ; the newest {len(newest)} shown" \
+            if len(newest) < len(items) else ""
+        return table_view(newest, footer + (f" · {note}" if note else ""), wide=session.options.output == "wide")
+
+    code = watch(fetch, output=session.options.output, interval=interval, view=view, only_new=True,
+                 redact=session.redact, color=session.color)
+    raise typer.Exit(code)
 
 
 # -- inspect -------------------------------------------------------------------------------------------
 def _inspect(item_id: str, pipeline: str | None) -> None:
     session = current()
+    item_id = targets.target(item_id, "dlqitem")
     target = session.pipeline(pipeline)
     item = session.plane.dlq_show(target, item_id)
     if session.options.output not in ("table", "wide"):
@@ -262,6 +278,7 @@ def plan_bulk(session: Session, action: str, ids: list[str], *, all_: bool = Fal
     """
     if action not in ("redrive", "purge"):
         raise UsageError(f"unknown DLQ action '{action}'", hint="choose from redrive, purge")
+    ids = targets.targets(ids, "dlqitem")
     has_filters = any(v is not None for v in (stage, error_kind, since, until))
     if ids and (all_ or has_filters):
         raise UsageError(f"give item IDs, or --all / filters, not both (dlq {action} ID... | --all | filters)")
@@ -270,7 +287,7 @@ def plan_bulk(session: Session, action: str, ids: list[str], *, all_: bool = Fal
                          "(--stage, --error-kind, --since, --until)")
     target = session.pipeline(pipeline)
     selection = build_selection(session, target, ids=list(dict.fromkeys(ids)), all_=all_, stage=stage,
-                           error_kind=error_kind, since=since, until=until)
+                                error_kind=error_kind, since=since, until=until)
     plan: BulkResult = _verb(session, action)(selection, dry_run=True)
     missing = [i for i in selection.ids if i not in set(plan.matched)]
     if missing:
@@ -377,7 +394,8 @@ def _still_matching(session: Session, selection: DLQFilter, action: str) -> None
 
 
 def _render(session: Session, result: BulkResult, *, show_ids: bool) -> None:
-    """Machine formats get the BulkResult; -o name the affected items; tables list IDs on a dry run or -o wide."""
+    """Machine formats get the BulkResult; -o name the affected items; tables show a sample of the IDs
+    (the first SAMPLE) on a dry run or with -o wide."""
     fmt = session.options.output
     if fmt == "name":
         for item_id in result.matched if result.dry_run else result.succeeded:
@@ -386,11 +404,11 @@ def _render(session: Session, result: BulkResult, *, show_ids: bool) -> None:
     if fmt not in ("table", "wide"):
         session.emit(result)
         return
-    if fmt == "wide" or show_ids:
-        for item_id in result.matched[:50]:
+    if fmt == "wide" or show_ids:  # the count was said; a sample of the IDs, never thousands of lines
+        for item_id in result.matched[:SAMPLE]:
             sys.stdout.write(f"  {item_id}\n")
-        if len(result.matched) > 50:
-            sys.stdout.write(f"  ... and {len(result.matched) - 50} more (-o json lists them all)\n")
+        if len(result.matched) > SAMPLE:
+            sys.stdout.write(f"  ... and {len(result.matched) - SAMPLE} more (-o json lists them all)\n")
 
 
 _IDS = typer.Argument(None, metavar="ID", help="Item IDs; or select with --all or filters.", show_default=False)

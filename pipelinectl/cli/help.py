@@ -1,8 +1,9 @@
-"""Top-level help, printed from the command table without importing typer or rich."""
+"""Help without building the command tree: the top level from the command table, a built-in
+command's from the text generated for it (cli/_help_data.py), so neither imports typer or rich."""
 
 from __future__ import annotations
 
-from .commands import COMMANDS, SECTIONS
+from .commands import COMMANDS, HELP_WIDTH, SECTIONS
 from .options import GLOBAL_OPTIONS_HELP
 
 EXAMPLES = (
@@ -48,71 +49,56 @@ def top_level_help(plugin_commands: dict[str, str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plugin_summaries() -> dict[str, str]:
-    """Command groups registered by installed plugins (metadata only), cached pip style.
+def command_help(path: list[str]) -> str | None:
+    """`pipelinectl PATH --help` of a built-in command as generated, or None when the tree must render it.
 
-    Scanning every distribution's entry points costs more than the rest of `--help`;
-    the answer only changes when something is installed, so it is kept in the cache
-    dir keyed by the mtimes of sys.path entries. In a process that has already
-    imported the registry (tests registering plugins), the registry is asked directly.
+    The text is laid out for HELP_WIDTH columns, the width every command's help has on a
+    terminal at least that wide (and when piped); a narrower terminal gets it rendered.
+    """
+    if not path or path[0] not in COMMANDS or any(word.startswith("-") for word in path):
+        return None
+    if _columns() < HELP_WIDTH:
+        return None
+    from ._help_data import HELP
+
+    return HELP.get(" ".join(path))
+
+
+def _columns() -> int:
+    """The terminal's width as click sees it (shutil.get_terminal_size): COLUMNS, the terminal, else 80."""
+    import os
+    import sys
+
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+        if columns > 0:
+            return columns
+    except ValueError:
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def _plugin_summaries() -> dict[str, str]:
+    """Command groups registered by installed plugins, from metadata only (plugin_index caches it).
+
+    In a process that has already imported the registry (tests registering plugins),
+    the registry is asked, so in-process registrations show too.
     """
     import sys
 
-    if "pipelinectl.plugins" in sys.modules:
-        return _scan_plugins()
-    import json
-
-    path, key = _cache_file(), _cache_key()
     try:
-        with open(path, encoding="utf-8") as fh:
-            cached = json.load(fh)
-        if cached.get("key") == key and isinstance(cached.get("commands"), dict):
-            return {str(k): str(v) for k, v in cached["commands"].items()}
-    except (OSError, ValueError, AttributeError):
-        pass
-    found = _scan_plugins()
-    try:
-        import os
+        if "pipelinectl.plugins" in sys.modules:
+            from pipelinectl.plugins import command_entries
 
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"key": key, "commands": found}, fh)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs speed
-    return found
+            return {name: entry.summary or f"commands from {entry.distribution}"
+                    for name, entry in command_entries().items()}
+        from pipelinectl import plugin_index
 
-
-def _scan_plugins() -> dict[str, str]:
-    try:
-        from pipelinectl.plugins import command_entries
-
-        return {name: entry.summary or f"commands from {entry.distribution}" for name, entry in command_entries().items()}
+        return {row["name"]: row["summary"] or f"commands from {row['distribution']}"
+                for row in plugin_index.rows("pipelinectl.commands")
+                if "error" not in row and plugin_index.allowed(row["name"], row["distribution"])}
     except Exception:  # a broken plugin's metadata never breaks help
         return {}
-
-
-def _cache_file() -> str:
-    import os
-
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base or not os.path.isabs(base):
-        base = os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "pipelinectl", "help-plugins.json")
-
-
-def _cache_key() -> list[object]:
-    """What decides the installed plugins: the interpreter, its path entries' mtimes, the plugin filter."""
-    import os
-    import sys
-
-    stamps: list[object] = [sys.executable, os.environ.get("PIPELINECTL_LOAD_PLUGINS")]
-    for entry in sys.path:
-        if "-packages" not in entry:  # installs land in site-/dist-packages; skip cwd and script dirs
-            continue
-        try:
-            stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
-        except OSError:
-            stamps.append([entry, None])
-    return stamps

@@ -72,7 +72,8 @@ def _assign(options: GlobalOptions, attr: str, value: str | None, flag: str) -> 
         except ValueError:
             raise OptionError(f"invalid value for {flag}: {_show(value)} is not a number of seconds") from None
         if not 0 < seconds <= 86400:
-            raise OptionError(f"invalid value for {flag}: must be between 0 and 86400 seconds")
+            raise OptionError(f"invalid value for {flag}: {_show(value)} is out of range "
+                              "(more than 0 and at most 86400 seconds)")
         options.timeout = seconds
     elif attr == "verbose":
         options.verbose += 1

@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli import targets
+from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
+    TIME_FORMS,
     check_stage,
     context_label,
     current,
@@ -24,11 +27,13 @@ from pipelinectl.cli.common import (
     pipeline_option,
     plural,
     progress,
+    read_before,
     say,
     stage_name,
     yes_option,
 )
 from pipelinectl.errors import ConditionNotMetError, UsageError
+from pipelinectl.timeparse import format_time
 
 if TYPE_CHECKING:
     from pipelinectl.cli.session import Session
@@ -36,28 +41,24 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     invoke_without_command=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    rich_markup_mode="rich",
+    context_settings=CONTEXT_SETTINGS,
 )
 
 TERMINAL = ("completed", "cancelled", "failed")
 
 
 def _range_text(job: ReplayJob) -> str:
-    if job.from_offset is not None or job.to_offset is not None:
-        return f"offsets {job.from_offset}..{job.to_offset}"
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    start = job.from_time.strftime(fmt) if job.from_time else "?"
-    end = job.to_time.strftime(fmt) if job.to_time else "?"
-    return f"{start}..{end}"
+    from pipelinectl.output import replay_range
+
+    return replay_range(job)
 
 
 @app.callback()
 def replay(
     ctx: typer.Context,
     from_: str | None = typer.Option(None, "--from", metavar="TIME",
-                                     help="Start of a time range (inclusive): RFC 3339, a date, or -2h."),
-    to: str | None = typer.Option(None, "--to", metavar="TIME", help="End of the time range (exclusive)."),
+                                     help=f"Start of a time range (inclusive): {TIME_FORMS}."),
+    to: str | None = typer.Option(None, "--to", metavar="TIME", help=f"End of the time range (exclusive): {TIME_FORMS}."),
     from_offset: int | None = typer.Option(None, "--from-offset", metavar="A", help="First input offset (inclusive)."),
     to_offset: int | None = typer.Option(None, "--to-offset", metavar="B", help="End input offset (exclusive)."),
     stage: str | None = typer.Option(None, "--stage", "-s", metavar="STAGE",
@@ -106,19 +107,20 @@ def replay(
         check_stage(session, target, name)
     request = ReplayRequest(pipeline=target, stage=name, from_offset=a, to_offset=b, from_time=start, to_time=end)
     plan = session.plane.replay(ReplayRequest(**{**_fields(request), "dry_run": True}))
-    what = (f"{plural(plan.total, 'item')} of pipeline '{target}' into stage '{plan.stage}' "
-            f"({_range_text(plan)})")
-    if dry_run:
-        dry_run_note(session, f"replay would send {what}" + ("; the range holds no input items" if not plan.total
-                                                               else ""))
-        _emit(session, plan)
-        return
-    if not plan.total:
+    if not plan.total:  # the same answer with --dry-run as with --yes
         raise UsageError(f"nothing to replay: the range holds no input items of pipeline '{target}' "
                          f"({_asked(from_, to, a, b)}); nothing was changed",
                          hint="'pipelinectl status' shows the input log's current offset")
+    sent = plan.total - plan.skipped
+    where = f"of pipeline '{target}' into stage '{plan.stage}'"
+    if dry_run:
+        dry_run_note(session, f"replay would send {plural(sent, 'item')} and skip {plan.skipped} already processed "
+                              f"({plan.total} in {_range_text(plan)}) {where}")
+        _emit(session, plan)
+        return
+    what = (f"{_range_text(plan)} {where}: {plural(plan.total, 'item')} ({sent} to send, {plan.skipped} "
+            "already processed, skipped)")
     session.confirm(f"replay {what}", yes=yes)
-    from pipelinectl.model import format_time
 
     arguments: dict[str, Any] = {"stage": name, "from": from_, "to": to, "from_time": format_time(start),
                                  "to_time": format_time(end), "from_offset": a, "to_offset": b,
@@ -159,7 +161,7 @@ def _follow(session: Session, job: ReplayJob, poll: float) -> ReplayJob:
             while job.state not in TERMINAL:
                 time.sleep(poll)
                 job = session.plane.replay_show(job.pipeline, job.id)
-                bar.update(completed=job.replayed + job.skipped, total=job.total or None)
+                bar.update(completed=job.done, total=job.total or None)
     except KeyboardInterrupt:
         import sys
 
@@ -198,13 +200,15 @@ def show(
       pipelinectl replay show replay-3f2a9c1b -o json
     """
     session = current()
+    job_id = targets.target(job_id, "replayjob")
     job = session.plane.replay_show(session.pipeline(pipeline), job_id)
     if session.options.output not in ("table", "wide"):
         session.emit(job)
         return
     session.renderer.key_values([
         ("ID", job.id), ("Pipeline", job.pipeline), ("Stage", job.stage), ("State", job.state),
-        ("Range", _range_text(job)), ("Progress", f"{job.replayed}/{job.total}"), ("Skipped", job.skipped),
+        ("Range", _range_text(job)),
+        ("Progress", f"{job.done}/{job.total} ({job.replayed} replayed, {job.skipped} skipped: already processed)"),
         ("Created", job.created_at), ("Finished", job.finished_at), ("Error", job.error),
     ], title=f"Replay job {job.id}")
 
@@ -221,9 +225,11 @@ def cancel(
       pipelinectl replay cancel replay-3f2a9c1b
     """
     session = current()
+    job_id = targets.target(job_id, "replayjob")
     target = session.pipeline(pipeline)
-    before = session.plane.replay_show(target, job_id)  # an unknown ID is refused before any write
+    before = read_before(session, "replay cancel", lambda: session.plane.replay_show(target, job_id))
     job = mutate(session, verb="replay cancel", target=f"{target}/{job_id}", arguments={"id": job_id},
                  call=lambda: session.plane.replay_cancel(target, job_id), summary=lambda j: j.state)
-    say(session, f"replay job {job.id}: {job.state} (was {before.state}; {job.replayed}/{job.total} replayed)")
+    say(session, f"replay job {job.id}: {job.state} (was {before.state}; {job.done}/{job.total} done: "
+                 f"{job.replayed} replayed, {job.skipped} skipped)")
     _emit(session, job)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli import targets
+from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
     context_label,
     current,
@@ -26,7 +28,9 @@ from pipelinectl.cli.common import (
     pipeline_option,
     plural,
     progress,
+    read_before,
     say,
+    watch_deadline,
     yes_option,
 )
 from pipelinectl.errors import ConflictError, UsageError
@@ -37,8 +41,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    rich_markup_mode="rich",
+    context_settings=CONTEXT_SETTINGS,
 )
 
 
@@ -55,6 +58,7 @@ def _group() -> None:
 
 
 TABLE_DEFAULT_LIMIT = 1000
+MAX_PAGE = 1000  # the largest page the APIs serve
 _QUERY_HELP = "Select sagas with the engine's own query (e.g. a Temporal visibility query)."
 
 
@@ -70,7 +74,8 @@ def list_(
     limit: int | None = typer.Option(None, "--limit", "-l", metavar="N", min=1,
                                      help=f"At most N sagas (tables default to {TABLE_DEFAULT_LIMIT})."),
     watch: bool = typer.Option(False, "--watch", "-w",
-                               help="Keep watching: live on a terminal, a line per change piped."),
+                               help="Keep watching (through outages): live on a terminal, a line per change "
+                                    "piped; Ctrl-C ends it (exit 130)."),
     interval: float = typer.Option(2.0, "--interval", metavar="SECONDS", min=0.1,
                                    help="How often --watch looks again."),
 ) -> None:
@@ -87,6 +92,8 @@ def list_(
     from pipelinectl.model import SAGA_STATUSES, SagaFilter
 
     session = current()
+    if watch:
+        watch_deadline(session, interval)
     if status is not None and status not in SAGA_STATUSES:
         raise UsageError(f"invalid value for --status: '{status}'", hint=f"choose from {', '.join(SAGA_STATUSES)}")
     target = session.pipeline(pipeline)
@@ -102,7 +109,7 @@ def list_(
                                    redact=session.redact, color=session.color))
     streaming = session.options.output in ("jsonl", "name")
     cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
-    page_size = min(cap, 200) if cap is not None else 200
+    page_size = min(cap, MAX_PAGE) if cap is not None else 200  # a capped list: one request when it can
     sagas = session.plane.saga_list(selection, page_size=page_size)
     if cap is not None:
         sagas = itertools.islice(sagas, cap)
@@ -118,6 +125,7 @@ def list_(
 # -- inspect -------------------------------------------------------------------------------------------
 def _inspect(saga_id: str, pipeline: str | None) -> None:
     session = current()
+    saga_id = targets.target(saga_id, "saga")
     saga = session.plane.saga_show(session.pipeline(pipeline), saga_id)
     if session.options.output not in ("table", "wide"):
         session.emit(saga)
@@ -247,7 +255,7 @@ class SagaChange:
 def _one(session: Session, verb: str, saga_id: str, pipeline: str, arguments: dict[str, Any], *,
          confirm: bool, yes: bool, dry_run: bool, call: Any) -> SagaChange:
     """read -> dry run on the plane -> (stop | confirm) -> act -> audit. Nothing here prints."""
-    before = session.plane.saga_show(pipeline, saga_id)
+    before = read_before(session, f"saga {verb}", lambda: session.plane.saga_show(pipeline, saga_id))
     planned: Saga = call(True)
     if dry_run:
         return SagaChange(verb=verb, pipeline=pipeline, before=before, after=planned, dry_run=True)
@@ -261,6 +269,7 @@ def _one(session: Session, verb: str, saga_id: str, pipeline: str, arguments: di
 def force_fail_saga(session: Session, saga_id: str, reason: str | None, *, terminate: bool = False,
                     pipeline: str | None = None, dry_run: bool = False, yes: bool = False) -> SagaChange:
     """The flow behind `saga force-fail ID`, for the CLI and the dashboard: a reason is required; confirms."""
+    saga_id = targets.target(saga_id, "saga")
     why = _reason(reason, "force-fail")
     target = session.pipeline(pipeline)
     return _one(session, "force-fail", saga_id, target, {"reason": why, "terminate": terminate},
@@ -272,6 +281,7 @@ def force_fail_saga(session: Session, saga_id: str, reason: str | None, *, termi
 def retry_saga(session: Session, saga_id: str, reason: str | None = None, *, event_id: int | None = None,
                pipeline: str | None = None, dry_run: bool = False) -> SagaChange:
     """The flow behind `saga retry ID`, for the CLI and the dashboard: one saga does not confirm."""
+    saga_id = targets.target(saga_id, "saga")
     target = session.pipeline(pipeline)
     why = reason.strip() if reason and reason.strip() else None
     options = {"event_id": event_id} if event_id is not None else None
@@ -285,16 +295,30 @@ def retry_saga(session: Session, saga_id: str, reason: str | None = None, *, eve
 def force_complete_saga(session: Session, saga_id: str, reason: str | None, *, pipeline: str | None = None,
                         dry_run: bool = False, yes: bool = False) -> SagaChange:
     """The flow behind `saga force-complete ID`: a reason is required; confirms."""
+    saga_id = targets.target(saga_id, "saga")
     why = _reason(reason, "force-complete")
     target = session.pipeline(pipeline)
     return _one(session, "force-complete", saga_id, target, {"reason": why}, confirm=True, yes=yes,
                 dry_run=dry_run, call=lambda dry: session.plane.saga_force_complete(target, saga_id, why, dry_run=dry))
 
 
+def _would(before: Saga, planned: Saga) -> str:
+    """What the plane's dry-run answer says would happen (docs/api.md): `details.would`, and the
+    status it would leave the saga in; never the current status passed off as the outcome."""
+    would = planned.details.get("would")
+    now = planned.details.get("status_before") or before.status
+    if isinstance(would, str) and would:
+        text = f"would {would}"
+        return text + (f"; it would be {planned.status} (now {now})" if planned.status != now else f" (now {now})")
+    if planned.status != now:
+        return f"would leave it {planned.status} (now {now})"
+    return f"is accepted by the plane, which did not say what would follow (now {now})"
+
+
 def _report(session: Session, change: SagaChange) -> None:
     saga_id = change.before.id
     if change.dry_run:
-        dry_run_note(session, f"{change.verb} {describe_saga(change.before)} would leave it {change.after.status}")
+        dry_run_note(session, f"{change.verb} {describe_saga(change.before)} {_would(change.before, change.after)}")
     else:
         say(session, f"saga {saga_id}: {change.after.status} (was {change.before.status}; "
                      f"context '{context_label(session)}')")

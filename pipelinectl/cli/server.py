@@ -11,6 +11,26 @@ from pipelinectl.errors import UsageError
 
 app = typer.Typer(add_completion=False, help="Run the reference control plane in the foreground.")
 
+SERVER_EXTRA = ("fastapi", "uvicorn")  # what `pip install 'pipelinectl[server]'` adds
+
+
+def require_server_extra() -> None:
+    """Refuse with the install hint when the server extra is missing, before anything starts.
+
+    Looked up, not imported (find_spec), so the check costs nothing when the extra is there;
+    `demo` checks in the parent, before it spawns the server.
+    """
+    from importlib.util import find_spec
+
+    for name in SERVER_EXTRA:
+        try:
+            found = find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise UsageError(f"the control plane needs the server extra ({name} is missing)",
+                             hint="pip install 'pipelinectl[server]'")
+
 
 @app.command()
 def server(
@@ -33,6 +53,7 @@ def server(
       pipelinectl server --demo
       pipelinectl server --host 0.0.0.0 --port 8080 --token-file tokens.yaml --pipeline myapp.pipelines:orders
     """
+    require_server_extra()
     try:
         from pipelinectl.server.__main__ import load_pipelines
         from pipelinectl.server.demo import build

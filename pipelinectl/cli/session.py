@@ -32,9 +32,19 @@ class Session:
     # -- configuration ------------------------------------------------------
     @cached_property
     def config(self) -> Config:
+        """The config; a file named by --config / PIPELINECTL_CONFIG must exist."""
+        return self._load_config(must_exist=self.options.config is not None)
+
+    def config_to_edit(self) -> Config:
+        """The config `config set-context` edits: a named file that does not exist yet is created."""
+        if "config" not in self.__dict__:
+            self.__dict__["config"] = self._load_config(must_exist=False)
+        return self.config
+
+    def _load_config(self, *, must_exist: bool) -> Config:
         from pipelinectl.config import load_config, warn
 
-        config = load_config(self.options.config)
+        config = load_config(self.options.config, must_exist=must_exist)
         for message in config.warnings:
             warn(message)
         return config
@@ -60,11 +70,12 @@ class Session:
 
     def connection_for(self, ctx: Context) -> Connection:
         """A Connection for any context of the config (`status --all-contexts` uses several)."""
-        from pipelinectl.config import read_token, warn
+        from pipelinectl.config import check_headers, read_token, warn
         from pipelinectl.plane import Connection
 
         if not ctx.url:
             raise UsageError(f"context '{ctx.name}' has no url; set one with 'pipelinectl config set-context {ctx.name} --url URL'")
+        check_headers(ctx)
         if ctx.insecure_skip_tls_verify and ctx.url.startswith("https"):
             warn(f"context '{ctx.name}': TLS certificate verification is OFF (insecure-skip-tls-verify)")
         token_cache: list[str | None] = []
@@ -129,9 +140,9 @@ class Session:
     # -- output -------------------------------------------------------------
     @cached_property
     def renderer(self) -> Renderer:
-        from pipelinectl.output import Renderer
+        from pipelinectl.output import Renderer, terminal_width
 
-        return Renderer(self.options.output, color=self.color)
+        return Renderer(self.options.output, color=self.color, width=terminal_width())
 
     @property
     def color(self) -> bool:

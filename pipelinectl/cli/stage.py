@@ -26,6 +26,7 @@ from pipelinectl.cli.common import (
     stage_name,
 )
 from pipelinectl.errors import UsageError
+from pipelinectl.timeparse import format_time
 
 if TYPE_CHECKING:
     from pipelinectl.cli.session import Session
@@ -124,7 +125,7 @@ def change_stage(session: Session, verb: str, stage: str, *, pipeline: str | Non
 def _describe(stage: Stage) -> str:
     text = stage.state
     if stage.state == "paused" and stage.paused_until is not None:
-        text += f" until {stage.paused_until.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        text += f" until {format_time(stage.paused_until, timespec='seconds')}"
     return text
 
 

@@ -11,24 +11,26 @@ from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import typer
 
 from pipelinectl.cli.session import current
 from pipelinectl.errors import PipelinectlError, UsageError
+from pipelinectl.model import FAILING_ERROR_RATE
+from pipelinectl.model import stage_health as health
 
-# A running stage whose error rate reaches this is shown as failing.
-FAILING_ERROR_RATE = 0.05
 MAX_CONTEXT_WORKERS = 16  # I/O bound: each worker mostly waits on its plane
 
 
 def status(
     pipeline: str | None = typer.Argument(None, help="Pipeline to show (default: the context's, else all)."),
-    pipeline_opt: str | None = typer.Option(None, "--pipeline", "-p", help="Same as the PIPELINE argument."),
+    pipeline_opt: str | None = typer.Option(None, "--pipeline", "-p", metavar="PIPELINE",
+                                                 help="Same as the PIPELINE argument."),
     all_pipelines: bool = typer.Option(False, "--all", "-A", help="Every pipeline, even when the context names one."),
-    watch: bool = typer.Option(False, "--watch", "-w", help="Keep watching: live view on a terminal, one line per change when piped."),
+    watch: bool = typer.Option(False, "--watch", "-w",
+                               help="Keep watching (through outages): live view on a terminal, one line per "
+                                    "change piped; Ctrl-C ends it (exit 130)."),
     interval: float = typer.Option(2.0, "--interval", min=0.1, max=3600, help="Seconds between refreshes with --watch."),
     all_contexts: bool = typer.Option(False, "--all-contexts", help="One row per context, queried concurrently."),
 ) -> None:
@@ -41,7 +43,10 @@ def status(
       pipelinectl status orders -o wide
       pipelinectl status --watch
     """
+    from pipelinectl.cli.targets import target
+
     session = current()
+    pipeline = target(pipeline, "pipeline") if pipeline else None
     if pipeline and pipeline_opt and pipeline != pipeline_opt:
         raise UsageError(f"pipeline given twice: '{pipeline}' and -p '{pipeline_opt}'")
     wanted = pipeline or pipeline_opt
@@ -92,14 +97,13 @@ def _print_tables(pipelines: list[Any], *, wide: bool) -> None:
     if not pipelines:
         typer.echo("No pipelines on this control plane.")
         return
-    if session.renderer.color:
-        from rich.console import Console
-
-        Console(file=sys.stdout, force_terminal=True, soft_wrap=False).print(
-            rich_view(pipelines, wide=wide, context=session.context_name)
-        )
+    renderer = session.renderer
+    if renderer.color:
+        grids = stage_grids(pipelines, wide=wide, width=renderer.width)
+        renderer.rich_print(rich_view(pipelines, wide=wide, context=session.context_name, grids=grids),
+                            max(g.layout(renderer.width).total for g in grids))
         return
-    typer.echo(plain_view(pipelines, wide=wide, context=session.context_name), nl=False)
+    typer.echo(plain_view(pipelines, wide=wide, context=session.context_name, width=renderer.width), nl=False)
 
 
 def _summary(p: Any, context: str | None) -> str:
@@ -118,86 +122,32 @@ def _summary(p: Any, context: str | None) -> str:
     return "  ".join(parts[:1]) + "   " + " · ".join(parts[1:])
 
 
-def health(stage: Any) -> str:
-    """What the STATE column shows: the stage's state, or `failing` for a running stage in trouble."""
-    if stage.state == "running" and stage.error_rate >= FAILING_ERROR_RATE:
-        return "failing"
-    return stage.state
+def stage_grids(pipelines: list[Any], *, wide: bool, live: bool = False, width: int | None = None) -> list[Any]:
+    """One stage table per pipeline, with the shared Stage columns (output.COLUMNS) but PIPELINE."""
+    from pipelinectl.output import Grid, columns_for
+
+    columns = [c for c in columns_for("Stage", "wide" if wide else "table") if c.header != "PIPELINE"]
+    return [Grid(columns, p.stages, wide=wide, live=live, width=width) for p in pipelines]
 
 
-def _stage_row(s: Any, wide: bool) -> list[Any]:
-    queue = str(s.queue_depth) if s.queue_capacity is None else f"{s.queue_depth}/{s.queue_capacity}"
-    row: list[Any] = [
-        s.name,
-        health(s),
-        f"{s.parallelism}" + (f" ({s.min_parallelism}-{s.max_parallelism})" if wide else ""),
-        s.in_flight,
-        queue,
-        _rate(s.throughput),
-        f"{s.error_rate * 100:.1f}%",
-        s.dlq_size,
-    ]
-    if wide:
-        row += [s.processed, s.failed, _kinds(s.errors_by_kind), s.version,
-                s.paused_until.strftime("%Y-%m-%dT%H:%M:%SZ") if s.paused_until else "-"]
-    return row
-
-
-HEADERS = ["STAGE", "STATE", "PARALLELISM", "IN-FLIGHT", "QUEUE", "THROUGHPUT", "ERRORS", "DLQ"]
-WIDE_HEADERS = ["PROCESSED", "FAILED", "ERRORS BY KIND", "VERSION", "PAUSED UNTIL"]
-
-
-def _rate(value: float) -> str:
-    return f"{value:.1f}/s" if value < 100 else f"{value:,.0f}/s"
-
-
-def _kinds(counts: dict[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(counts.items()) if v) or "-"
-
-
-def plain_view(pipelines: list[Any], *, wide: bool, context: str | None) -> str:
-    from tabulate import tabulate
-
+def plain_view(pipelines: list[Any], *, wide: bool, context: str | None, width: int | None = None) -> str:
     blocks = []
-    for p in pipelines:
-        headers = HEADERS + (WIDE_HEADERS if wide else [])
-        rows = [_stage_row(s, wide) for s in p.stages]
-        table = tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True) if rows else "(no stages)"
-        blocks.append(_summary(p, context) + "\n" + table + "\n")
+    for p, grid in zip(pipelines, stage_grids(pipelines, wide=wide), strict=True):
+        table = grid.plain(width) if p.stages else "(no stages)\n"
+        blocks.append(_summary(p, context) + "\n" + table)
     return "\n".join(blocks)
 
 
-STYLES = {"running": "green", "paused": "bold yellow", "draining": "bold cyan", "failing": "bold red"}
-
-
-def rich_view(pipelines: list[Any], *, wide: bool, context: str | None, footer: str | None = None) -> Any:
+def rich_view(pipelines: list[Any], *, wide: bool, context: str | None, footer: str | None = None,
+              live: bool = False, grids: list[Any] | None = None) -> Any:
     """One rich renderable for all pipelines (printed once, or refreshed in place by --watch)."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     parts: list[Any] = []
-    for p in pipelines:
-        parts.append(Text(_summary(p, context), style="bold", no_wrap=True, overflow="ellipsis"))
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        headers = HEADERS + (WIDE_HEADERS if wide else [])
-        for header in headers:
-            numeric = header in ("IN-FLIGHT", "QUEUE", "THROUGHPUT", "ERRORS", "DLQ", "PROCESSED", "FAILED")
-            table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
-        for s in p.stages:
-            row = _stage_row(s, wide)
-            styles = [""] * len(row)
-            styles[1] = STYLES.get(row[1], "")
-            if s.error_rate >= FAILING_ERROR_RATE:
-                styles[6] = "bold red"
-            elif s.error_rate > 0:
-                styles[6] = "yellow"
-            if s.dlq_size:
-                styles[7] = "yellow"
-            if s.queue_capacity and s.queue_depth >= 0.8 * s.queue_capacity:
-                styles[4] = "bold yellow"
-            table.add_row(*(Text(str(v), style=st) for v, st in zip(row, styles, strict=True)))
-        parts.append(table)
+    for p, grid in zip(pipelines, grids or stage_grids(pipelines, wide=wide, live=live), strict=True):
+        parts.append(Text(_summary(p, context), style="bold"))  # wraps on a narrow terminal; never cut
+        parts.append(grid if p.stages else Text("(no stages)"))
         parts.append(Text(""))
     if not pipelines:
         parts.append(Text("No pipelines on this control plane."))
@@ -208,44 +158,23 @@ def rich_view(pipelines: list[Any], *, wide: bool, context: str | None, footer: 
 
 # -- watch ----------------------------------------------------------------------
 def _watch(wanted: str | None, interval: float, only: list[str]) -> None:
+    """On the shared watch engine: a live view of every pipeline on a terminal, a line per stage change
+    piped; it waits through outages (a plane down at the start too) and Ctrl-C ends it (130)."""
+    from pipelinectl.cli.common import watch_deadline
+    from pipelinectl.watch import watch
+
     session = current()
-    plane = session.plane
-    pipelines = _fetch(plane, wanted, only)  # the first read fails loudly: wrong context, plane down
+    watch_deadline(session, interval)
     fmt = session.options.output
-    try:
-        if sys.stdout.isatty() and fmt in ("table", "wide"):
-            _watch_live(plane, wanted, only, interval, pipelines, wide=fmt == "wide")
-        else:
-            _watch_lines(plane, wanted, only, interval, pipelines)
-    except KeyboardInterrupt:
-        return  # Ctrl-C is how a watch ends: exit 0, no noise
+    context = session.context_name
 
+    def view(pipelines: list[Any], footer: str) -> Any:
+        return rich_view(pipelines, wide=fmt == "wide", context=context, footer=footer, live=True)
 
-def _watch_live(plane: Any, wanted: str | None, only: list[str], interval: float, pipelines: list[Any], *,
-                wide: bool) -> None:
-    from rich.console import Console
-    from rich.live import Live
-
-    session = current()
-    console = Console(file=sys.stdout, force_terminal=True, no_color=not session.renderer.color)
-    error: str | None = None
-
-    def footer() -> str:
-        stamp = time.strftime("%H:%M:%S")
-        line = f"every {interval:g}s · {stamp} · Ctrl-C to stop"
-        return line + (f" · last refresh failed: {error}" if error else "")
-
-    with Live(rich_view(pipelines, wide=wide, context=session.context_name, footer=footer()), console=console,
-              auto_refresh=False, transient=False) as live:
-        while True:
-            time.sleep(interval)
-            try:
-                pipelines = _fetch(plane, wanted, only)
-                error = None
-            except PipelinectlError as exc:
-                error = session.redact(exc.one_line())
-            live.update(rich_view(pipelines, wide=wide, context=session.context_name, footer=footer()),
-                        refresh=True)
+    code = watch(lambda: _fetch(session.plane, wanted, only), output=fmt, interval=interval, view=view,
+                 units=lambda pipelines: [s for p in pipelines for s in p.stages], signature=_change_key,
+                 line=lambda s: _line(s.pipeline, s), redact=session.redact, color=session.renderer.color)
+    raise typer.Exit(code)
 
 
 def _change_key(s: Any) -> tuple[Any, ...]:
@@ -254,51 +183,12 @@ def _change_key(s: Any) -> tuple[Any, ...]:
     return (health(s), s.parallelism, s.in_flight, s.queue_depth, s.dlq_size, s.version)
 
 
-def _watch_lines(plane: Any, wanted: str | None, only: list[str], interval: float, pipelines: list[Any]) -> None:
-    """Piped: one line per stage that changed (everything on the first pass)."""
-    session = current()
-    fmt = session.options.output
-    renderer = session.renderer
-    last: dict[tuple[str, str], tuple[Any, ...]] = {}
-    last_error: str | None = None
-    while True:
-        for p in pipelines:
-            for s in p.stages:
-                key = (p.name, s.name)
-                now = _change_key(s)
-                if last.get(key) == now:
-                    continue
-                last[key] = now
-                if fmt in ("json", "jsonl"):
-                    renderer._line(s.to_dict())
-                elif fmt == "yaml":
-                    sys.stdout.write("---\n")
-                    renderer._document(s.to_dict())
-                elif fmt == "name":
-                    sys.stdout.write(f"stage/{p.name}/{s.name}\n")
-                else:
-                    sys.stdout.write(_line(p.name, s) + "\n")
-                sys.stdout.flush()
-        time.sleep(interval)
-        try:
-            pipelines = _fetch(plane, wanted, only)
-            if last_error is not None:
-                sys.stderr.write("note: the control plane answers again\n")
-                sys.stderr.flush()
-            last_error = None
-        except PipelinectlError as exc:  # keep watching through a blip; say so once per kind of failure
-            kind = f"{type(exc).__name__}:{exc.code}"
-            if kind != last_error:
-                sys.stderr.write(f"warning: refresh failed: {session.redact(exc.one_line())}\n")
-                sys.stderr.flush()
-            last_error = kind
-
-
 def _line(pipeline: str, s: Any) -> str:
+    from pipelinectl.output import _queue, _rate
+
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    queue = str(s.queue_depth) if s.queue_capacity is None else f"{s.queue_depth}/{s.queue_capacity}"
     return (f"{stamp} {pipeline}/{s.name} state={health(s)} parallelism={s.parallelism} in_flight={s.in_flight} "
-            f"queue={queue} throughput={_rate(s.throughput)} errors={s.error_rate * 100:.1f}% dlq={s.dlq_size}")
+            f"queue={_queue(s)} throughput={_rate(s.throughput)} errors={s.error_rate * 100:.1f}% dlq={s.dlq_size}")
 
 
 # -- all contexts -----------------------------------------------------------------
@@ -336,6 +226,8 @@ def _all_contexts(wanted: str | None) -> None:
     contexts = [ctx for _, ctx in sorted(config.contexts.items())]
     if not contexts:
         raise UsageError("no contexts configured", hint="create one with 'pipelinectl config set-context NAME --url URL'")
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=min(MAX_CONTEXT_WORKERS, len(contexts))) as pool:
         rows = list(pool.map(lambda c: _context_status(c, wanted), contexts))
     fmt = session.options.output

@@ -74,7 +74,7 @@ class Condition:
 
 def parse_condition(text: str) -> Condition:
     """`key op value`, strictly: unknown keys, operators or values are usage errors naming the choices."""
-    from pipelinectl.model import REPLAY_STATES, SAGA_STATUSES, STAGE_STATES
+    from pipelinectl.model import REPLAY_STATES, SAGA_STATUSES, STAGE_HEALTH
 
     match = _CONDITION.match(text or "")
     if not match:
@@ -91,27 +91,19 @@ def parse_condition(text: str) -> Condition:
         return Condition(key, op, int(raw), f"{key}{op}{raw}")
     if op not in ENUM_OPS:
         raise UsageError(f"--for: {key} takes = or != (a status is not ordered), got '{op}'")
-    allowed = {"state": STAGE_STATES, "saga": SAGA_STATUSES, "replay": REPLAY_STATES}[key]
+    allowed = {"state": STAGE_HEALTH, "saga": SAGA_STATUSES, "replay": REPLAY_STATES}[key]
     if raw not in allowed:
         raise UsageError(f"--for: '{raw}' is not a {key} (choose from {', '.join(allowed)})")
     return Condition(key, op, raw, f"{key}{op}{raw}")
 
 
 def _target(text: str | None, subject: str) -> str | None:
-    """`charge`, `stage/charge` or `stage=charge` (saga/ID, replay/ID likewise)."""
+    """`charge`, `stage/charge` or `stage=charge` (saga/ID, replayjob/ID likewise: pipelinectl.cli.targets)."""
     if text is None:
         return None
-    for sep in ("/", "="):
-        prefix, found, rest = text.partition(sep)
-        if found and prefix in ("stage", "saga", "replay", "job"):
-            wanted = {"stage": ("stage",), "saga": ("saga",), "replay": ("replay", "job")}.get(subject, ())
-            if prefix not in wanted:
-                raise UsageError(f"target '{text}' is a {prefix}, but this condition is about a {subject}")
-            text = rest
-            break
-    if not text:
-        raise UsageError("empty target")
-    return text
+    from .targets import target
+
+    return target(text, {"replay": "replayjob"}.get(subject, subject))
 
 
 def wait(
@@ -141,6 +133,10 @@ def wait(
     from pipelinectl.timeparse import parse_duration
 
     cond = parse_condition(condition)
+    if stage is not None:
+        from .targets import target as parse_target
+
+        stage = parse_target(stage, "stage")
     limit = parse_duration(for_timeout, option="--for-timeout").total_seconds()
     subject = cond.subject
     name = _target(target, subject)
@@ -210,6 +206,8 @@ def wait(
 def _observer(session: Any, pipe: str, cond: Condition, name: str | None, stage: str | None,
               error_kind: str | None) -> Any:
     plane = session.plane
+    if cond.key == "state":
+        return lambda: observed_state(plane.get_stage(pipe, name), cond.value)
     if cond.subject == "stage":
         return lambda: getattr(plane.get_stage(pipe, name), cond.key)
     if cond.subject == "saga":
@@ -225,6 +223,14 @@ def _observer(session: Any, pipe: str, cond: Condition, name: str | None, stage:
             raise NotFoundError(f"unknown stage '{stage}' in pipeline '{pipe}'", hint="see 'pipelinectl status'") from None
     selection = DLQFilter(pipeline=pipe, stage=stage, error_kind=error_kind)
     return lambda: plane.dlq_count(selection)
+
+
+def observed_state(stage: Any, awaited: Any) -> str:
+    """The state a `state` condition compares: as status shows it when waiting for `failing`
+    (a running stage over the error threshold), else the stage's own state (a failing stage is running)."""
+    from pipelinectl.model import stage_health
+
+    return stage_health(stage) if awaited == "failing" else str(stage.state)
 
 
 def _label(pipe: str, cond: Condition, name: str | None, stage: str | None, error_kind: str | None) -> str:

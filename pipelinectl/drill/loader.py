@@ -34,6 +34,8 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 VAR = re.compile(r"\$\{([^}]*)\}")
 ARITH = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:([+-])\s*(\d+))?\s*$")  # ${name}, ${offset+1}
 DEFAULT_TIMEOUT = 60.0
+MAX_SLEEP = 3600.0  # seconds a sleep step may hold
+WAIT_GRACE = 30.0  # a wait step's process may take this much longer than the wait itself
 
 
 class DrillFileError(UsageError):
@@ -197,8 +199,16 @@ class _Checker:
         if not isinstance(value, bool):
             self.error(path, f"must be true or false, got {_type(value)}")
 
-    def seconds(self, value: Any, path: tuple[Any, ...], *, maximum: float = 86400) -> float | None:
-        """A number of seconds or a duration like `30s`, `5m`."""
+    def seconds(self, value: Any, path: tuple[Any, ...], *, maximum: float = 86400,
+                known: set[str] | None = None) -> float | None:
+        """A number of seconds or a duration like `30s`, `5m`.
+
+        With `known` (the variables so far), a `${name}` is accepted: its variable must
+        exist, and the value is checked when the step runs (None here).
+        """
+        if known is not None and isinstance(value, str) and "${" in value:
+            _vars_in(self, value, path, known)
+            return None
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             self.error(path, f"must be seconds or a duration like 30s or 5m, got {_type(value)}")
             return None
@@ -372,9 +382,9 @@ def _step(c: _Checker, raw: Any, path: tuple[Any, ...], phase: str, index: int, 
                         parse(VAR.sub("0", expr_text))
                     except ExprError as exc:
                         c.error(at, str(exc))
-                within = c.seconds(spec["within"], where + ("within",)) if "within" in spec else None
+                within = c.seconds(spec["within"], where + ("within",), known=known) if "within" in spec else None
                 if "interval" in spec:
-                    c.seconds(spec["interval"], where + ("interval",), maximum=600)
+                    c.seconds(spec["interval"], where + ("interval",), maximum=600, known=known)
                 timeout = (within or 0) + DEFAULT_TIMEOUT
             else:
                 run_value = None
@@ -404,11 +414,11 @@ def _step(c: _Checker, raw: Any, path: tuple[Any, ...], phase: str, index: int, 
                 if key in spec and c.string(spec[key], where + (key,)):
                     _vars_in(c, spec[key], where + (key,), known)
             _check_wait_target(c, spec, where)
-            wait_for = c.seconds(spec["timeout"], where + ("timeout",)) if "timeout" in spec else 60.0
-            timeout = (wait_for or 60.0) + 30.0
+            wait_for = c.seconds(spec["timeout"], where + ("timeout",), known=known) if "timeout" in spec else 60.0
+            timeout = (wait_for or 60.0) + WAIT_GRACE
     elif kind == "sleep":
-        seconds = c.seconds(spec, where, maximum=3600)
-        timeout = (seconds or 0) + 10.0
+        seconds = c.seconds(spec, where, maximum=MAX_SLEEP, known=known)
+        timeout = (seconds or MAX_SLEEP) + 10.0
     elif kind == "shell":
         if c.string(spec, where):
             _vars_in(c, spec, where, known, shell=True)

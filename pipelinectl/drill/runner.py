@@ -33,7 +33,7 @@ from typing import Any
 
 from pipelinectl.errors import ExitCode, UsageError
 
-from .loader import Drill, Step, split_args, substitute
+from .loader import MAX_SLEEP, WAIT_GRACE, Drill, Step, split_args, substitute
 
 TAIL = 4000  # characters of a step's stdout/stderr kept in the journal
 KILL_GRACE = 3.0
@@ -150,6 +150,7 @@ class Runner:
         self.results = records
         status = "passed"
         interrupted: int | None = None
+        running: int | None = None  # the position of the step under way
         try:
             try:
                 stop_phase: str | None = None
@@ -162,8 +163,10 @@ class Runner:
                         self._report(record, position)
                         continue
                     self._name(step, record)
+                    running = position
                     self._report(record, position, start=True)
                     self._run_step(step, record)
+                    running = None
                     self._report(record, position)
                     if record.ok or record.tolerated:
                         continue
@@ -177,6 +180,11 @@ class Runner:
             except Interrupted as exc:
                 interrupted = exc.signum
                 status = "interrupted"
+                if running is not None:  # the step whose `running` line is shown ends it, even if it had not begun
+                    record = records[running]
+                    record.outcome, record.message = "interrupted", record.message or "interrupted"
+                    record.started_at = record.started_at or _now()
+                    self._report(record, running)
                 try:
                     sys.stderr.write(f"drill: {signal.Signals(exc.signum).name}: stopping; running the rollbacks\n")
                 except (OSError, ValueError):
@@ -353,8 +361,8 @@ class Runner:
 
         spec = step.spec
         that = spec["that"] if isinstance(spec["that"], list) else [spec["that"]]
-        within = _seconds(spec.get("within"), parse_duration)
-        interval = _seconds(spec.get("interval"), parse_duration) or 1.0
+        within = _seconds(substitute(spec.get("within"), self.variables), parse_duration)
+        interval = _seconds(substitute(spec.get("interval"), self.variables), parse_duration) or 1.0
         deadline = time.monotonic() + (within or 0)
         args = self._args(spec["run"])
         while True:
@@ -398,10 +406,15 @@ class Runner:
             args += ["--stage", str(spec["stage"])]
         if spec.get("error_kind"):
             args += ["--error-kind", str(spec["error_kind"])]
+        limit = step.timeout
         if spec.get("timeout") is not None:
             timeout = spec["timeout"]
             args += ["--for-timeout", f"{timeout}s" if isinstance(timeout, (int, float)) else str(timeout)]
-        code = self._exec(record, self._verb(step, args, json_output=False), step.timeout)
+            if "${" in str(step.spec.get("timeout")):  # known only now: the process gets the wait's time and more
+                from pipelinectl.timeparse import parse_duration
+
+                limit = max(limit, (_seconds(timeout, parse_duration) or 0) + WAIT_GRACE)
+        code = self._exec(record, self._verb(step, args, json_output=False), limit)
         if code is None:
             return
         if code == 0:
@@ -417,7 +430,9 @@ class Runner:
     def _do_sleep(self, step: Step, record: StepResult) -> None:
         from pipelinectl.timeparse import parse_duration
 
-        seconds = _seconds(step.spec, parse_duration) or 0.0
+        seconds = _seconds(substitute(step.spec, self.variables), parse_duration) or 0.0
+        if not 0 < seconds <= MAX_SLEEP:
+            raise UsageError(f"sleep: must be more than 0 and at most {MAX_SLEEP:g} seconds, got {seconds:g}")
         record.command = ["sleep", f"{seconds:g}"]
         time.sleep(seconds)
         record.outcome = "passed"

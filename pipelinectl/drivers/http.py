@@ -57,6 +57,7 @@ from pipelinectl.transport import (
     connect_timeout,
     import_httpx,
     ssl_context,
+    unsendable,
 )
 
 httpx = import_httpx()  # without httpx's own command line: ~0.1 s saved on every command
@@ -166,6 +167,8 @@ class HttpControlPlane:
                     method, url, params=query or None, json=body, headers=headers,
                     timeout=httpx.Timeout(read, connect=min(remaining, self._connect_timeout)),
                 )
+            except httpx.InvalidURL as exc:  # e.g. an ID longer than any URL may be: nothing was sent
+                raise unsendable(method, exc) from None
             except httpx.TimeoutException as exc:
                 self._trace(f"< {method} {url} timed out after {self._ms(sent)} ({type(exc).__name__})")
                 if self._clock() >= deadline:
@@ -446,15 +449,41 @@ class HttpControlPlane:
         }
 
     def _pages(self, path: str, params: dict[str, Any], page_size: int, cls: type[Any]) -> Iterator[Any]:
-        """Follow next_page_token; one page in memory at a time."""
-        token: str | None = None
+        """Follow next_page_token; one page in memory, and from the second on, the next one downloading.
+
+        Reading ahead overlaps the plane's work on page N+1 with ours on page N (decoding,
+        printing), which a sequential loop pays one after the other. It starts once the
+        caller reads past the first page, so a listing that one page answers (a small
+        --limit) asks for that page only; one stopped later may leave one page unread.
+        Memory stays flat: two pages at most.
+        """
         size = max(1, min(1000, int(page_size)))
-        while True:
-            data = self._call("GET", path, params={**params, "page_size": size, "page_token": token})
-            yield from self._items(data, cls)
-            token = data.get("next_page_token")
-            if not token:
-                return
+
+        def fetch(token: str | None) -> Any:
+            return self._call("GET", path, params={**params, "page_size": size, "page_token": token})
+
+        def next_token(page: Any) -> str | None:
+            return page.get("next_page_token") if isinstance(page, dict) else None
+
+        data = fetch(None)
+        yield from self._items(data, cls)
+        token = next_token(data)
+        if not token:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="pipelinectl-next-page")
+        try:
+            data = fetch(token)
+            while True:
+                token = next_token(data)
+                upcoming = pool.submit(fetch, token) if token else None
+                yield from self._items(data, cls)
+                if upcoming is None:
+                    return
+                data = upcoming.result()
+        finally:  # stopped early (--limit, a closed pipe): do not wait for a page nobody reads
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def dlq_list(self, selection: DLQFilter, *, page_size: int = 500) -> Iterator[DLQItem]:
         if selection.ids:  # the API lists by filter; explicit ids are fetched one by one

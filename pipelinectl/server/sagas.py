@@ -252,9 +252,12 @@ class SagaCoordinator:
             raise ConflictError(f"saga {row['id']!r} is {row['status']}; {verb} needs a saga that is not finished",
                                 detail={"status": row["status"]})
 
-    def _dry(self, sid: str, would: str, **extra: Any) -> m.Saga:
+    def _dry(self, sid: str, status: str, would: str, **extra: Any) -> m.Saga:
+        """A dry run's answer: the saga as the action would leave it (`status`), what it would do
+        (`details.would`) and the status it has now (`details.status_before`). Nothing is written."""
         view = self.get(sid)
-        view.details.update({"dry_run": True, "would": would, **extra})
+        view.details.update({"dry_run": True, "would": would, "status_before": view.status, **extra})
+        view.status = status
         return view
 
     async def force_fail(self, sid: str, reason: str | None, dry_run: bool = False) -> m.Saga:
@@ -263,7 +266,10 @@ class SagaCoordinator:
         self._not_terminal(row, "force-fail")
         if dry_run:
             names = [r["name"] for r in self.store.saga_steps(sid, COMPENSABLE, newest_first=True)]
-            return self._dry(sid, "compensate completed steps in reverse", compensate=names)
+            if not names:
+                return self._dry(sid, "failed", "end it failed: no completed step to compensate", compensate=names)
+            return self._dry(sid, "compensating", f"compensate {', '.join(names)} (in reverse), then end compensated",
+                             compensate=names)
         await self._cancel(sid)
         with self.store.tx():
             self.store.update_saga_steps(sid, ("running",), status="cancelled", finished_at=now())
@@ -281,7 +287,11 @@ class SagaCoordinator:
                                 detail={"status": row["status"]})
         comp_failed = len(self.store.saga_steps(sid, ("compensation_failed",)))
         if dry_run:
-            return self._dry(sid, "resume compensation" if comp_failed else "resume from the current step")
+            if comp_failed:
+                return self._dry(sid, "compensating", "resume compensation")
+            view = self.get(sid, row=row)
+            step = f"step {view.current_step}" if view.current_step else "the current step"
+            return self._dry(sid, "running", f"run it again from {step}")
         with self.store.tx():
             if comp_failed:
                 self.store.update_saga_steps(sid, ("compensation_failed",), status="completed", compensation="failed")
@@ -301,7 +311,8 @@ class SagaCoordinator:
         self._not_terminal(row, "force-complete")
         if dry_run:
             names = [r["name"] for r in self.store.saga_steps(sid, UNFINISHED)]
-            return self._dry(sid, "skip the remaining steps and mark the saga completed", skip=names)
+            would = f"skip {', '.join(names)} and mark it completed" if names else "mark it completed"
+            return self._dry(sid, "completed", would, skip=names)
         await self._cancel(sid)
         with self.store.tx():
             self.store.update_saga_steps(sid, UNFINISHED, status="skipped", finished_at=now())

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pipelinectl import model as m
-from pipelinectl.errors import ConflictError, NotFoundError, StaleVersionError, UsageError
+from pipelinectl.errors import ConflictError, NotFoundError, StaleVersionError, UnprocessableError, UsageError
 
 from .definition import Pipeline
 from .rows import decode_token, dlq_id, dlq_item, encode_token, parse_dlq_id, replay_job, to_ts
@@ -118,7 +118,7 @@ class PipelineRuntime:
         self._check_version(st, if_match)
         until_ts = to_ts(until)
         if until_ts is not None and until_ts <= now():
-            raise UsageError("'until' must be in the future", detail={"until": m.format_time(until)})
+            raise UnprocessableError("'until' must be in the future", detail={"until": m.format_time(until)})
         if dry_run:
             return self._preview(st, state="paused", paused_until=until)
         if st.state != "paused" or st.paused_until != until_ts:
@@ -147,8 +147,8 @@ class PipelineRuntime:
         st = self.stage(name)
         lo, hi = st.spec.min_parallelism, st.spec.max_parallelism
         if not lo <= parallelism <= hi:
-            raise UsageError(f"parallelism {parallelism} is outside [{lo}, {hi}] for stage {name!r}",
-                             detail={"min_parallelism": lo, "max_parallelism": hi, "parallelism": parallelism})
+            raise UnprocessableError(f"parallelism {parallelism} is outside [{lo}, {hi}] for stage {name!r}",
+                                     detail={"min_parallelism": lo, "max_parallelism": hi, "parallelism": parallelism})
         self._check_version(st, if_match)
         if dry_run:
             return self._preview(st, parallelism=parallelism)
@@ -232,14 +232,14 @@ class PipelineRuntime:
             if req.from_offset is None or req.to_offset is None:
                 raise UsageError("an offset range needs both from_offset and to_offset")
             if req.from_offset < 0 or req.to_offset <= req.from_offset:
-                raise UsageError("to_offset must be greater than from_offset, and offsets are >= 0",
-                                 detail={"from_offset": req.from_offset, "to_offset": req.to_offset})
+                raise UnprocessableError("to_offset must be greater than from_offset, and offsets are >= 0",
+                                         detail={"from_offset": req.from_offset, "to_offset": req.to_offset})
             return max(0, req.from_offset), min(req.to_offset, self.next_offset)
         if req.from_time is None or req.to_time is None:
             raise UsageError("a time range needs both from_time and to_time")
         a, b = to_ts(req.from_time), to_ts(req.to_time)
         if b <= a:  # type: ignore[operator]
-            raise UsageError("to_time must be after from_time")
+            raise UnprocessableError("to_time must be after from_time")
 
         def first_at(ts: float) -> int:
             off = self.store.first_offset_at(self.name, ts)

@@ -191,3 +191,32 @@ def test_token_over_plain_http_to_a_remote_host_is_warned(cli):
     assert remote.rc == 0 and "sends its token over plain http" in remote.stderr
     local = cli.run("config", "set-context", "local", "--url", "http://127.0.0.1:8765", "--token-env", "T")
     assert local.rc == 0 and local.stderr == ""
+
+
+def _readme_commands(prefix: str) -> list[list[str]]:
+    """The README's shell lines starting with `prefix`, joined across `\\` continuations, as argv."""
+    import re
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    return [shlex.split(line, comments=True) for line in lines if line.strip().startswith(prefix)]
+
+
+def test_the_readme_set_context_examples_work_when_pasted(cli):
+    commands = _readme_commands("pipelinectl config set-context")
+    assert len(commands) >= 3 and any("--ca-file" in " ".join(c) for c in commands) is False, \
+        "a --ca-file example needs a CA bundle that exists; the README explains it in prose"
+    for argv in commands:
+        result = cli.run(*argv[1:])
+        assert result.rc == 0, result
+
+
+def test_a_missing_ca_file_is_refused_saying_what_it_is_for(cli):
+    result = cli.run("config", "set-context", "prod", "--url", "https://plane.example.internal",
+                     "--ca-file", "/etc/ssl/plane-ca.pem")
+    assert result.rc == 2, result
+    assert "--ca-file: /etc/ssl/plane-ca.pem does not exist" in result.stderr
+    assert "CA bundle" in result.stderr and "leave --ca-file out" in result.stderr
+    assert not cli.config_path.exists()

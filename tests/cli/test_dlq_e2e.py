@@ -6,6 +6,8 @@ import pytest
 
 from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 @pytest.fixture
 def dead(plane: Plane) -> list[str]:
@@ -126,7 +128,7 @@ def test_jsonl_limit_asks_the_plane_for_one_small_page(plane: Plane, dead: list[
 
 
 def test_watch_streams_new_dead_letters_until_ctrl_c(plane: Plane, dead: list[str]) -> None:
-    """Piped jsonl: what is there, then each new item once; SIGINT (Ctrl-C) ends it with success."""
+    """Piped jsonl: what is there, then each new item once; SIGINT (Ctrl-C) ends it with 130."""
     import json
     import signal
     import subprocess
@@ -154,4 +156,25 @@ def test_watch_streams_new_dead_letters_until_ctrl_c(plane: Plane, dead: list[st
     finally:
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(10)
-    assert rc == 0, proc.stderr.read()
+    assert rc == 130, proc.stderr.read()
+
+
+def test_bulk_dry_runs_print_a_count_and_a_sample_and_json_lists_all(plane: Plane) -> None:
+    from pipelinectl.cli.dlq import SAMPLE
+
+    plane.wait_for(f"more than {SAMPLE} dead letters", lambda: len(plane.dlq_ids()) > SAMPLE, timeout=120)
+    for verb in ("purge", "redrive"):
+        table = plane.run("dlq", verb, "--all", "--dry-run")
+        assert table.rc == 0, table
+        lines = table.stdout.splitlines()
+        count = int(lines[0].split(f"dry run: {verb} would act on ")[1].split()[0])
+        assert count > SAMPLE
+        ids = [line.strip() for line in lines[1:] if line.startswith("  dlq-")]
+        assert len(ids) == SAMPLE, table
+        assert lines[-1] == f"  ... and {count - SAMPLE} more (-o json lists them all)", table
+        as_json = plane.run("dlq", verb, "--all", "--dry-run", "-o", "json")
+        matched = as_json.json()["matched"]
+        assert len(matched) >= count and set(ids) <= set(matched)  # the demo may have added some in between
+        wide = plane.run("dlq", verb, "--all", "--dry-run", "-o", "wide")
+        assert len([line for line in wide.stdout.splitlines() if line.startswith("  dlq-")]) == SAMPLE
+    assert len(plane.dlq_ids()) >= count, "dry runs change nothing"

@@ -201,7 +201,7 @@ def test_help_shows_examples(fake: Harness) -> None:
 
 
 def test_watch_prints_new_items_only_and_ctrl_c_ends_it_cleanly(fake: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelinectl.cli import dlq
+    from pipelinectl import watch
     from pipelinectl.model import DLQItem
 
     looks = []
@@ -214,9 +214,9 @@ def test_watch_prints_new_items_only_and_ctrl_c_ends_it_cleanly(fake: Harness, m
         elif len(looks) == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(dlq.time, "sleep", sleep)
+    monkeypatch.setattr(watch.time, "sleep", sleep)
     result = fake("dlq", "list", "--stage", "parse", "--watch", "--interval", "0.5", "-o", "jsonl")
-    assert result.rc == 0, result
+    assert result.rc == 130, result  # Ctrl-C: interrupted, as the exit-code table says
     ids = [line.split('"id":"')[1].split('"')[0] for line in result.stdout.splitlines()]
     assert ids == ["dlq-1", "dlq-2", "dlq-3", "dlq-4", "dlq-5", "dlq-8"]
     assert looks == [0.5, 0.5, 0.5]

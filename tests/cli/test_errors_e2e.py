@@ -27,6 +27,8 @@ from tests.support.cli import (
 )
 from tests.support.server import free_port, start_server
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -60,6 +62,35 @@ def test_usage_errors_exit_2(cli, server, args, fragment):
     assert result.rc == 2, result
     assert fragment in one_line_error(result)
     assert result.stdout == ""
+
+
+# Bytes a shell can pass that no request can carry: invalid UTF-8 ($'\xff\xfe' arrives as surrogate
+# escapes) and an ID longer than any URL. Each is a usage error in one line, whatever the verb.
+LONG_ID = "a" * 100_000
+BAD_ARGS = [
+    ("replay", "cancel", "\udcff\udcfe"),
+    ("dlq", "show", "dlq-\udcff"),
+    ("saga", "force-fail", "saga-\udcfe", "--reason", "x", "--yes"),
+    ("status", "-p", "orders\udcff"),
+    ("--context", "\udcff", "status"),
+    ("dlq", "list", "--stage", "\udcff"),
+    ("replay", "cancel", LONG_ID),
+    ("dlq", "show", LONG_ID),
+    ("saga", "show", LONG_ID),
+    ("pause", LONG_ID),
+    ("dlq", "list", "--stage", LONG_ID),
+]
+
+
+@pytest.mark.parametrize("args", BAD_ARGS, ids=[" ".join(a)[:40].encode("ascii", "backslashreplace").decode()
+                                               for a in BAD_ARGS])
+def test_bad_bytes_and_oversized_arguments_are_usage_errors(cli, server, args):
+    cli.set_context("demo", server.url, token=server.tokens["operator"], pipeline="orders")
+    result = cli.run(*args)
+    assert result.rc == 2, result
+    line = one_line_error(result)
+    assert len(line) < 300, line
+    assert "internal error" not in line
 
 
 def test_not_found_exit_3(cli, server):

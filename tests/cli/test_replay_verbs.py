@@ -11,8 +11,8 @@ from tests.cli.verbs_fake import Harness, fake_fixture  # noqa: F401  (the fake 
 def test_replay_by_time_needs_yes_off_a_terminal_and_names_count_range_and_context(fake: Harness) -> None:
     refused = fake("replay", "--from=2026-05-01", "--to=2026-05-02", "--stage", "enrich")
     assert refused.rc == ExitCode.USAGE, refused
-    assert ("refusing to replay 24 items of pipeline 'orders' into stage 'enrich' "
-            "(2026-05-01T00:00:00Z..2026-05-02T00:00:00Z) on context 'test' without --yes") in refused.stderr
+    assert ("refusing to replay 2026-05-01T00:00:00Z..2026-05-02T00:00:00Z of pipeline 'orders' into stage 'enrich': "
+            "24 items (24 to send, 0 already processed, skipped) on context 'test' without --yes") in refused.stderr
     assert fake.plane.jobs == {} and fake.audit() == []
     done = fake("replay", "--from=2026-05-01", "--to=2026-05-02", "--stage", "enrich", "--yes", "-o", "json")
     assert done.rc == 0, done
@@ -45,7 +45,8 @@ def test_wait_on_a_job_that_fails_is_exit_8(fake: Harness, monkeypatch: pytest.M
 def test_dry_run_plans_and_changes_nothing(fake: Harness) -> None:
     result = fake("replay", "--from-offset", "0", "--to-offset", "10", "--dry-run")
     assert result.rc == 0, result
-    assert result.stdout.startswith("dry run: replay would send 10 items of pipeline 'orders' into stage 'parse'")
+    assert result.stdout.startswith("dry run: replay would send 10 items and skip 0 already processed "
+                                    "(10 in offsets 0..10) of pipeline 'orders' into stage 'parse'")
     as_json = fake("replay", "--from-offset", "0", "--to-offset", "10", "--dry-run", "-o", "json")
     assert as_json.json()["state"] == "planned"
     assert fake.plane.jobs == {} and fake.audit() == []
@@ -119,5 +120,5 @@ def test_a_range_holding_no_items_is_refused_and_creates_no_job(fake: Harness) -
     assert "nothing to replay" in result.stderr and "offsets 900..910" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert fake.snapshot() == before and fake.audit() == []
-    plan = fake("replay", "--from-offset", "900", "--to-offset", "910", "--dry-run")
-    assert plan.rc == 0 and "holds no input items" in plan.stdout + plan.stderr
+    plan = fake("replay", "--from-offset", "900", "--to-offset", "910", "--dry-run")  # the same answer
+    assert plan.rc == ExitCode.USAGE and plan.stderr == result.stderr and plan.stdout == "", plan

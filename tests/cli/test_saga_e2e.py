@@ -10,6 +10,8 @@ import pytest
 
 from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 OPERATOR_EVENTS = {"force_fail", "force_complete", "retry"}
 
 
@@ -66,8 +68,17 @@ def test_force_fail_off_a_terminal_refuses_then_acts_with_yes(plane: Plane) -> N
            "context 'admin' without --yes (no terminal to ask on)" in refused.stderr
     assert plane.saga(saga_id)["status"] == "stuck" and operator_events(plane, saga_id) == []
     dry = plane.run("saga", "force-fail", saga_id, "--reason", "drill", "--dry-run")
-    assert dry.rc == 0 and dry.stdout.startswith("dry run: force-fail saga")
-    assert operator_events(plane, saga_id) == []
+    assert dry.rc == 0, dry
+    # what would happen, as the plane answers it: not the current status
+    assert dry.stdout.startswith(f"dry run: force-fail saga '{saga_id}' (order, stuck at step charge) would "
+                                 "compensate reserve (in reverse), then end compensated; it would be compensating "
+                                 "(now stuck); nothing was changed"), dry
+    as_json = plane.run("saga", "force-fail", saga_id, "--reason", "drill", "--dry-run", "-o", "json")
+    assert as_json.json()["status"] == "compensating" and as_json.json()["details"]["status_before"] == "stuck"
+    for verb, status in ((("retry",), "running"), (("force-complete", "--reason", "drill"), "completed")):
+        other = plane.run("saga", *verb, saga_id, "--dry-run")
+        assert other.rc == 0 and f"it would be {status} (now stuck)" in other.stdout, other
+    assert operator_events(plane, saga_id) == [] and plane.saga(saga_id)["status"] == "stuck"
     done = plane.run("saga", "force-fail", saga_id, "--reason", "drill", "--yes", "-o", "json")
     assert done.rc == 0, done
     plane.validate(done.json(), "Saga")

@@ -6,6 +6,8 @@ import pytest
 
 from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 def test_pause_resume_runbook_lines_change_the_plane_and_audit(plane: Plane) -> None:
     before = len(plane.cli.audit_lines())

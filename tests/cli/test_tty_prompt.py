@@ -6,7 +6,11 @@ never prompts, and long operations show a progress bar on the terminal.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.cli.verbs_e2e import Plane, plane_fixture  # noqa: F401  (the plane fixture)
+
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
 EOF = "\x04"  # Ctrl-D at the start of a line: the terminal's end of file
 
@@ -67,7 +71,7 @@ def test_replay_confirmed_on_the_terminal_with_a_progress_bar(plane: Plane) -> N
     result = plane.cli.run_pty("replay", "--from-offset", "0", "--to-offset", "30", "--stage", "notify", "--wait",
                                "--poll", "0.2", answers=[("Proceed? [y/N]", "yes")])
     assert result.rc == 0, result
-    assert "About to replay 30 items of pipeline 'orders' into stage 'notify' (offsets 0..30)" in result.stdout
+    assert "About to replay offsets 0..30 of pipeline 'orders' into stage 'notify': 30 items (" in result.stdout
     job_id = result.stdout.split("replay job ", 1)[1].split()[0]
     assert f"replay {job_id}" in result.stdout  # the progress bar's label, drawn on the terminal
     assert f"replay job {job_id} completed" in result.stdout

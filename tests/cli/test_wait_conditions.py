@@ -52,5 +52,20 @@ def test_targets():
     assert _target("saga/saga-order-000042", "saga") == "saga-order-000042"
     assert _target("job/replay-1", "replay") == "replay-1"
     assert _target(None, "dlq") is None
-    with pytest.raises(UsageError, match="is a saga, but this condition is about a stage"):
+    with pytest.raises(UsageError, match="'saga/x' is a saga, not a stage"):
         _target("saga/x", "stage")
+
+
+def test_failing_is_a_state_to_wait_for_as_status_shows_it():
+    from pipelinectl.cli.wait import observed_state
+    from pipelinectl.model import Stage
+
+    failing = Stage(pipeline="o", name="charge", state="running", error_rate=0.5)
+    healthy = Stage(pipeline="o", name="charge", state="running", error_rate=0.0)
+    assert parse_condition("state=failing").holds(observed_state(failing, "failing"))
+    assert not parse_condition("state=failing").holds(observed_state(healthy, "failing"))
+    assert parse_condition("state!=failing").holds(observed_state(healthy, "failing"))
+    # a failing stage is still running: waiting for running after a resume is not held up by its errors
+    assert parse_condition("state=running").holds(observed_state(failing, "running"))
+    with pytest.raises(UsageError, match="choose from running, paused, draining, failing"):
+        parse_condition("state=sleeping")

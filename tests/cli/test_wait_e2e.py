@@ -12,6 +12,8 @@ import pytest
 from tests.support.cli import CliEnv, validate_output
 from tests.support.server import RunningServer, start_server
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, CliEnv]]:

@@ -93,3 +93,52 @@ def test_journal_file_and_a_terminal_shows_the_running_step(tmp_path):
     audit = cli.audit_lines()[-1]  # who ran which drill where, and how it ended
     assert (audit["verb"], audit["target"], audit["context"]) == ("drill run", "on a terminal", "nowhere")
     assert audit["result"] == "passed (exit 0)" and audit["arguments"]["file"] == str(path)
+
+
+def test_an_interrupted_step_ends_its_running_line_as_interrupted(tmp_path):
+    cli = CliEnv(tmp_path / "user")
+    cli.set_context("nowhere", "http://127.0.0.1:9")
+    path = drill(tmp_path, """\
+        title: interrupted on a terminal
+        method:
+          - shell: echo first
+          - name: hold the fault
+            sleep: 60
+          - shell: echo never
+        rollbacks:
+          - shell: echo undone
+        """)
+    result = cli.run_pty("drill", "run", str(path), interrupt_after="hold the fault")
+    assert result.rc == 130, result
+    lines = result.stdout.split("\n")
+    held = [line for line in lines if "hold the fault" in line]
+    assert held and held[-1].rsplit("\r\x1b[2K", 1)[-1].startswith("[2/4] method"), held
+    assert "INTERRUPTED" in held[-1], held  # the running line ends as interrupted, not left running
+    assert any("[3/4]" in line and "skipped" in line for line in lines), lines
+    assert any("[4/4] rollback" in line and " ok " in line for line in lines), lines
+
+
+def test_sleep_takes_a_variable(tmp_path):
+    cli = CliEnv(tmp_path / "user")
+    cli.set_context("nowhere", "http://127.0.0.1:9")
+    path = drill(tmp_path, """\
+        title: hold for a while
+        variables: {hold: 0.2s}
+        method:
+          - sleep: ${hold}
+        """)
+    assert cli.run("drill", "validate", str(path)).rc == 0
+    result = cli.run("drill", "run", str(path), "--var", "hold=1", "-o", "json")
+    assert result.rc == 0, result
+    (step,) = result.json()["steps"]
+    assert step["outcome"] == "passed" and step["command"] == ["sleep", "1"] and step["duration_seconds"] >= 1
+    bad = cli.run("drill", "run", str(path), "--var", "hold=soon", "-o", "json")
+    assert bad.rc == 9, bad
+    assert "'soon' is not a duration" in bad.json()["steps"][0]["message"]
+    unknown = drill(tmp_path, """\
+        title: no such variable
+        method:
+          - sleep: ${nope}
+        """)
+    refused = cli.run("drill", "validate", str(unknown))
+    assert refused.rc == 2 and "unknown variable '${nope}'" in refused.stderr, refused

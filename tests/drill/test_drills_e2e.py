@@ -24,6 +24,8 @@ import pytest
 from tests.support.cli import CliEnv, Result, executable, validate_output
 from tests.support.server import RunningServer, start_server
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "docs" / "drills").glob("*.yaml"))
 
@@ -224,3 +226,27 @@ def test_a_prompting_verb_without_yes_never_hangs_and_changes_nothing(plane, mon
     assert journal["exit_code"] == 9 and record["outcome"] == "errored"
     assert "without --yes" in record["message"]
     assert plane.api("GET", "/dlq")["total"] >= before  # nothing was purged
+
+
+def test_the_junit_report_is_written_only_where_asked_and_its_default_name_is_ignored_by_git(plane):
+    """No --junit: nothing lands in the working directory. --junit PATH: exactly that file."""
+    path = plane.drill("quiet.yaml", """\
+        title: a status probe
+        hypothesis:
+          probes:
+            - name: orders answers
+              assert: {run: status orders, that: "name == orders"}
+        method:
+          - run: status orders
+        """)
+    work = plane.root / "cwd"
+    work.mkdir()
+    result = plane.cli.run("drill", "run", str(path), cwd=work)
+    assert result.rc == 0, result
+    assert list(work.iterdir()) == [], "no report unless --junit asks for one"
+    result = plane.cli.run("drill", "run", str(path), "--junit", "reports/drill.xml", cwd=work)
+    assert result.rc == 0, result
+    assert sorted(str(p.relative_to(work)) for p in work.rglob("*")) == ["reports", "reports/drill.xml"]
+    for name in ("report.xml", "reports/drill.xml"):  # the README's and the docs' example names
+        ignored = subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT)
+        assert ignored.returncode == 0, f"{name} is in .gitignore"

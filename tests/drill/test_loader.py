@@ -165,7 +165,7 @@ def test_run_refuses_an_invalid_file_before_anything_runs(tmp_path):
 @pytest.mark.parametrize("wait, expected", [
     ("{for: state=paused}", "3: method[0].wait: missing required field 'target'"),
     ("{for: 'dlq>=1', target: charge}", "3: method[0].wait.target: a dlq condition takes no target"),
-    ("{for: state=paused, target: saga/x}", "3: method[0].wait.target: target 'saga/x' is a saga"),
+    ("{for: state=paused, target: saga/x}", "3: method[0].wait.target: 'saga/x' is a saga, not a stage"),
     ("{for: saga=stuck, target: s1, stage: charge}", "3: method[0].wait.stage: stage goes with dlq conditions only"),
     ("{for: state=paused, target: ship, stage: charge}", "3: method[0].wait.stage: stage given twice"),
     ("{for: state=paused, stage: charge, error_kind: fatal}", "3: method[0].wait.error_kind: error_kind goes with dlq"),

@@ -18,12 +18,15 @@ import re
 import tempfile
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipelinectl.cli.commands import COMMANDS
 from pipelinectl.errors import ExitCode
 from tests.support.cli import CliEnv
+
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
 
 def _module_exists(target: str) -> bool:
@@ -41,7 +44,8 @@ OPTIONS = ["-p", "--pipeline", "--yes", "-y", "--dry-run", "--all", "--id", "--s
            "--watch", "--page-size", "--help", "-h", "-o", "--output", "--timeout", "--context", "-v", "--", "-"]
 VALUES = ["json", "jsonl", "xml", "0", "-1", "1e9", "nan", "2026-13-01", "-2h", "stage=", "stage=parse",
           "error-kind=validation", "=", "", " ", "\x00", "é", "dlq-1", "orders", "validate", "http://",
-          "state=paused", "a" * 300]
+          "state=paused", "a" * 300,
+          "\udcff\udcfe", "dlq-\udcff", "--id=\udcfe"]  # invalid UTF-8 from the shell arrives as surrogate escapes
 word = st.one_of(st.sampled_from(SUBCOMMANDS), st.sampled_from(OPTIONS), st.sampled_from(VALUES),
                  st.text(max_size=15).filter(lambda t: "\x00" not in t and not re.search(r"[\v\f]", t)))
 argv_strategy = st.builds(lambda cmd, rest: [cmd, *rest], st.sampled_from(FUZZED_COMMANDS + ["bogus", "-x", ""]),
@@ -59,9 +63,9 @@ def _env(home: str) -> dict[str, str]:
     return env
 
 
-def _check(rc: int, stdout: str, stderr: str, argv: list[str]) -> None:
+def _check(rc: int, stdout: str, stderr: str, argv: list[str], allowed: set[ExitCode] = ALLOWED) -> None:
     assert "Traceback" not in stdout, (argv, stdout)
-    assert rc in ALLOWED, (argv, rc, stderr)
+    assert rc in allowed, (argv, rc, stderr)
     verbose = _verbosity(argv) >= 2
     if not verbose:  # -vv prints a traceback on error by design; without it, never
         assert "Traceback" not in stderr, (argv, stderr)
@@ -81,12 +85,16 @@ def _verbosity(argv) -> int:
                else 0 for a in head)
 
 
-def run_in_process(argv: list[str]) -> tuple[int, str, str]:
+def run_in_process(argv: list[str], home: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """main(argv) in a fresh empty home (or the given one), stdout and stderr captured."""
     from pipelinectl.__main__ import main
 
     out, err = io.StringIO(), io.StringIO()
-    with tempfile.TemporaryDirectory() as home, mock.patch.dict(os.environ, _env(home), clear=True), \
-            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.ExitStack() as stack:
+        home = home or stack.enter_context(tempfile.TemporaryDirectory())
+        stack.enter_context(mock.patch.dict(os.environ, {**_env(home), **(env or {})}, clear=True))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
         rc = main(list(argv))
     return rc, out.getvalue(), err.getvalue()
 
@@ -100,6 +108,8 @@ def run_in_process(argv: list[str]) -> tuple[int, str, str]:
 @example(["replay", "--from-offset", "10", "--to-offset", "5"])
 @example(["config", "set-context", "", "--url", ""])
 @example(["status", "--context", "nope"])
+@example(["replay", "cancel", "\udcff\udcfe"])
+@example(["config", "set-context", "\udcff", "--url", "http://x"])
 def test_any_argv_in_process(argv):
     rc, out, err = run_in_process(argv)
     _check(rc, out, err, argv)
@@ -121,3 +131,47 @@ def test_any_argv_installed_executable(argv):
 def test_every_command_in_the_table_has_its_module():
     missing = [name for name, spec in COMMANDS.items() if not _module_exists(spec.target)]
     assert not missing, f"commands in the table without a module: {missing}"
+
+
+# Hostile values against a real plane: a context is set (admin token), so each value reaches the request
+# path. Bytes that are not UTF-8, an ID longer than a URL may be, control characters and any text: each
+# is a result, a not-found, or a usage error in one line; never exit 1, never an "unreachable" 5/6.
+HOSTILE = st.one_of(
+    st.sampled_from(["\udcff\udcfe", "dlq-\udcff", "\udc80", "a" * 100_000, "é" * 40_000, "%00", "%2F..%2F",
+                     "../../v1/healthz", "?page_token=x", "#frag", "\x01\x1b[31m", "\u202e", "\ufeff", " ", "*"]),
+    st.text(max_size=30).filter(lambda t: "\x00" not in t and not re.search(r"[\v\f]", t)),
+)
+VERBS = [
+    ("status", "-p", "{}"), ("dlq", "show", "{}"), ("dlq", "list", "--stage", "{}"),
+    ("dlq", "redrive", "{}", "--yes"), ("dlq", "purge", "{}", "--yes", "-o", "json"),
+    ("replay", "show", "{}"), ("replay", "cancel", "{}"),
+    ("replay", "--stage", "{}", "--from-offset", "0", "--to-offset", "1", "--dry-run"),
+    ("saga", "show", "{}"), ("saga", "list", "--definition", "{}"), ("saga", "retry", "{}", "--yes"),
+    ("saga", "force-fail", "{}", "--reason", "{}", "--yes"),
+    ("pause", "{}", "--dry-run"), ("resume", "{}"), ("drain", "{}", "--dry-run"), ("scale", "{}", "--parallelism", "2"),
+]
+ON_A_PLANE = {ExitCode.OK, ExitCode.USAGE, ExitCode.NOT_FOUND}
+
+
+@pytest.fixture(scope="module")
+def plane_home(tmp_path_factory):
+    from tests.support.server import start_server
+
+    server = start_server(tmp_path_factory.mktemp("plane"))
+    home = tmp_path_factory.mktemp("home")
+    cli = CliEnv(home)
+    cli.set_context("plane", server.url, token=server.tokens["admin"], pipeline="orders")
+    yield str(cli.home), cli.extra_env
+    server.stop()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(verb=st.sampled_from(VERBS), value=HOSTILE)
+@example(verb=("replay", "cancel", "{}"), value="\udcff\udcfe")
+@example(verb=("dlq", "show", "{}"), value="a" * 100_000)
+@example(verb=("dlq", "redrive", "{}", "--yes"), value="a" * 100_000)  # in the body: echoed back, capped
+def test_hostile_values_against_a_real_plane(plane_home, verb, value):
+    home, env = plane_home
+    argv = [value if part == "{}" else part for part in verb]
+    rc, out, err = run_in_process(argv, home=home, env=env)
+    _check(rc, out, err, argv, ON_A_PLANE)

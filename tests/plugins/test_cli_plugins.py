@@ -111,6 +111,22 @@ def test_unknown_command_is_a_usage_error(cli):
     assert result.rc == 2 and "unknown command 'no-such-command'" in result.stderr
 
 
+@pytest.mark.parametrize("argv, verb", [
+    (("replay", "cancel", "replay-1"), "replay cancel"),
+    (("replay", "show", "replay-1"), "replay show"),
+    (("saga", "force-fail", "s1", "--reason", "outage", "--yes"), "saga force-fail"),
+    (("saga", "retry", "s1"), "saga retry"),
+    (("saga", "force-complete", "s1", "--reason", "done by hand", "--yes"), "saga force-complete"),
+    (("saga", "inspect", "s1"), "saga inspect"),
+    (("dlq", "inspect", "d1"), "dlq inspect"),
+])
+def test_an_unsupported_verb_is_named_as_the_operator_ran_it(cli, argv, verb):
+    """Not the read a verb does first (`replay cancel` reads the job, `saga force-fail` the saga)."""
+    result = cli.run(*argv)
+    assert result.rc == 7, result
+    assert result.stderr.startswith(f"error: '{verb}' is not supported by the hello driver"), result.stderr
+
+
 def test_a_context_url_must_use_a_scheme_its_driver_serves(cli):
     """The example driver declares url_schemes = ("http", "https"): set-context holds it to them."""
     refused = cli.run("config", "set-context", "x", "--driver", "hello", "--url", "nats://127.0.0.1:4222")

@@ -8,10 +8,15 @@ ever appears in stdout, stderr, a -v trace, the audit log, or the plane's log.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from tests.reliability.plane import PIPELINE, api, dlq_ids, start_quiet_plane, use_context
 from tests.support.cli import CliEnv, Result
+
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
 WRONG_TOKEN = "wrong-token-5e1f0c2a9b7d"
 
@@ -138,6 +143,8 @@ def test_missing_or_wrong_token_is_refused(tmp_path, plane, who):
         result = cli.run(*argv, "--timeout", "10")
         line = _refused(result)
         assert "token" in line.lower() or "auth" in line.lower(), line
+        if who == "missing":  # the hint's placeholder survives redaction
+            assert "send 'Authorization: Bearer <token>'" in line, line
         _assert_no_secret(plane, result.stdout, result.stderr)
     _assert_unchanged(before, _snapshot(plane))
 
@@ -208,3 +215,46 @@ def test_token_sources_file_exec_and_header_never_shown(tmp_path, plane):
     by_name = {argv: out for argv, out in zip(runs, outputs[::2], strict=True)}
     assert "by-exec" in by_name[("config", "view")], "config view listed the contexts (the grep saw them)"
     _assert_no_secret(plane, *outputs, cli.audit_path.read_text() if cli.audit_path.exists() else "")
+
+
+# Tokens a credential source may hand over that cannot travel in a header: a helper that prints a notice
+# line before the token, a NUL in a token file, a non-ASCII character. Each is refused where it is read
+# (exit 2, one line naming the source), with or without -v and -o json; the token never shows.
+HOSTILE = {
+    "notice line": "notice: refreshed cache\n{token}",
+    "NUL": "{token}\x00",
+    "non-ASCII": "{token}-é",
+    "space inside": "{token} extra",
+}
+
+
+@pytest.mark.parametrize("kind", HOSTILE, ids=HOSTILE.keys())
+def test_a_token_that_cannot_be_sent_is_refused_by_source_and_never_shown(tmp_path, plane, kind):
+    cli = CliEnv(tmp_path)
+    token = HOSTILE[kind].format(token=plane.tokens["operator"])
+    token_file = tmp_path / "operator.token"
+    token_file.write_bytes(token.encode() + b"\n")
+    token_file.chmod(0o600)
+    helper = tmp_path / "helper.py"
+    helper.write_text(f"import sys; sys.stdout.buffer.write({token.encode()!r} + b'\\n')\n")
+    sources = {"by-file": ({"token-file": str(token_file)}, str(token_file)),
+               "by-exec": ({"token-exec": f"{sys.executable} {helper}"}, f"'{Path(sys.executable).name}'")}
+    if "\x00" not in token:  # an environment variable cannot hold a NUL
+        cli.extra_env["PLANE_TOKEN_HOSTILE"] = token
+        sources["by-env"] = ({"token-env": "PLANE_TOKEN_HOSTILE"}, "$PLANE_TOKEN_HOSTILE")
+    for name, (extra, _) in sources.items():
+        use_context(cli, name, plane.url, None, extra=extra)
+    before = _snapshot(plane)
+    outputs = []
+    for name, (_, source) in sources.items():
+        for argv in (("status",), ("-v", "dlq", "list"), ("pause", "validate", "-o", "json"),
+                     ("-v", "-v", "scale", "validate", "--parallelism", "2")):
+            result = cli.run("--context", name, *argv, "--timeout", "10")
+            assert result.rc == 2, result
+            errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+            assert len(errors) == 1 and source in errors[0], result
+            if argv.count("-v") < 2:  # -vv adds a traceback by design
+                assert result.stderr.strip().splitlines() == errors, result
+            outputs += [result.stdout, result.stderr]
+    _assert_unchanged(before, _snapshot(plane))
+    _assert_no_secret(plane, *outputs, cli.audit_path.read_text() if cli.audit_path.exists() else "", plane.output())

@@ -17,6 +17,8 @@ from tests.reliability.plane import PIPELINE, api, dlq_ids, stage, start_quiet_p
 from tests.support.cli import CliEnv, Result
 from tests.support.faultproxy import Fault, FaultProxy
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 DRY = '"dry_run":true'
 
 

@@ -15,6 +15,8 @@ from tests.reliability.plane import start_quiet_plane, use_context
 from tests.support.cli import CliEnv
 from tests.support.faultproxy import FaultProxy, free_port
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 LATENCY = 1.0
 PLANES = 6
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -11,6 +12,8 @@ import httpx
 import pytest
 
 from pipelinectl.model import DLQItem, Pipeline, ReplayJob, Saga, Stage
+
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
 ERROR_KEYS = {"code", "message", "detail", "cause"}
 
@@ -56,6 +59,24 @@ def test_health_and_request_ids(demo_server):
     assert_error(httpx.get(demo_server.url + "/v1/pipelines"), 401, "UNAUTHENTICATED")
 
 
+def test_a_405_allows_every_method_of_the_path(demo_server):
+    """Allow lists the methods the document gives the path, whichever route the router tried first."""
+    doc = httpx.get(demo_server.url + "/v1/openapi.json").json()
+    concrete = {"{pipeline}": "orders", "{stage}": "ship", "{job_id}": "replay-x", "{item_id}": "dlq-1",
+                "{saga_id}": "saga-x"}
+    for template, item in doc["paths"].items():
+        path = template
+        for name, value in concrete.items():
+            path = path.replace(name, value)
+        documented = {method.upper() for method in item}
+        served = {method.upper() for other, them in doc["paths"].items()  # /dlq/redrive is also /dlq/{item_id}
+                  if re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", other), path) for method in them}
+        for method in {"GET", "POST", "PUT", "PATCH", "DELETE"} - served:
+            r = httpx.request(method, demo_server.url + path, headers=demo_server.headers())
+            assert_error(r, 405, "INVALID_ARGUMENT")
+            assert set(r.headers["allow"].replace(" ", "").split(",")) == documented, (method, path, r.headers)
+
+
 def test_pipeline_and_stage_shapes(admin):
     r = pipeline_of(admin)
     assert r.status_code == 200
@@ -75,9 +96,6 @@ def test_validation_errors_are_400_with_error_body(admin):
     assert_error(admin.post("/stages/charge/scale", json={}), 400, "INVALID_ARGUMENT")
     assert_error(admin.post("/stages/charge/scale", content=b"{not json", headers={"content-type": "application/json"}),
                  400, "INVALID_ARGUMENT")
-    body = assert_error(admin.post("/stages/charge/scale", json={"parallelism": 999}), 400, "INVALID_ARGUMENT")
-    assert body["detail"]["max_parallelism"] == 16
-    assert_error(admin.post("/stages/charge/pause", json={"until": "2001-01-01T00:00:00Z"}), 400, "INVALID_ARGUMENT")
     assert_error(admin.get("/dlq", params={"page_size": 0}), 400, "INVALID_ARGUMENT")
     assert_error(admin.get("/dlq", params={"page_token": "garbage"}), 400, "INVALID_ARGUMENT")
     assert_error(admin.get("/dlq", params={"error_kind": "cosmic"}), 400, "INVALID_ARGUMENT")
@@ -87,9 +105,39 @@ def test_validation_errors_are_400_with_error_body(admin):
     assert stage(admin, "charge")["state"] == "running"
     assert_error(admin.post("/dlq/redrive", json={"bogus": 1}), 400, "INVALID_ARGUMENT")
     assert_error(admin.post("/replays", json={"from_offset": 5}), 400, "INVALID_ARGUMENT")
-    assert_error(admin.post("/replays", json={"from_offset": 5, "to_offset": 2}), 400, "INVALID_ARGUMENT")
     assert_error(admin.post("/replays", json={"from_offset": 1, "to_offset": 2, "from_time": "2026-01-01T00:00:00Z"}),
                  400, "INVALID_ARGUMENT")
+
+
+@pytest.mark.parametrize("headers", [{"If-Match": "null"}, {"If-Match": ""}, {"If-Match": '"3'}, {"If-Match": "v3"},
+                                     {"If-Match": '"1234567890123456789"'}])
+def test_if_match_must_be_a_version_as_documented(admin, headers):
+    assert_error(admin.post("/stages/charge/resume", headers=headers), 400, "INVALID_ARGUMENT")
+
+
+@pytest.mark.parametrize("value", ['"7"', "W/\"7\"", "7", "*"])
+def test_if_match_forms_the_document_allows(admin, value):
+    current = stage(admin, "charge")["version"]
+    r = admin.post("/stages/charge/resume", json={"dry_run": True}, headers={"If-Match": value.replace("7", str(current))})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("token", ["", "s", "garbage", "s12x", "s" + "1" * 23, "s\u0663", "\u0663",
+                                   "s9177653200289242071475"])  # past SQLite's integers: was a 500
+def test_page_token_must_be_one_the_server_gave(admin, token):
+    for path in ("/dlq", "/sagas"):
+        assert_error(admin.get(path, params={"page_token": token}), 400, "INVALID_ARGUMENT")
+
+
+def test_rules_beyond_the_schema_are_422(admin):
+    """Well-formed requests that break a rule a schema cannot state: 422 INVALID_ARGUMENT, nothing changed."""
+    before = stage(admin, "charge")
+    body = assert_error(admin.post("/stages/charge/scale", json={"parallelism": 999}), 422, "INVALID_ARGUMENT")
+    assert body["detail"]["max_parallelism"] == 16
+    assert_error(admin.post("/stages/charge/pause", json={"until": "2001-01-01T00:00:00Z"}), 422, "INVALID_ARGUMENT")
+    assert_error(admin.post("/replays", json={"from_offset": 5, "to_offset": 2}), 422, "INVALID_ARGUMENT")
+    assert_error(admin.post("/replays", json={"from_offset": 5, "to_offset": 5}), 422, "INVALID_ARGUMENT")
+    assert stage(admin, "charge")["version"] == before["version"]
 
 
 def test_pause_stops_taking_items_and_resume_continues(admin):
@@ -156,7 +204,7 @@ def test_idempotency_key_acts_once(admin):
     assert second.json() == first.json()
     assert stage(admin, "charge")["version"] == v0 + 1
     assert_error(admin.post("/stages/charge/scale", json={"parallelism": 4}, headers={"Idempotency-Key": key}),
-                 400, "INVALID_ARGUMENT")
+                 422, "INVALID_ARGUMENT")
     admin.post("/stages/charge/scale", json={"parallelism": 2})
     # a retried replay start returns the same job (201) instead of starting a second one
     key = str(uuid.uuid4())
@@ -284,7 +332,11 @@ def test_saga_compensation_and_operator_verbs(admin):
     assert_error(admin.post(f"/sagas/{sid}/force-fail", json={}), 400, "INVALID_ARGUMENT")
     assert_error(admin.post(f"/sagas/{sid}/force-fail", json={"reason": "   "}), 400, "INVALID_ARGUMENT")
     dry = admin.post(f"/sagas/{sid}/force-fail", json={"reason": "INC-1", "dry_run": True}).json()
-    assert dry["status"] == "stuck" and dry["details"]["compensate"] == ["reserve"]
+    # a dry run answers the saga as the action would leave it, and says what it would do
+    assert dry["status"] == "compensating" and dry["details"]["status_before"] == "stuck"
+    assert dry["details"]["dry_run"] is True and dry["details"]["compensate"] == ["reserve"]
+    assert dry["details"]["would"] == "compensate reserve (in reverse), then end compensated"
+    assert admin.get(f"/sagas/{sid}").json()["status"] == "stuck", "a dry run changes nothing"
     r = admin.post(f"/sagas/{sid}/force-fail", json={"reason": "INC-1 customer cancelled"})
     assert r.status_code == 200
     final = until(lambda: (x := admin.get(f"/sagas/{sid}").json())["status"] == "compensated" and x, 15)
@@ -294,6 +346,9 @@ def test_saga_compensation_and_operator_verbs(admin):
     other = until(lambda: [x for x in admin.get("/sagas", params={"status": "stuck"}).json()["items"]
                            if x["id"] != sid] or admin.get("/sagas", params={"status": "running"}).json()["items"], 60)
     oid = other[0]["id"]
+    dry = admin.post(f"/sagas/{oid}/force-complete", json={"reason": "shipped by hand", "dry_run": True}).json()
+    assert dry["status"] == "completed" and dry["details"]["status_before"] == other[0]["status"]
+    assert dry["details"]["would"].startswith("skip ") and dry["details"]["would"].endswith("and mark it completed")
     r = admin.post(f"/sagas/{oid}/force-complete", json={"reason": "shipped by hand"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "completed"
@@ -329,7 +384,8 @@ def test_saga_failed_compensation_is_retried_by_operator(admin):
     assert "compensation_failed" in [st["status"] for st in s["steps"]]
     assert s["events"][-1]["type"] == "saga_failed"
     dry = admin.post(f"/sagas/{sid}/retry", json={"dry_run": True}).json()
-    assert dry["status"] == "failed" and dry["details"]["would"] == "resume compensation"
+    assert dry["status"] == "compensating" and dry["details"]["status_before"] == "failed"
+    assert dry["details"]["would"] == "resume compensation"
     r = admin.post(f"/sagas/{sid}/retry", json={"reason": "refund fixed"})
     assert r.status_code == 200 and r.json()["status"] == "compensating"
     done = until(lambda: (x := admin.get(f"/sagas/{sid}").json())["status"] == "compensated" and x, 15)
@@ -353,7 +409,7 @@ def test_replay_by_time_and_dlq_time_filters(admin):
                                            "dry_run": True}).json()
     assert nothing["total"] == 0
     assert_error(admin.post("/replays", json={"from_time": "2026-01-02T00:00:00Z", "to_time": "2026-01-01T00:00:00Z"}),
-                 400, "INVALID_ARGUMENT")
+                 422, "INVALID_ARGUMENT")
     total = admin.get("/dlq").json()["total"]
     assert admin.get("/dlq", params={"since": "2000-01-01T00:00:00Z"}).json()["total"] == total
     assert admin.get("/dlq", params={"since": "2100-01-01T00:00:00Z"}).json()["total"] == 0

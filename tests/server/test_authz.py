@@ -84,3 +84,26 @@ def test_auth_is_checked_before_the_body(demo_server):
     assert r.status_code == 401
     r = httpx.post(demo_server.url + P + "/dlq/purge", json={}, headers=demo_server.headers("operator"))
     assert r.status_code == 403
+
+
+@pytest.mark.parametrize("method,path,body,needed", MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX])
+def test_auth_is_checked_before_the_query(demo_server, method, path, body, needed):
+    """An unknown query parameter tells nobody unauthenticated which parameters exist."""
+    def call(headers: dict[str, str]) -> httpx.Response:
+        return httpx.request(method, demo_server.url + path, params={"bogus": "1"}, json=body, headers=headers,
+                             timeout=15)
+
+    anonymous = call({})
+    assert anonymous.status_code == 401, anonymous.text
+    assert "allowed" not in anonymous.text
+    below = ROLES[ROLES.index(needed) - 1] if needed != "viewer" else None
+    if below is not None:
+        assert call(demo_server.headers(below)).status_code == 403
+    allowed = call(demo_server.headers(needed))
+    assert allowed.status_code == 400, allowed.text
+    assert "bogus" in allowed.json()["message"] and allowed.json()["detail"]["allowed"] is not None
+
+
+def test_health_refuses_an_unknown_query_parameter(demo_server):
+    r = httpx.get(demo_server.url + "/v1/healthz", params={"bogus": "1"})
+    assert r.status_code == 400 and r.json()["code"] == "INVALID_ARGUMENT"

@@ -8,8 +8,11 @@ import sqlite3
 import time
 
 import httpx
+import pytest
 
 from tests.support.server import start_server
+
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
 TOTAL = 300
 P = "/v1/pipelines/counted"

@@ -155,3 +155,81 @@ def test_credential_source_hides_exec_command():
     assert Context(name="c", token_exec="vault read secret").credential_source() == "exec:[REDACTED]"
     assert Context(name="c", token_env="X").credential_source() == "env:X"
     assert Context(name="c").credential_source() is None
+
+
+# A token must be one line of printable ASCII without inner spaces: anything else cannot travel in an
+# HTTP header, and the HTTP layer's error would quote it. Each is refused where it is read, naming the
+# source and never the value.
+BAD_TOKENS = {
+    "a notice line first": "notice: refreshed cache\nvwr-S3cr3t-4e1f9a",
+    "a NUL": "vwr-S3cr3t\x00-4e1f9a",
+    "a non-ASCII letter": "vwr-S3cr3t-ä4e1f9a",
+    "a space inside": "vwr-S3cr3t 4e1f9a",
+    "a tab inside": "vwr-S3cr3t\t4e1f9a",
+    "a DEL": "vwr-S3cr3t\x7f4e1f9a",
+    "an escape sequence": "vwr-S3cr3t\x1b[0m4e1f9a",
+    "a carriage return": "vwr-S3cr3t\r4e1f9a",
+}
+SECRET_PART = "S3cr3t"
+
+
+def _assert_refused_naming(info, source: str) -> None:
+    text = info.value.one_line()
+    assert source in text, text
+    assert SECRET_PART not in text and "4e1f9a" not in text, text
+    assert "\n" not in text and "\x00" not in text
+
+
+ENV_SAFE = {k: v for k, v in BAD_TOKENS.items() if "\x00" not in v}  # an environment cannot hold a NUL
+
+
+@pytest.mark.parametrize("token", ENV_SAFE.values(), ids=ENV_SAFE.keys())
+def test_bad_token_from_env_is_refused_naming_the_variable(monkeypatch, token):
+    monkeypatch.setenv("UNIT_TOKEN_BAD", token)
+    with pytest.raises(UsageError) as info:
+        read_token(Context(name="c", token_env="UNIT_TOKEN_BAD"))
+    _assert_refused_naming(info, "$UNIT_TOKEN_BAD")
+
+
+@pytest.mark.parametrize("token", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
+def test_bad_token_from_file_is_refused_naming_the_file(tmp_path, token):
+    path = tmp_path / "tok"
+    path.write_bytes(token.encode() + b"\n")
+    path.chmod(0o600)
+    with pytest.raises(UsageError) as info:
+        read_token(Context(name="c", token_file=str(path)))
+    _assert_refused_naming(info, str(path))
+
+
+def test_token_file_that_is_not_text_is_refused(tmp_path):
+    path = tmp_path / "tok"
+    path.write_bytes(b"vwr-S3cr3t-\xff\xfe4e1f9a\n")
+    with pytest.raises(UsageError) as info:
+        read_token(Context(name="c", token_file=str(path)))
+    _assert_refused_naming(info, str(path))
+
+
+@pytest.mark.parametrize("token", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
+def test_bad_token_from_exec_is_refused_naming_the_command_not_its_arguments(tmp_path, token):
+    script = tmp_path / "helper.py"
+    script.write_text(f"import sys; sys.stdout.buffer.write({token.encode()!r} + b'\\n')\n")
+    ctx = Context(name="c", token_exec=f"{sys.executable} {script} --secret-arg s3cr3t-in-argv")
+    with pytest.raises(UsageError) as info:
+        read_token(ctx)
+    _assert_refused_naming(info, Path(sys.executable).name)
+    assert "s3cr3t-in-argv" not in info.value.one_line()
+
+
+def test_exec_output_that_is_not_text_is_refused(tmp_path):
+    script = tmp_path / "helper.py"
+    script.write_text("import sys; sys.stdout.buffer.write(b'vwr-S3cr3t-\\xff4e1f9a\\n')\n")
+    with pytest.raises(UsageError) as info:
+        read_token(Context(name="c", token_exec=f"{sys.executable} {script}"))
+    _assert_refused_naming(info, Path(sys.executable).name)
+
+
+def test_surrounding_whitespace_is_not_part_of_the_token(monkeypatch, tmp_path):
+    monkeypatch.setenv("UNIT_TOKEN_PADDED", "  tok-padded-44444\n")
+    assert read_token(Context(name="c", token_env="UNIT_TOKEN_PADDED")) == "tok-padded-44444"
+    path = write(tmp_path / "tok", "\ntok-padded-55555\r\n")
+    assert read_token(Context(name="c", token_file=str(path))) == "tok-padded-55555"

@@ -81,6 +81,7 @@ def test_api_error_body_maps_to_error_kind_and_keeps_request_id():
     "status, code, cls, exit_code",
     [
         (400, "INVALID_ARGUMENT", UsageError, ExitCode.USAGE),
+        (422, "INVALID_ARGUMENT", UsageError, ExitCode.USAGE),  # a rule beyond the schema
         (401, "UNAUTHENTICATED", UnauthenticatedError, ExitCode.PERMISSION),
         (403, "PERMISSION_DENIED", PermissionDeniedError, ExitCode.PERMISSION),
         (409, "FAILED_PRECONDITION", Exception, ExitCode.CONFLICT),
@@ -290,27 +291,74 @@ def test_trace_redacts_token_and_shows_request_id():
     assert "< 200 OK POST" in text and "request-id=rid-7" in text and "ms" in text
 
 
-def test_dlq_list_pages_lazily_with_page_token():
-    pages = {
-        None: {"kind": "DLQItemList", "items": [{"id": "a", "pipeline": "o", "stage": "s", "error_kind": "validation",
-                                                  "message": "m"}], "next_page_token": "p2", "total": 2},
-        "p2": {"kind": "DLQItemList", "items": [{"id": "b", "pipeline": "o", "stage": "s", "error_kind": "fatal",
-                                                 "message": "m"}], "next_page_token": None, "total": 2},
-    }
+def _dlq_page(ids, next_token):
+    items = [{"id": i, "pipeline": "o", "stage": "s", "error_kind": "validation", "message": "m"} for i in ids]
+    return {"kind": "DLQItemList", "items": items, "next_page_token": next_token, "total": 3}
+
+
+def _eventually(condition, seconds=5.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
+
+
+def test_dlq_list_pages_lazily_with_page_token_reading_one_page_ahead_after_the_first():
+    pages = {None: _dlq_page(["a"], "p2"), "p2": _dlq_page(["b"], "p3"), "p3": _dlq_page(["c"], "p4"),
+             "p4": _dlq_page(["d"], None)}
     requests = []
 
     def handler(request):
-        requests.append(request)
         params = dict(request.url.params)
         assert params["stage"] == "s" and params["page_size"] == "1"
+        requests.append(params.get("page_token"))
         return httpx.Response(200, json=pages[params.get("page_token")])
 
     plane, _ = make(handler)
     items = plane.dlq_list(DLQFilter(pipeline="o", stage="s"), page_size=1)
     assert requests == [], "nothing is fetched before the caller iterates"
-    first = next(items)
-    assert first.id == "a" and len(requests) == 1
-    assert [i.id for i in items] == ["b"] and len(requests) == 2
+    assert next(items).id == "a" and requests == [None], "one page answers a small --limit: no read-ahead yet"
+    assert next(items).id == "b"
+    assert _eventually(lambda: requests == [None, "p2", "p3"]), "past the first page, the next one downloads"
+    assert requests == [None, "p2", "p3"], "never more than one page ahead"
+    assert [i.id for i in items] == ["c", "d"] and requests == [None, "p2", "p3", "p4"]
+
+
+def test_an_error_on_a_page_read_ahead_is_raised_where_its_items_would_be():
+    def handler(request):
+        token = request.url.params.get("page_token")
+        if token == "p3":
+            return httpx.Response(404, json={"code": "NOT_FOUND", "message": "page token expired"})
+        return httpx.Response(200, json=_dlq_page(["a", "b"] if token is None else ["c"], "p2" if token is None else "p3"))
+
+    plane, _ = make(handler)
+    items = plane.dlq_list(DLQFilter(pipeline="o"), page_size=2)
+    assert [next(items).id, next(items).id, next(items).id] == ["a", "b", "c"]
+    with pytest.raises(NotFoundError, match="page token expired"):
+        next(items)
+
+
+def test_stopping_early_does_not_wait_for_the_page_read_ahead():
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def handler(request):
+        token = request.url.params.get("page_token")
+        if token == "p3":
+            release.wait(10)  # a slow plane
+        return httpx.Response(200, json=_dlq_page(["a"] if token is None else ["b"], "p2" if token is None else "p3"))
+
+    plane, _ = make(handler)
+    items = plane.dlq_list(DLQFilter(pipeline="o"), page_size=1)
+    assert [next(items).id, next(items).id] == ["a", "b"]  # p3 is on its way
+    started = time.monotonic()
+    items.close()  # --limit reached, or the pipe closed
+    assert time.monotonic() - started < 1
+    release.set()
 
 
 def test_unsupported_verbs_exit_7():
@@ -368,6 +416,17 @@ def test_path_segments_are_quoted():
     plane, _ = make(handler)
     plane.get_stage("orders", "a/b c")
     assert seen == ["/v1/pipelines/orders/stages/a%2Fb%20c"]
+
+
+@pytest.mark.parametrize("call", [lambda p: p.dlq_show("orders", "a" * 100_000),
+                                  lambda p: p.replay_cancel("orders", "a" * 100_000),
+                                  lambda p: list(p.dlq_list(DLQFilter(pipeline="orders", stage="s" * 100_000)))],
+                         ids=["read", "write", "query"])
+def test_a_url_too_long_to_send_is_a_usage_error_and_nothing_is_sent(call):
+    plane, clock = make(lambda r: pytest.fail("nothing may be sent"))
+    with pytest.raises(UsageError, match="not sent: URL.*too long") as info:
+        call(plane)
+    assert len(info.value.one_line()) < 200 and clock.sleeps == []
 
 
 def test_a_read_attempt_gets_a_share_of_the_deadline_a_write_all_of_it():

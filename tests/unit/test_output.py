@@ -83,3 +83,62 @@ def test_emit_mapping_formats():
     out = io.StringIO()
     Renderer("jsonl", stream=out).emit_mapping({"kind": "Context", "name": "prod"})
     assert json.loads(out.getvalue()) == {"kind": "Context", "name": "prod"}
+
+
+def _sagas(n=3):
+    from pipelinectl.model import Saga
+
+    return [Saga(id=f"saga-order-{i:06d}", pipeline="o", definition="order-fulfilment", status="compensating",
+                 current_step="reserve-inventory", last_error="payments gateway unreachable (connection reset) " * 2)
+            for i in range(n)]
+
+
+def test_a_narrow_table_drops_columns_by_rank_then_cuts_only_free_text():
+    from pipelinectl.output import Grid
+
+    grid = Grid.of(_sagas(), "Saga", "table")
+    layout = grid.layout(80)
+    shown = [grid.columns[i].header for i in layout.kept]
+    assert shown == ["ID", "STATUS", "CURRENT STEP", "AGE", "LAST ERROR"], shown  # DEFINITION, COMPLETED went
+    text = grid.plain(80)
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    assert all(f"saga-order-{i:06d}" in text for i in range(3)) and "compensating" in text
+    assert all(line.endswith("…") for line in text.splitlines()[1:]), "the error is cut, at its end"
+    # at 200 columns nothing is dropped; piped (None) nothing is dropped and the error cut at its clip (40)
+    assert len(Grid.of(_sagas(), "Saga", "table").layout(200).kept) == 7
+    piped = Grid.of(_sagas(), "Saga", "table").plain(None).splitlines()
+    assert piped[1].endswith("payments gateway unreachable (connectio…")
+
+
+def test_ids_are_never_cut_even_when_nothing_is_left_to_drop():
+    from pipelinectl.output import Grid
+
+    grid = Grid.of(_sagas(), "Saga", "table")
+    text = grid.plain(30)
+    assert all(f"saga-order-{i:06d}" in text for i in range(3)) and "compensating" in text
+    assert grid.layout(30).total > 30, "longer than the terminal (it wraps the line) rather than a cut ID"
+
+
+def test_wide_keeps_free_text_whole_wrapping_it_when_that_fits():
+    from pipelinectl.model import DLQItem
+    from pipelinectl.output import Grid
+
+    message = "carrier refused shipment: service region temporarily closed for weather"
+    items = [DLQItem(id="dlq-1", pipeline="o", stage="ship", error_kind="persistent", message=message)]
+    wrapped = Grid.of(items, "DLQItem", "wide").plain(120)
+    assert "…" not in wrapped and set(message.split()) <= set(wrapped.split())
+    assert all(len(line.rstrip()) <= 120 for line in wrapped.splitlines())
+    whole = Grid.of(items, "DLQItem", "wide").plain(None)
+    assert message in whole, "piped wide: whole, on one line"
+    live = Grid.of(items, "DLQItem", "wide", live=True)
+    assert all(len(line.rstrip()) <= 80 for line in live.plain(80).splitlines()), "a live view fits the screen"
+
+
+def test_colour_tables_lay_out_the_same_and_never_let_rich_squeeze_an_id():
+    import re
+
+    out = io.StringIO()
+    Renderer("table", color=True, stream=out, width=60).emit(_sagas())
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+    assert all(f"saga-order-{i:06d}" in text for i in range(3)), text
+    assert all(len(line.rstrip()) <= 60 for line in text.splitlines()), text

@@ -161,3 +161,18 @@ def test_connect_timeout_comes_from_the_context_and_is_validated():
     for bad in ("soon", 0, -1, 600):
         with pytest.raises(UsageError, match="connect_timeout"):
             connect_timeout(conn(connect_timeout=bad))
+
+
+def test_http_api_refuses_an_oversized_url_as_usage_without_sending():
+    """A 100k-character ID in a path is the operator's input, not a bug: exit 2, nothing sent."""
+    import httpx
+
+    from pipelinectl.transport import HttpApi
+
+    sent = []
+    api = HttpApi(Connection(context="c", driver="x", url="http://engine.test"),
+                  transport=httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200)))
+    with pytest.raises(UsageError) as info:
+        api.request("GET", "/items/" + "x" * 100_000)
+    assert info.value.exit_code == ExitCode.USAGE and len(info.value.one_line()) < 300
+    assert sent == []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import urllib.parse
+
 import pytest
 
 from pipelinectl.redact import REDACTED, redact, register_secret
@@ -41,4 +44,68 @@ def test_short_or_empty_secrets_are_not_registered():
     ["credentials: env:PLANE_TOKEN", "token-env: PLANE_TOKEN", "stage=parse state=paused", "no secrets here"],
 )
 def test_ordinary_text_is_left_alone(text):
+    assert redact(text) == text
+
+
+# A registered secret also goes when it is shown escaped: as a bytes literal (httpx quotes a header it
+# refuses), with backslash escapes (repr, JSON) or percent-encoded (a URL or a form body).
+ODD = "tok/with+odd=chars'and\"quotes\\99"
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        repr(f"Bearer {ODD}"),
+        repr(f"Bearer {ODD}".encode()),
+        ascii(f"Bearer {ODD}"),
+        json.dumps({"authorization": f"Bearer {ODD}"}),
+        "GET /x?access=" + urllib.parse.quote(ODD, safe=""),
+        "body: access=" + urllib.parse.quote_plus(ODD),
+        "GET /x/" + urllib.parse.quote(ODD),
+    ],
+)
+def test_registered_secret_is_removed_in_its_escaped_forms(shown):
+    register_secret(ODD)
+    out = redact(f"error: cannot send {shown}")
+    assert REDACTED in out
+    for fragment in ("tok/with", "tok%2Fwith", "odd=chars", "odd%3Dchars", "quotes"):
+        assert fragment not in out, out
+
+
+def test_non_ascii_registered_secret_is_removed_escaped():
+    secret = "tök-registered-4711"
+    register_secret(secret)
+    for shown in (repr(secret.encode()), ascii(secret), json.dumps(secret),
+                  urllib.parse.quote(secret)):
+        out = redact(f"x {shown} y")
+        assert "registered-4711" not in out, out
+
+
+@pytest.mark.parametrize(
+    "text, gone",
+    [
+        # httpx refusing a header: the bytes literal holds a helper's notice line and then the token
+        ("Illegal header value b'Bearer notice: refreshed cache\\nvwr-S3cr3t-abcdef'", "S3cr3t"),
+        ("Illegal header value b'Bearer vwr-S3cr3t\\x00'", "S3cr3t"),
+        ("header 'Bearer vwr-S3cr3t \\u00e9x' refused", "S3cr3t"),
+        ('{"Authorization": "Bearer a b\\"c S3cr3t"}', "S3cr3t"),
+    ],
+)
+def test_bearer_credentials_in_a_quoted_literal_are_redacted_to_its_end(text, gone):
+    out = redact(text)
+    assert gone not in out and REDACTED in out, out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "missing bearer token (send 'Authorization: Bearer <token>')",
+        "send 'Authorization: Bearer [REDACTED]'",
+        "curl -H 'Authorization: Bearer $TOKEN' -H \"Authorization: Bearer ${PLANE_TOKEN}\"",
+        "Authorization: Bearer TOKEN",
+        "set token: <token> and password=YOUR_PASSWORD",
+        "> GET http://x {Authorization: Bearer [REDACTED], Accept: application/json}",
+    ],
+)
+def test_placeholders_are_left_as_they_are(text):
     assert redact(text) == text

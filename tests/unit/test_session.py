@@ -83,3 +83,19 @@ def test_confirm_on_a_tty_names_the_context_and_takes_only_yes(tmp_path, monkeyp
         monkeypatch.setattr("sys.stdin", io.StringIO(answer))
         with pytest.raises(AbortedError, match=error):
             s.confirm("purge 3 items", yes=False)
+
+
+@pytest.mark.parametrize("value", ["Bearer vwr-S3cr3t\nX-Injected: 1", "k-S3cr3t-\x00", "k-S3cr3t-ä"])
+def test_a_header_value_that_cannot_be_sent_is_refused_naming_the_header(tmp_path, value):
+    ctx = Context(name="c", url="http://x", headers={"X-Api-Key": value})
+    s = session_with(ctx, Plane(["orders"]), tmp_path)
+    with pytest.raises(UsageError) as info:
+        s.connection_for(ctx)
+    text = info.value.one_line()
+    assert "header 'X-Api-Key'" in text and "context 'c'" in text
+    assert "S3cr3t" not in text
+
+
+def test_ordinary_header_values_pass(tmp_path):
+    ctx = Context(name="c", url="http://x", headers={"X-Team": "payments east", "Authorization": "Bearer abc.def"})
+    assert session_with(ctx, Plane(["orders"]), tmp_path).connection_for(ctx).headers == ctx.headers

@@ -143,3 +143,45 @@ def test_target_name_accepts_both_forms():
         target_name("pipeline=orders")
     with pytest.raises(UsageError):
         target_name("")
+
+
+# -- the one place: machine timestamps and the formatter -----------------------------------------------
+def test_machine_timestamps_round_trip_through_the_one_formatter():
+    from pipelinectl.timeparse import format_time, parse_timestamp
+
+    when = datetime(2026, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)
+    assert format_time(when) == "2026-05-01T12:00:00.250000Z"
+    assert format_time(when, timespec="seconds") == "2026-05-01T12:00:00Z"
+    assert format_time(datetime(2026, 5, 1, 12)) == "2026-05-01T12:00:00Z"  # naive is UTC
+    assert parse_timestamp("2026-05-01T12:00:00.250000Z") == when
+    assert parse_timestamp("2026-05-01T14:00:00+02:00") == datetime(2026, 5, 1, 12, tzinfo=UTC)
+    assert parse_timestamp("2026-05-01T12:00:00").tzinfo is not None  # no zone means UTC
+    assert parse_timestamp(None) is None and parse_timestamp(when) is when
+    with pytest.raises(ValueError):  # a plane's bad answer is not the operator's usage error
+        parse_timestamp("-2h")
+
+
+def test_there_is_one_time_parser_the_others_are_its_names():
+    from pipelinectl import model, timeparse
+    from pipelinectl.cli import common
+
+    assert common.parse_time is timeparse.parse_time and common.parse_range is timeparse.parse_range
+    assert model.parse_time is timeparse.parse_timestamp  # the name plugins import for machine times
+    assert model.format_time is timeparse.format_time
+    assert parse_time(None, "--until") is None
+
+
+def test_resources_read_back_what_they_write_with_nested_times_and_lists():
+    from pipelinectl.model import DLQItem, Saga, SagaEvent, SagaStep
+
+    saga = Saga(id="s1", pipeline="p", definition="order", status="stuck", completed_steps=["a"],
+                started_at=NOW, steps=[SagaStep(name="a", status="completed", started_at=NOW)],
+                events=[SagaEvent(seq=1, time=NOW, type="started")], details={"k": [1, None]})
+    back = Saga.from_dict(saga.to_dict())
+    assert back == saga and isinstance(back.steps[0], SagaStep) and back.events[0].time == NOW
+    item = DLQItem.from_dict({"id": "d", "pipeline": "p", "stage": "s", "error_kind": "fatal", "message": "m",
+                              "last_seen": "2026-05-02T10:30:00Z", "first_seen": None, "unknown": 1})
+    assert item.last_seen == NOW and item.first_seen is None
+    with pytest.raises(ValueError):
+        DLQItem.from_dict({"id": "d", "pipeline": "p", "stage": "s", "error_kind": "fatal", "message": "m",
+                           "last_seen": "yesterday-ish"})

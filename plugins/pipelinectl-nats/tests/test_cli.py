@@ -9,6 +9,8 @@ import pytest
 
 from pipelinectl.testing import CliEnv
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 @pytest.fixture
 def cli(tmp_path, server):
@@ -127,6 +129,10 @@ def test_sagas_unsupported_and_secrets_never_printed(cli, server_factory):
     cli.set_context("n", srv.url, token="wrong-secret-999", pipeline="X", extra_args=("--driver", "nats"))
     saga = cli.run("saga", "list")
     assert saga.rc == 7 and "not supported by the nats driver" in saga.stderr
+    for argv, verb in ((("saga", "force-fail", "s1", "--reason", "outage", "--yes"), "saga force-fail"),
+                       (("replay", "cancel", "replay-1"), "replay cancel")):
+        refused = cli.run(*argv)  # named as run, not as the read it starts with (saga inspect, replay show)
+        assert refused.rc == 7 and f"'{verb}' is not supported by the nats driver" in refused.stderr, refused
     denied = cli.run("-v", "status")
     assert denied.rc == 5, denied
     assert "refused the credentials" in denied.stderr

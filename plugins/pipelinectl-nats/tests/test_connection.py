@@ -8,6 +8,8 @@ from pipelinectl_nats.link import display_url
 
 from pipelinectl.plugin_api import Connection, ExitCode, UnauthenticatedError, UnavailableError
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 def _driver(url: str, token: str | None = None, **settings) -> NatsControlPlane:
     d = NatsControlPlane(Connection(context="t", driver="nats", url=url, token=lambda: token,

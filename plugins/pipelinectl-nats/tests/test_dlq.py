@@ -10,6 +10,8 @@ import pytest
 
 from pipelinectl.plugin_api import DLQFilter, NotFoundError, UsageError
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 def _pipeline(admin, driver, stream: str, **consumer) -> None:
     admin.add_stream(stream, [f"{stream.lower()}.>"])

@@ -9,6 +9,8 @@ import pytest
 
 from pipelinectl.plugin_api import NotFoundError, ReplayRequest, UnavailableError, UsageError
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 def _pipeline(admin, stream: str) -> None:
     admin.add_stream(stream, [f"{stream.lower()}.>"], duplicate_window=int(120e9))

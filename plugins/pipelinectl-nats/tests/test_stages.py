@@ -9,6 +9,8 @@ import pytest
 
 from pipelinectl.plugin_api import NotFoundError, SagaFilter, StaleVersionError, UnsupportedError, UsageError
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 def _setup(admin, stream: str, consumer: str = "parse", **config) -> None:
     admin.add_stream(stream, [f"{stream.lower()}.>"])

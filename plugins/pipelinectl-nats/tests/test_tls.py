@@ -10,7 +10,7 @@ from pipelinectl_nats.driver import NatsControlPlane
 
 from pipelinectl.plugin_api import Connection, UnavailableError
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a test CA")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a test CA")]
 
 
 @pytest.fixture

@@ -13,13 +13,14 @@ HERE = Path(__file__).parent
 
 
 def pytest_collection_modifyitems(config, items):
-    """Without redis-server only the pure unit tests run; the others skip with the reason."""
-    if REDIS_SERVER is not None:
-        return
+    """All but the pure unit tests run against a real redis-server: they are `slow` (`-m "not slow"` leaves
+    them out), and without redis-server they skip with the reason."""
     skip = pytest.mark.skip(reason="redis-server is not installed (Debian package redis-server)")
     for item in items:
         if HERE in Path(str(item.fspath)).parents and Path(str(item.fspath)).name != "test_units.py":
-            item.add_marker(skip)
+            item.add_marker(pytest.mark.slow)
+            if REDIS_SERVER is None:
+                item.add_marker(skip)
 
 os.environ.setdefault("NO_COLOR", "1")
 

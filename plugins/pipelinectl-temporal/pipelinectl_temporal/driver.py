@@ -252,8 +252,12 @@ class TemporalControlPlane(UnsupportedVerbs):
         ns = self.namespace_of(pipeline)
         saga = mapping.saga_from_info(self._describe(ns, saga_id).get("workflowExecutionInfo") or {}, ns)
         self._require_running(saga, "terminate" if terminate else "cancel")
-        if dry_run:
+        if dry_run:  # the answer says what would happen (docs/api.md); the status it ends in is the workflow's
             saga.details["dry_run"] = "terminate" if terminate else "cancel"
+            saga.details["status_before"] = saga.status
+            saga.details["would"] = ("terminate the workflow at once, without compensations (it ends failed)"
+                                     if terminate else "cancel the workflow: its compensations run "
+                                                       "(it ends compensated)")
             # What the action leads to: terminated at once, or cancel requested (its compensations run).
             saga.status = "failed" if terminate else "compensating"
             saga.details["cancel_requested"] = not terminate
@@ -344,7 +348,10 @@ class TemporalControlPlane(UnsupportedVerbs):
                     f"saga '{saga_id}' is running with no failing or paused activity; nothing to retry",
                     hint="pass an event id to reset the workflow to it")
             if dry_run:
+                ids = [str(p["activity_id"]) for p in targets]
                 saga.details["dry_run"] = {"retry_activities": [p["activity_id"] for p in targets]}
+                saga.details["status_before"] = saga.status
+                saga.details["would"] = f"retry activit{'y' if len(ids) == 1 else 'ies'} {', '.join(ids)} now"
                 saga.status = "running"  # its failing activities run again now
                 return saga
             for p in targets:
@@ -357,6 +364,8 @@ class TemporalControlPlane(UnsupportedVerbs):
         event_id = self._reset_event(saga, options)
         if dry_run:
             saga.details["dry_run"] = {"reset_to_event": event_id}
+            saga.details["status_before"] = saga.status
+            saga.details["would"] = f"reset the workflow to event {event_id} (a new run, running from there)"
             saga.status = "running"  # a new run from that point
             return saga
         answer = self.http.request("POST", self._wf(ns, saga_id, "/reset"), retry=True, body={

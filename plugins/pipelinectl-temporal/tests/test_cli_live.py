@@ -14,6 +14,8 @@ import yaml
 
 from pipelinectl.testing import CliEnv
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 NS = "sagas"
 
 

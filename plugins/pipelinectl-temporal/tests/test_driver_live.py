@@ -21,6 +21,8 @@ from pipelinectl.plugin_api import (
     UsageError,
 )
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 NS = "sagas"
 
 
@@ -179,6 +181,7 @@ def test_force_fail_cancels_and_the_saga_compensates(temporal, worker, plane, ui
 
     dry = plane.saga_force_fail(NS, saga_id, "dry", dry_run=True)
     assert dry.details["dry_run"] == "cancel"
+    assert dry.details["would"] == "cancel the workflow: its compensations run (it ends compensated)"
     assert temporal.status_of(NS, saga_id) == "RUNNING"
 
     plane.saga_force_fail(NS, saga_id, "customer cancelled the order")
@@ -215,6 +218,7 @@ def test_retry_resets_a_stuck_activity_once_fixed(temporal, worker, plane, uid):
 
     plan = plane.saga_retry(NS, saga_id, dry_run=True)
     assert plan.details["dry_run"] == {"retry_activities": ["2"]}
+    assert plan.details["would"] == "retry activity 2 now"
     worker.fix(saga_id)
     plane.saga_retry(NS, saga_id, "backend fixed")
     temporal.wait_status(NS, saga_id, {"COMPLETED"}, timeout=15)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from pipelinectl_temporal.mapping import temporal_status
 
 from pipelinectl.testing import CliEnv
+
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
 NS = "parity"
 

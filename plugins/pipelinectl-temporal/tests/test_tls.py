@@ -18,6 +18,8 @@ from pipelinectl_temporal.driver import TemporalControlPlane
 
 from pipelinectl.plugin_api import Connection, ExitCode, SagaFilter, UnavailableError
 
+pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
+
 
 def _openssl(*args: str, cwd) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
