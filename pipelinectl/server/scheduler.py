@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +44,7 @@ class Feed:
     failed: BaseException | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Work:
     """An item at a stage: the in-memory mirror of one `work` row.
 
@@ -115,9 +115,10 @@ class StageRuntime:
         self.errors_by_kind: dict[str, int] = {}
         self.in_flight = 0
         self.reserved = 0  # places in the queue held for items whose move here is being committed
+        self.applying: dict[str, int] = {}  # keys this stage applied in moves not yet committed
         self.active = 0
         self.tasks: set[asyncio.Task] = set()
-        self.window: deque[tuple[float, bool]] = deque()
+        self.window: deque[list[int]] = deque()  # [second, done, failed] of the last minute, one per second
         self.work_ready = Signal()  # workers of this stage wait here
         self.room = Signal()  # whoever feeds this stage waits here while it is full
         self.last_take: float = 0.0  # monotonic time of the last item taken (the bench reads it)
@@ -266,7 +267,7 @@ class StageRuntime:
         store = self.p.store
         applied = work.applied_here
         if applied is None or work.key in self.p.shared_keys:  # maybe applied since it arrived: look again
-            applied = (self.name, work.key) in self.p.applying or store.is_applied(self.p.name, self.name, work.key)
+            applied = work.key in self.applying or store.is_applied(self.p.name, self.name, work.key)
         if applied:
             await self._forward(work, work.payload, skipped=True)
             return
@@ -300,82 +301,70 @@ class StageRuntime:
         `skipped`: the handler did not run because the key was applied here
         already (perhaps by a move still waiting for its commit, see `applying`).
         """
-        store, nxt, applying = self.p.store, self.next, self.p.applying
-        data = None if nxt is None else dumps(payload)
-        if nxt is not None:
-            await nxt.reserve_room()
-        t = now()
-        mark = (self.name, work.key)
-
-        def commit() -> tuple[bool, bool | None]:
-            fresh = store.mark_applied(self.p.name, self.name, work.key, t)
-            if skipped and fresh:  # the move it was skipped for did not commit after all: run it again
-                raise RuntimeError(f"key {work.key!r} was not applied at {self.name!r}")
-            store.count(self.p.name, self.name, processed=int(fresh), skipped=int(not fresh))
-            if nxt is None:
-                store.drop_work(work.id)
-                return fresh, None
-            store.move_work(work.id, nxt.name, data)
-            return fresh, store.is_applied(self.p.name, nxt.name, work.key)
-
-        def then(result: tuple[bool, bool | None] | None, error: BaseException | None) -> None:
-            if not skipped:
-                applying[mark] -= 1
-                if applying[mark] <= 0:
-                    del applying[mark]
-            if error is not None or result is None:
-                if nxt is not None:
-                    nxt.unreserve()
-                self._commit_failed(work, error or RuntimeError("no result"))
-                return
-            fresh, work.applied_here = result
-            if fresh:
-                self.processed += 1
-                self.window.append((t, True))
-            else:
-                self.skipped += 1
-            if nxt is None:
-                self.p.retire(work.key)
-            else:
-                work.payload = payload
-                nxt.accept(work, reserved=True)
-            self._settle()
-
+        data = None if self.next is None else dumps(payload)
+        if self.next is not None:
+            await self.next.reserve_room()
         if not skipped:
-            applying[mark] += 1
-        store.later(commit, then)
+            self.applying[work.key] = self.applying.get(work.key, 0) + 1
+        self.p.store.later(Move(self, work, payload, data, now(), skipped))
+
+    def _moved(self, move: Move, error: BaseException | None) -> None:
+        """After the commit of a `Move` (or its failure)."""
+        work, nxt = move.work, self.next
+        if not move.skipped:
+            left = self.applying.pop(work.key, 1) - 1
+            if left > 0:
+                self.applying[work.key] = left
+        if error is not None:
+            if nxt is not None:
+                nxt.unreserve()
+            self._commit_failed(work, error)
+            return
+        if move.fresh:
+            self.processed += 1
+            self._tally(move.t, ok=True)
+        else:
+            self.skipped += 1
+        if nxt is None:
+            self.p.retire(work.key)
+        else:
+            work.payload, work.applied_here = move.payload, move.applied_next
+            nxt.accept(work, reserved=True)
+        self._settle()
 
     def _dead_letter(self, work: Work, kind: str, message: str, attempts: int) -> None:
-        store, t = self.p.store, now()
         if kind == "fatal" and self.state != "paused":  # paused before any other item is taken
             self.change(state="paused", note=f"fatal error on item {work.key}: {message[:200]}")
         self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
+        self.p.store.later(DeadLetter(self, work, kind, message[:2000], attempts, now()))
 
-        def commit() -> None:
-            store.dead_letter(self.p.name, self.name, work.key, work.offset, dumps(work.payload), kind, message[:2000],
-                              attempts, work.first_seen, t, {"origin": work.origin})
-            store.drop_work(work.id)
-            store.count(self.p.name, self.name, failed=1, errors_by_kind=self.errors_by_kind)
-
-        def then(_: None, error: BaseException | None) -> None:
-            if error is not None:
-                self._commit_failed(work, error)
-                return
-            self.failed += 1
-            self.window.append((t, False))
-            self.p.retire(work.key)
-            self._settle()
-
-        store.later(commit, then)
+    def _dead_lettered(self, part: DeadLetter, error: BaseException | None) -> None:
+        """After the commit of a `DeadLetter` (or its failure)."""
+        if error is not None:
+            self._commit_failed(part.work, error)
+            return
+        self.failed += 1
+        self._tally(part.t, ok=False)
+        self.p.retire(part.work.key)
+        self._settle()
 
     # views --------------------------------------------------------------------------------------------
+    def _tally(self, t: float, ok: bool) -> None:
+        """Count an item done or failed in its second (a few dozen counters, not an entry per item)."""
+        second = int(t)
+        if not self.window or self.window[-1][0] != second:
+            self.window.append([second, 0, 0])
+            if len(self.window) > 120:
+                self.window.popleft()
+        self.window[-1][1 if ok else 2] += 1
+
     def view(self, dlq_size: int | None = None) -> m.Stage:
         t = now()
         while self.window and self.window[0][0] < t - 60:
             self.window.popleft()
+        ok = sum(b[1] for b in self.window)
+        total = ok + sum(b[2] for b in self.window)
         span = max(1.0, min(60.0, t - self.p.started_at))
-        ok = sum(1 for _, good in self.window if good)
-        total = len(self.window)
         details: dict[str, Any] = {
             "retries": self.retries,
             "skipped_duplicates": self.skipped,
@@ -393,6 +382,81 @@ class StageRuntime:
             dlq_size=self.p.store.dlq_count(self.p.name, self.name) if dlq_size is None else dlq_size,
             paused_until=to_dt(self.paused_until), version=self.version, details=details,
         )
+
+
+# --- the parts of a group commit (see Store.later): one small object per item, no closures ----------------
+
+
+class Move:
+    """An item leaves its stage: applied there, and on to the next stage (or done)."""
+
+    __slots__ = ("stage", "work", "payload", "data", "t", "skipped", "fresh", "applied_next")
+
+    def __init__(self, stage: StageRuntime, work: Work, payload: Any, data: str | None, t: float,
+                 skipped: bool) -> None:
+        self.stage, self.work, self.payload, self.data, self.t, self.skipped = stage, work, payload, data, t, skipped
+        self.fresh, self.applied_next = False, None
+
+    def run(self) -> None:
+        st, work = self.stage, self.work
+        store, pipeline, nxt = st.p.store, st.p.name, st.next
+        self.fresh = store.mark_applied(pipeline, st.name, work.key, self.t)
+        if self.skipped and self.fresh:  # the move it was skipped for did not commit after all: run it again
+            raise RuntimeError(f"key {work.key!r} was not applied at {st.name!r}")
+        store.count(pipeline, st.name, processed=int(self.fresh), skipped=int(not self.fresh))
+        if nxt is None:
+            store.drop_work(work.id)
+        else:
+            store.move_work(work.id, nxt.name, self.data)
+            self.applied_next = store.is_applied(pipeline, nxt.name, work.key)
+
+    def done(self, error: BaseException | None) -> None:
+        self.stage._moved(self, error)
+
+
+class DeadLetter:
+    """An item leaves its stage for the DLQ."""
+
+    __slots__ = ("stage", "work", "kind", "message", "attempts", "t")
+
+    def __init__(self, stage: StageRuntime, work: Work, kind: str, message: str, attempts: int, t: float) -> None:
+        self.stage, self.work, self.kind, self.message, self.attempts, self.t = stage, work, kind, message, attempts, t
+
+    def run(self) -> None:
+        st, work = self.stage, self.work
+        store = st.p.store
+        store.dead_letter(st.p.name, st.name, work.key, work.offset, dumps(work.payload), self.kind, self.message,
+                          self.attempts, work.first_seen, self.t, {"origin": work.origin})
+        store.drop_work(work.id)
+        store.count(st.p.name, st.name, failed=1, errors_by_kind=st.errors_by_kind)
+
+    def done(self, error: BaseException | None) -> None:
+        self.stage._dead_lettered(self, error)
+
+
+class Append:
+    """An item enters the input log and the first stage."""
+
+    __slots__ = ("scheduler", "key", "payload", "data", "t", "feed", "future", "offset", "wid", "applied")
+
+    def __init__(self, scheduler: Scheduler, key: str, payload: Any, feed: Feed | None,
+                 future: asyncio.Future | None) -> None:
+        self.scheduler, self.key, self.payload, self.feed, self.future = scheduler, key, payload, feed, future
+        self.data, self.t = dumps(payload), now()
+        self.offset = self.wid = 0
+        self.applied = False
+
+    def run(self) -> None:
+        if self.feed is not None and self.feed.failed is not None:
+            raise RuntimeError("an earlier append of this source failed")
+        sched = self.scheduler
+        store, first = sched.store, sched.stages[0]
+        self.offset = store.next_offset(sched.name)  # from the log itself: never a gap
+        self.wid = store.append_input(sched.name, self.offset, self.key, self.data, self.t, first.name)
+        self.applied = store.is_applied(sched.name, first.name, self.key)
+
+    def done(self, error: BaseException | None) -> None:
+        self.scheduler._appended(self, error)
 
 
 # --- one pipeline's stages and input ------------------------------------------------------------------
@@ -419,7 +483,6 @@ class Scheduler:
         # those can a stage have applied the key after the item arrived there.
         self.live_keys: dict[str, int] = {}
         self.shared_keys: set[str] = set()
-        self.applying: Counter[tuple[str, str]] = Counter()  # (stage, key) of moves queued, not yet committed
 
     @property
     def stopping(self) -> bool:
@@ -507,30 +570,23 @@ class Scheduler:
         log always holds a prefix of what the source yielded, and a restarted
         source, told how many items the log holds, neither skips nor repeats one.
         """
-        store, first, t, data = self.store, self.stages[0], now(), dumps(payload)
+        self.store.later(Append(self, key, payload, feed, done))
 
-        def commit() -> tuple[int, int, bool]:
-            if feed is not None and feed.failed is not None:
-                raise RuntimeError("an earlier append of this source failed")
-            offset = store.next_offset(self.name)  # from the log itself: never a gap
-            wid = store.append_input(self.name, offset, key, data, t, first.name)
-            return offset, wid, store.is_applied(self.name, first.name, key)
-
-        def then(result: tuple[int, int, bool] | None, error: BaseException | None) -> None:
-            if error is not None or result is None:
-                first.unreserve()
-                if feed is not None and feed.failed is None:
-                    feed.failed = error
-                if done is not None and not done.done():
-                    done.set_exception(error or RuntimeError("append failed"))
-                return
-            offset, wid, applied = result
-            self.next_offset = max(self.next_offset, offset + 1)
-            self.admit(first, Work(wid, key, offset, payload, "input", t, applied), reserved=True)
+    def _appended(self, part: Append, error: BaseException | None) -> None:
+        """After the commit of an `Append` (or its failure)."""
+        first, done = self.stages[0], part.future
+        if error is not None:
+            first.unreserve()
+            if part.feed is not None and part.feed.failed is None:
+                part.feed.failed = error
             if done is not None and not done.done():
-                done.set_result(offset)
-
-        store.later(commit, then)
+                done.set_exception(error)
+            return
+        self.next_offset = max(self.next_offset, part.offset + 1)
+        self.admit(first, Work(part.wid, part.key, part.offset, part.payload, "input", part.t, part.applied),
+                   reserved=True)
+        if done is not None and not done.done():
+            done.set_result(part.offset)
 
     async def _run_source(self, source: Source) -> None:
         """Feed the source into the first stage without waiting for each append's commit: they group."""

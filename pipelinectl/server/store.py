@@ -8,11 +8,11 @@ which is the promise the server makes.
 The rest of the server speaks to the database only through the methods of
 `Store`, grouped by table below. Callers decide which of them form one
 transaction: `with store.tx(): ...` commits at once (operator verbs), and
-`store.later(fn, then)` joins a group commit (the per-item moves of the stages):
-every `fn` queued within `GROUP_WINDOW` of the first runs, in order, in one
-transaction, and each `then` runs once its part is committed. Many items per
+`store.later(part)` joins a group commit (the per-item moves of the stages):
+every part queued within `GROUP_WINDOW` of the first runs, in order, in one
+transaction, and each is told once it is committed. Many items per
 commit instead of one is what lets the runtime keep up with its workers (each
-commit writes its pages to the WAL again); each `fn` still commits entirely or
+commit writes its pages to the WAL again); each part still commits entirely or
 not at all, so a crash between two commits leaves every item where the last
 commit put it, to be handled again after the restart.
 """
@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 # A group commits this long after its first part was queued: long enough for the many items that
@@ -37,7 +37,6 @@ T = TypeVar("T")
 # commits at once, which bounds how long one commit (and the bookkeeping after it) holds the loop.
 GROUP_WINDOW = 0.001
 GROUP_MAX = 64
-Then = Callable[[T | None, BaseException | None], None]
 log = logging.getLogger("pipelinectl.server")
 
 SCHEMA = """
@@ -106,14 +105,43 @@ def now() -> float:
     return time.time()
 
 
-def _then(then: Then[Any] | None, result: Any, error: BaseException | None) -> None:
-    if then is None:
-        if error is not None:
-            log.error("a group-committed write failed: %r", error)
-        return
+class Part(Protocol):
+    """One all-or-nothing piece of a group commit (see `Store.later`).
+
+    The hot paths pass small objects of their own rather than closures: a part
+    lives until its group commits, and a closure with its cells would be many
+    objects for the garbage collector to carry into older generations each time.
+    """
+
+    def run(self) -> Any: ...
+
+    def done(self, error: BaseException | None) -> None: ...
+
+
+class Call:
+    """A part made of a function; its result goes to `future` once committed."""
+
+    __slots__ = ("fn", "future", "result")
+
+    def __init__(self, fn: Callable[[], Any], future: asyncio.Future) -> None:
+        self.fn, self.future, self.result = fn, future, None
+
+    def run(self) -> None:
+        self.result = self.fn()
+
+    def done(self, error: BaseException | None) -> None:
+        if self.future.done():  # the waiter was cancelled (shutdown): the part is committed all the same
+            return
+        if error is None:
+            self.future.set_result(self.result)
+        else:
+            self.future.set_exception(error)
+
+
+def _done(part: Part, error: BaseException | None) -> None:
     try:
-        then(result, error)
-    except Exception:  # one caller's bookkeeping must not cost the others theirs
+        part.done(error)
+    except Exception:  # one part's bookkeeping must not cost the others theirs
         log.exception("after a group commit")
 
 
@@ -157,7 +185,7 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
         self._depth = 0
-        self._batch: list[tuple[Callable[[], Any], Then[Any] | None]] = []
+        self._batch: list[Part] = []
         self._flush_at: asyncio.TimerHandle | asyncio.Handle | None = None
         self._counts: dict[tuple[str, str], list[Any]] = {}  # stage counters, written once per transaction
         self._log_end: dict[str, int] = {}  # next input offset per pipeline, known within a transaction
@@ -207,15 +235,15 @@ class Store:
         self._log_end.clear()
         self.db.execute("COMMIT")
 
-    def later(self, fn: Callable[[], T], then: Then[T] | None = None) -> None:
-        """Run `fn` (calls of this store's methods) in the next group commit, then `then(result, error)`.
+    def later(self, part: Part) -> None:
+        """Run `part.run()` (calls of this store's methods) in the next group commit, then `part.done(error)`.
 
-        `then` runs right after the transaction holding `fn` has committed (error
-        None), or after `fn` failed alone (result None): a group whose commit fails
-        is rolled back and each part retried on its own, in order, so one bad part
-        fails only itself.
+        `done(None)` follows right after the transaction holding the part has
+        committed; `done(error)` after the part failed alone: a group whose commit
+        fails is rolled back and each part retried on its own, in order, so one bad
+        part fails only itself.
         """
-        self._batch.append((fn, then))
+        self._batch.append(part)
         if len(self._batch) == 1:
             self._flush_at = asyncio.get_running_loop().call_later(self.group_window, self.flush)
         elif len(self._batch) == GROUP_MAX and self._flush_at is not None:
@@ -224,21 +252,12 @@ class Store:
 
     def committed(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         """`later` for a caller that awaits: the future holds `fn`'s result once it is committed."""
-        fut = asyncio.get_running_loop().create_future()
-
-        def then(result: T | None, error: BaseException | None) -> None:
-            if fut.done():  # the waiter was cancelled (shutdown): the part is committed all the same
-                return
-            if error is None:
-                fut.set_result(result)  # type: ignore[arg-type]
-            else:
-                fut.set_exception(error)
-
-        self.later(fn, then)
-        return fut
+        part = Call(fn, asyncio.get_running_loop().create_future())
+        self.later(part)
+        return part.future
 
     def flush(self) -> None:
-        """Commit what `later` queued, in one transaction, then run the `then`s in order."""
+        """Commit what `later` queued, in one transaction, then tell each part, in order."""
         batch, self._batch = self._batch, []
         if self._flush_at is not None:
             self._flush_at.cancel()
@@ -247,19 +266,20 @@ class Store:
             return
         try:
             with self.tx():
-                results = [fn() for fn, _ in batch]
+                for part in batch:
+                    part.run()
         except Exception:
-            for fn, then in batch:
+            for part in batch:
                 try:
                     with self.tx():
-                        result = fn()
+                        part.run()
                 except Exception as exc:
-                    _then(then, None, exc)
+                    _done(part, exc)
                 else:
-                    _then(then, result, None)
+                    _done(part, None)
             return
-        for (_, then), result in zip(batch, results, strict=True):
-            _then(then, result, None)
+        for part in batch:
+            _done(part, None)
 
     def close(self) -> None:
         try:

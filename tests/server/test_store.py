@@ -36,25 +36,32 @@ def test_what_one_turn_queues_commits_in_one_transaction(store):
 
 
 def test_a_failing_part_fails_alone_and_the_order_is_kept(store):
-    results: list[tuple[str, object]] = []
+    results: list[tuple[str, str]] = []
 
-    def then(label: str):
-        return lambda result, error: results.append((label, type(error).__name__ if error else result))
+    class AddStage:
+        def __init__(self, label: str, name: str) -> None:
+            self.label, self.name = label, name
+
+        def run(self) -> None:
+            store.add_stage("p", self.name, "running", 1)
+
+        def done(self, error: BaseException | None) -> None:
+            results.append((self.label, type(error).__name__ if error else "ok"))
 
     async def scenario() -> None:
-        store.later(lambda: store.add_stage("p", "a", "running", 1) or "a", then("a"))
-        store.later(lambda: store.add_stage("p", "a", "running", 1), then("dup"))  # primary key taken
-        store.later(lambda: store.add_stage("p", "b", "running", 1) or "b", then("b"))
+        store.later(AddStage("a", "a"))
+        store.later(AddStage("dup", "a"))  # primary key taken
+        store.later(AddStage("b", "b"))
         await asyncio.sleep(0.05)
 
     asyncio.run(scenario())
-    assert results == [("a", "a"), ("dup", "IntegrityError"), ("b", "b")]
+    assert results == [("a", "ok"), ("dup", "IntegrityError"), ("b", "ok")]
     assert sorted(r[0] for r in store.db.execute("SELECT name FROM stages")) == ["a", "b"]
 
 
 def test_a_transaction_commits_what_was_queued_before_it_first(store):
     async def scenario() -> None:
-        store.later(lambda: store.add_stage("p", "queued", "running", 1))
+        store.committed(lambda: store.add_stage("p", "queued", "running", 1))
         with store.tx():  # sees the queued part, and commits after it
             assert store.stage_row("p", "queued") is not None
             store.save_stage_settings("p", "queued", state="paused", parallelism=1, version=2, paused_until=None,
