@@ -73,6 +73,9 @@ class Signal:
     def __init__(self) -> None:
         self._waiters: deque[asyncio.Future] = deque()
 
+    def waiting(self) -> bool:
+        return bool(self._waiters)
+
     def notify(self, n: int | None = None) -> None:
         while self._waiters and (n is None or n > 0):
             fut = self._waiters.popleft()
@@ -163,6 +166,10 @@ class StageRuntime:
     def check_drained(self) -> None:
         if self.state == "draining" and not self.queue and self.in_flight == 0 and self.reserved == 0:
             self.change(state="paused", note="drained")
+
+    def idle(self) -> bool:
+        """Some worker of this stage waits for an item to arrive."""
+        return self.work_ready.waiting() and self.state in ("running", "draining")
 
     def has_room(self) -> bool:
         return self.state != "draining" and len(self.queue) + self.reserved < self.spec.capacity
@@ -306,7 +313,8 @@ class StageRuntime:
             await self.next.reserve_room()
         if not skipped:
             self.applying[work.key] = self.applying.get(work.key, 0) + 1
-        self.p.store.later(Move(self, work, payload, data, now(), skipped))
+        idle = self.next is not None and self.next.idle()  # a worker there waits for this very item
+        self.p.store.later(Move(self, work, payload, data, now(), skipped), soon=idle)
 
     def _moved(self, move: Move, error: BaseException | None) -> None:
         """After the commit of a `Move` (or its failure)."""
@@ -570,7 +578,7 @@ class Scheduler:
         log always holds a prefix of what the source yielded, and a restarted
         source, told how many items the log holds, neither skips nor repeats one.
         """
-        self.store.later(Append(self, key, payload, feed, done))
+        self.store.later(Append(self, key, payload, feed, done), soon=self.stages[0].idle())
 
     def _appended(self, part: Append, error: BaseException | None) -> None:
         """After the commit of an `Append` (or its failure)."""

@@ -187,6 +187,7 @@ class Store:
         self._depth = 0
         self._batch: list[Part] = []
         self._flush_at: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._flush_soon = False  # _flush_at is a call at the next turn, not the window's timer
         self._counts: dict[tuple[str, str], list[Any]] = {}  # stage counters, written once per transaction
         self._log_end: dict[str, int] = {}  # next input offset per pipeline, known within a transaction
         # Checkpoints (the only fsyncs under synchronous=NORMAL) run on a thread with its own
@@ -235,20 +236,25 @@ class Store:
         self._log_end.clear()
         self.db.execute("COMMIT")
 
-    def later(self, part: Part) -> None:
+    def later(self, part: Part, soon: bool = False) -> None:
         """Run `part.run()` (calls of this store's methods) in the next group commit, then `part.done(error)`.
 
         `done(None)` follows right after the transaction holding the part has
         committed; `done(error)` after the part failed alone: a group whose commit
         fails is rolled back and each part retried on its own, in order, so one bad
-        part fails only itself.
+        part fails only itself. `soon`: someone is idle until this part commits, so
+        the group commits at the next turn of the event loop instead of waiting out
+        its window.
         """
         self._batch.append(part)
-        if len(self._batch) == 1:
+        if soon or len(self._batch) >= GROUP_MAX:
+            if not self._flush_soon:
+                if self._flush_at is not None:
+                    self._flush_at.cancel()
+                self._flush_at = asyncio.get_running_loop().call_soon(self.flush)
+                self._flush_soon = True
+        elif len(self._batch) == 1:
             self._flush_at = asyncio.get_running_loop().call_later(self.group_window, self.flush)
-        elif len(self._batch) == GROUP_MAX and self._flush_at is not None:
-            self._flush_at.cancel()
-            self._flush_at = asyncio.get_running_loop().call_soon(self.flush)
 
     def committed(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         """`later` for a caller that awaits: the future holds `fn`'s result once it is committed."""
@@ -261,7 +267,7 @@ class Store:
         batch, self._batch = self._batch, []
         if self._flush_at is not None:
             self._flush_at.cancel()
-            self._flush_at = None
+            self._flush_at, self._flush_soon = None, False
         if not batch:
             return
         try:
