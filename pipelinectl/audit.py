@@ -1,7 +1,8 @@
 """Append-only JSONL audit log of mutations, in the XDG state dir.
 
 One line per mutating command: time, OS user, context, verb, target,
-arguments, result and the plane's request id. Secrets are redacted before
+arguments, result and the plane's request id; under `pipelinectl apply`, also
+the plan's hash (`plan`). Secrets are redacted before
 anything is written. Failing to write the log warns; it never fails the verb
 that already happened.
 """
@@ -28,7 +29,7 @@ def audit_path() -> Path:
 
 
 def append(*, context: str | None, verb: str, target: str, arguments: dict[str, Any], result: str,
-           request_id: str | None = None) -> None:
+           request_id: str | None = None, plan: str | None = None) -> None:
     try:
         user = getpass.getuser()
     except Exception:
@@ -43,6 +44,8 @@ def append(*, context: str | None, verb: str, target: str, arguments: dict[str, 
         "result": result,
         "request_id": request_id,
     }
+    if plan is not None:
+        entry["plan"] = plan
     line = redact(json.dumps(entry, ensure_ascii=False, default=str, separators=(",", ":")))
     path = audit_path()
     try:
@@ -54,3 +57,22 @@ def append(*, context: str | None, verb: str, target: str, arguments: dict[str, 
         import sys
 
         sys.stderr.write(f"warning: could not write the audit log {path}: {exc.strerror}\n")
+
+
+def applied(plan: str) -> dict[str, Any] | None:
+    """The line of a mutation that applying `plan` made and that did not fail, if this log holds one."""
+    try:
+        lines = audit_path().read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if plan not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        result = str(entry.get("result", ""))
+        if entry.get("plan") == plan and not result.startswith(("error", "interrupted", "already applied")):
+            return entry
+    return None

@@ -13,6 +13,7 @@ The config file is YAML::
         insecure-skip-tls-verify: false
         headers: {X-Team: payments}
         settings: {}                      # driver-specific
+        protected: true                   # every mutation asks for the context's name
 
 Tokens are never stored in the file itself: a context names where to read one
 (an environment variable, a file, or a command whose stdout is the token),
@@ -47,6 +48,7 @@ _KEYS = {
     "insecure-skip-tls-verify": "insecure_skip_tls_verify",
     "headers": "headers",
     "settings": "settings",
+    "protected": "protected",
 }
 
 
@@ -64,6 +66,7 @@ class Context:
     insecure_skip_tls_verify: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    protected: bool = False  # production: mutations need the context's name typed (or --confirm-context)
 
     def to_yaml_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -91,8 +94,9 @@ class Context:
             values["headers"] = {k: str(v) for k, v in headers.items()}
         if "settings" in values and not all(isinstance(k, str) for k in values["settings"]):
             raise UsageError(f"{source}: context '{name}': 'settings' keys must be text")
-        if "insecure_skip_tls_verify" in values and not isinstance(values["insecure_skip_tls_verify"], bool):
-            raise UsageError(f"{source}: context '{name}': 'insecure-skip-tls-verify' must be true or false")
+        for attr in ("insecure_skip_tls_verify", "protected"):
+            if attr in values and not isinstance(values[attr], bool):
+                raise UsageError(f"{source}: context '{name}': '{attr.replace('_', '-')}' must be true or false")
         for attr in ("driver", "url", "pipeline", "namespace", "token_env", "token_file", "token_exec", "ca_file"):
             if attr in values and values[attr] is not None and not isinstance(values[attr], str):
                 raise UsageError(f"{source}: context '{name}': '{attr.replace('_', '-')}' must be a string")

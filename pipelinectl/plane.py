@@ -10,6 +10,8 @@ lost update is possible, `expected_version` (If-Match).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -258,3 +260,24 @@ class UnsupportedVerbs:
 
 
 DriverFactory = Callable[[Connection], ControlPlane]
+
+
+# -- the plan being applied -------------------------------------------------------------------------------
+# `pipelinectl apply` runs a verb inside `applying_plan(hash)`. A driver whose engine takes request
+# metadata sends the hash with each write (the http driver: the `Pipelinectl-Plan` header, and
+# Idempotency-Keys derived from it, so applying one plan twice cannot act twice); others ignore it.
+_PLAN: ContextVar[str | None] = ContextVar("pipelinectl_plan", default=None)
+
+
+def current_plan() -> str | None:
+    """The hash (`sha256:...`) of the plan being applied, or None outside `pipelinectl apply`."""
+    return _PLAN.get()
+
+
+@contextmanager
+def applying_plan(plan_hash: str) -> Iterator[None]:
+    token = _PLAN.set(plan_hash)
+    try:
+        yield
+    finally:
+        _PLAN.reset(token)

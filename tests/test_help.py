@@ -20,7 +20,7 @@ from pipelinectl.cli.examples import split_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).parent / "pipelinectl")
-GLOBAL_VALUE_OPTIONS = {"--context", "--config", "-o", "--output", "--timeout"}
+GLOBAL_VALUE_OPTIONS = {"--context", "--config", "-o", "--output", "--timeout", "--confirm-context"}
 GLOBAL_FLAGS = {"--no-color", "-v", "--verbose", "-h", "--help"}
 
 

@@ -33,6 +33,7 @@ COMMANDS: dict[str, CommandSpec] = {
     "dlq": CommandSpec("pipelinectl.cli.dlq:app", "List, inspect, redrive and purge dead-letter items", "Dead letters and sagas"),
     "saga": CommandSpec("pipelinectl.cli.saga:app", "List and inspect sagas; force-fail, retry or force-complete one", "Dead letters and sagas"),
     # Runbooks
+    "apply": CommandSpec("pipelinectl.cli.plans:apply", "Perform exactly a plan made with VERB --dry-run -o yaml", "Runbooks and drills"),
     "drill": CommandSpec("pipelinectl.cli.drill:app", "Run and validate drill files (CI incident rehearsals)", "Runbooks and drills"),
     # Set-up
     "config": CommandSpec("pipelinectl.cli.config:app", "Manage contexts: which control plane, how to reach it", "Set-up"),

@@ -1,10 +1,13 @@
 """What the operator verbs share: the common options, stage validation, and the mutate flow.
 
 The flow every mutating command follows, in this order, so refused input never
-reaches the plane: validate -> (dry run | confirm) -> call -> audit -> render.
+reaches the plane: validate -> (dry run | confirm) -> guard -> call -> audit -> render.
 Destructive verbs confirm through `Session.confirm` (a prompt on a TTY; off a TTY
 or in machine output they need --yes); runbook verbs (pause, resume, drain,
-scale) are idempotent and do not ask.
+scale) are idempotent and do not ask. `Session.guard`, called by `mutate` for
+every verb, is what no mutation passes without: on a protected context the
+typed context name, a --confirm-context that names the context in use, and an
+applied plan's preconditions read once more (cli/plans.py).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 from pipelinectl.cli.session import Session, current
-from pipelinectl.errors import NotFoundError, PipelinectlError, UnsupportedError
+from pipelinectl.errors import ConflictError, NotFoundError, PipelinectlError, UnsupportedError
 from pipelinectl.timeparse import parse_range, parse_time  # re-exported: the verbs' time options
 
 if TYPE_CHECKING:
@@ -110,9 +113,11 @@ def mutate(
 ) -> Any:
     """Call a mutating verb, then write its one audit line (on failure too), and return the result.
 
-    `summary(result)` is the audit's result text. Validation, dry runs and
-    confirmation happen before this; nothing here asks or decides.
+    `summary(result)` is the audit's result text. Validation, dry runs and the verb's own
+    confirmation happen before this; what every mutation must pass whatever its verb (a protected
+    context, --confirm-context, an applied plan's preconditions) is `Session.guard`, called here.
     """
+    session.guard(action_text(verb, target, arguments))
     try:
         result = call()
     except PipelinectlError as exc:
@@ -122,8 +127,36 @@ def mutate(
     except KeyboardInterrupt:
         session.audit(verb, target, arguments, "interrupted", request_id(session))
         raise
+    if _answered_from_memory(session):
+        session.audit(verb, target, arguments, "already applied: the plane answered with its first result",
+                      request_id(session))
+        raise ConflictError(f"this plan was already applied: the plane answered '{verb}' with the result it gave "
+                            "the first time; nothing was changed now",
+                            hint="make a new plan (--dry-run -o yaml) to act again")
     session.audit(verb, target, arguments, summary(result), request_id(session))
     return result
+
+
+def _answered_from_memory(session: Session) -> bool:
+    """Under `apply`, the plane answered the plan's Idempotency-Key with its stored answer: an earlier apply acted.
+
+    (A retry of this very request answered so is not that: the http driver tells them apart.)
+    """
+    from pipelinectl.plane import current_plan
+
+    return current_plan() is not None and getattr(session.plane, "last_replayed_earlier", False) is True
+
+
+def action_text(verb: str, target: str, arguments: dict[str, Any]) -> str:
+    """`scale orders/charge (parallelism=4)`: what a protected context's confirmation names."""
+    shown = []
+    for key, value in arguments.items():
+        if key in ("pipeline", "stage") or value in (None, False, "", [], {}):
+            continue
+        if isinstance(value, list):
+            value = ", ".join(map(str, value)) if len(value) <= 3 else f"{len(value)} items"
+        shown.append(f"{key}={value}")
+    return f"{verb} {target}" + (f" ({', '.join(shown)})" if shown else "")
 
 
 def say(session: Session, line: str) -> None:
@@ -200,7 +233,7 @@ def progress(session: Session, description: str, total: int | None) -> Iterator[
 
 
 __all__ = [
-    "TIME_FORMS", "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate",
+    "TIME_FORMS", "action_text", "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate",
     "parse_range", "parse_time", "pipeline_option", "plural", "progress", "read_before", "request_id", "say",
     "stage_name", "watch_deadline", "yes_option",
 ]

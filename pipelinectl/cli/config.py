@@ -57,6 +57,7 @@ def context_dict(ctx: Any, current_name: str | None) -> dict[str, Any]:
         "insecure_skip_tls_verify": ctx.insecure_skip_tls_verify,
         "headers": headers,
         "settings": settings,
+        "protected": ctx.protected,
     }
 
 
@@ -148,13 +149,13 @@ def get_contexts() -> None:
     if not rows:
         typer.echo(f"No contexts in {config.path}; create one with 'pipelinectl config set-context NAME --url URL'.")
         return
-    headers = ["CURRENT", "NAME", "DRIVER", "URL", "PIPELINE", "CREDENTIALS"]
+    headers = ["CURRENT", "NAME", "PROTECTED", "DRIVER", "URL", "PIPELINE", "CREDENTIALS"]
     if fmt == "wide":
         headers += ["NAMESPACE", "TLS"]
     table = []
     for row in rows:
-        line = ["*" if row["current"] else "", row["name"], row["driver"], row["url"], row["pipeline"] or "-",
-                row["credentials"] or "-"]
+        line = ["*" if row["current"] else "", row["name"], "yes" if row["protected"] else "-", row["driver"],
+                row["url"], row["pipeline"] or "-", row["credentials"] or "-"]
         if fmt == "wide":
             tls = "insecure" if row["insecure_skip_tls_verify"] else (f"ca:{row['ca_file']}" if row["ca_file"] else "verify")
             line += [row["namespace"] or "-", tls]
@@ -233,6 +234,10 @@ def set_context(
                                          help="Do NOT verify the TLS certificate (unsafe; warned on every run)."),
     header: list[str] = typer.Option([], "--header", metavar="K=V", help="Extra request header (repeatable)."),
     setting: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Driver setting (repeatable)."),
+    protected: bool | None = typer.Option(
+        None, "--protected/--no-protected",
+        help="Production guard: every mutation names the context and needs its name typed "
+             "(off a terminal: --confirm-context NAME)."),
     use: bool = typer.Option(False, "--use", help="Also make it the current context."),
 ) -> None:
     """Create a context, or change the given fields of an existing one.
@@ -242,7 +247,7 @@ def set_context(
 
     Examples:
       pipelinectl config set-context prod --url https://plane:8765 --token-exec "vault read -field=t x"
-      pipelinectl config set-context tmp --driver temporal --url http://127.0.0.1:7243
+      pipelinectl config set-context prod --protected
     """
     from pipelinectl.config import Context, warn
 
@@ -308,6 +313,8 @@ def set_context(
             ctx.ca_file = str(path)
     if insecure is not None:
         ctx.insecure_skip_tls_verify = insecure
+    if protected is not None:
+        ctx.protected = protected
     for item in header:
         key, eq, value = item.partition("=")
         key = key.strip()
@@ -340,6 +347,8 @@ def set_context(
     _save(config)
     verb = "Created" if existing is None else "Modified"
     extra = " (now the current context)" if config.current_context == name else ""
+    if protected:
+        extra += "; it is protected: every mutation on it asks for its name"
     _emit(context_dict(ctx, config.current_context), human=f"{verb} context '{name}'{extra}.")
 
 

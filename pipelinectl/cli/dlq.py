@@ -6,7 +6,8 @@ action then runs on exactly those IDs (in chunks, with a progress bar on a
 TTY), so items arriving between the prompt and the action are never touched.
 An item leaves the DLQ only when the plane has accepted its redrive.
 `plan_bulk` and `apply_bulk` are that flow without the printing; the dashboard
-(pipelinectl.ui) calls them too.
+(pipelinectl.ui) calls them too, and `apply` through `plan_dlq`: a plan made
+with --dry-run -o json|yaml names the exact items, and applying it acts on those.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from pipelinectl.cli import targets
+from pipelinectl.cli import plans, targets
 from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
     TIME_FORMS,
@@ -171,7 +172,14 @@ def _watch(session: Session, selection: DLQFilter, limit: int | None, page_size:
 
     def fetch() -> list[Any]:
         items = session.plane.dlq_list(selection, page_size=page_size)
-        return list(itertools.islice(items, limit) if limit is not None else items)
+        try:
+            return list(itertools.islice(items, limit) if limit is not None else items)
+        finally:
+            # Closed at once, not when collected: a driver may hold what it read until its listing
+            # ends (RabbitMQ keeps peeked messages unacknowledged), and a watch lives long.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     def view(items: list[Any], footer: str) -> Any:
         import shutil
@@ -347,6 +355,11 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
           always_confirm: bool) -> None:
     """plan -> (report | confirm and act) -> render; the CLI's face of plan_bulk and apply_bulk."""
     session = current()
+    if plans.wanted(session, dry_run):
+        plans.emit(session, f"dlq {action}", target={"pipeline": pipeline},
+                   arguments={"ids": ids, "all": all_, "stage": stage, "error_kind": error_kind, "since": since,
+                              "until": until})
+        return
     bulk = plan_bulk(session, action, ids, all_=all_, pipeline=pipeline, stage=stage, error_kind=error_kind,
                      since=since, until=until)
     target, count = bulk.pipeline, bulk.count
@@ -361,6 +374,12 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
         dry_run_note(session, f"{action} would act on {plural(count, 'item')} of pipeline '{target}' ({bulk.what})")
         _render(session, bulk.plan, show_ids=True)
         return
+    _act(session, bulk, yes=yes, always_confirm=always_confirm)
+
+
+def _act(session: Session, bulk: BulkPlan, *, yes: bool, always_confirm: bool) -> None:
+    """confirm and act on the planned items -> report, for the command and for an applied plan."""
+    action, target, count = bulk.action, bulk.pipeline, bulk.count
     outcome = apply_bulk(session, bulk, yes=yes, always_confirm=always_confirm)
     result = outcome.result
     past = "redriven" if action == "redrive" else "purged"
@@ -378,6 +397,45 @@ def _bulk(action: str, ids: list[str], all_: bool, pipeline: str | None, stage: 
                             hint="see the reasons above; retry with their IDs")
     if not bulk.selection.ids:
         _still_matching(session, bulk.selection, action)
+
+
+@plans.builder("dlq redrive", "dlq purge")
+def plan_dlq(session: Session, verb: str, target: dict[str, Any], arguments: dict[str, Any]) -> plans.Draft:
+    """A redrive or purge plan names the exact items (`target.items`) and relies on each still being in the DLQ.
+
+    From the command line the items are what the selection matches now; from a plan, its items.
+    """
+    action = verb.split()[-1]
+    if "items" in target:
+        items = list(target["items"])
+        if not items:  # an empty selection's plan: there is nothing to do, now or later
+            return _nothing_planned(session, action, target)
+        bulk = plan_bulk(session, action, items, pipeline=target.get("pipeline"))
+        what = target.get("selection") or bulk.what
+        bulk.bulk = bulk.bulk or what != bulk.what  # planned by --all or filters: confirmed as such
+        bulk.what = what
+    else:
+        bulk = plan_bulk(session, action, list(arguments.get("ids") or []), all_=bool(arguments.get("all")),
+                         pipeline=target.get("pipeline"), stage=arguments.get("stage"),
+                         error_kind=arguments.get("error_kind"), since=arguments.get("since"),
+                         until=arguments.get("until"))
+        what = bulk.what
+    if bulk.count == 0:
+        return _nothing_planned(session, action, {"pipeline": bulk.pipeline, "selection": what}, bulk.plan)
+    return plans.Draft(
+        target={"pipeline": bulk.pipeline, "items": list(bulk.plan.matched), "selection": what},
+        arguments={}, preconditions=[plans.Precondition(f"dlq/{bulk.pipeline}", {"items": bulk.count})],
+        summary=f"{action} would act on {plural(bulk.count, 'item')} of pipeline '{bulk.pipeline}' ({what})",
+        result=bulk.plan, perform=lambda yes: _act(session, bulk, yes=yes, always_confirm=action == "purge"))
+
+
+def _nothing_planned(session: Session, action: str, target: dict[str, Any], answer: Any = None) -> plans.Draft:
+    pipeline = target.get("pipeline") or session.pipeline(None)
+    what = target.get("selection") or "the plan's selection"
+    return plans.Draft(
+        target={"pipeline": pipeline, "items": [], "selection": what}, arguments={},
+        preconditions=[], summary=f"no DLQ items match ({what}); nothing to {action}", result=answer,
+        perform=lambda yes: session.info(f"the plan holds no DLQ items ({what}); nothing to {action}"))
 
 
 def _still_matching(session: Session, selection: DLQFilter, action: str) -> None:

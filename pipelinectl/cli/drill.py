@@ -192,7 +192,7 @@ def run(
     _write(stream, f"drill '{drill.title}' ({path}) on context '{context}'\n")
     starting, report = _printer(stream, total, session.redact)
     runner = Runner(drill, context=context, config=session.options.config, request_timeout=session.options.timeout,
-                    report=report, starting=starting)
+                    report=report, starting=starting, confirm_context=session.options.confirm_context)
     journal = runner.run()
     session.audit("drill run", drill.title, {"file": path, "steps": len(journal["steps"]),
                                              "interrupted_by": journal["interrupted_by"]},

@@ -27,6 +27,7 @@ class GlobalOptions:
     no_color: bool = False
     verbose: int = 0
     contexts: list[str] = field(default_factory=list)  # every --context given, in order (`ui` shows several)
+    confirm_context: str | None = None  # the context's name, typed ahead: confirms a mutation without a prompt
 
     @property
     def machine(self) -> bool:
@@ -41,6 +42,7 @@ _FLAGS: dict[str, tuple[str, bool]] = {
     "-o": ("output", True),
     "--output": ("output", True),
     "--timeout": ("timeout", True),
+    "--confirm-context": ("confirm_context", True),
     "--no-color": ("no_color", False),
     "-v": ("verbose", False),
     "--verbose": ("verbose", False),
@@ -51,6 +53,7 @@ GLOBAL_OPTIONS_HELP: tuple[tuple[str, str], ...] = (
     ("--config FILE", "config file (env: PIPELINECTL_CONFIG; default: $XDG_CONFIG_HOME/pipelinectl/config.yaml)"),
     ("-o, --output FORMAT", "table | wide | json | yaml | jsonl | name (default: table)"),
     ("--timeout SECONDS", "overall deadline for each request, retries included (default: 30)"),
+    ("--confirm-context NAME", "confirm a mutation by naming its context (protected contexts need it off a terminal)"),
     ("--no-color", "no colour (also: NO_COLOR set, or output not a terminal)"),
     ("-v, --verbose", "trace requests and responses on stderr, secrets redacted; tracebacks on error"),
 )

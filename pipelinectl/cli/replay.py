@@ -3,7 +3,8 @@
 `pipelinectl replay --from ... --to ...` runs the replay (the group's callback
 does it when no subcommand is given). The plane plans it first (a dry run
 counts the items), the operator confirms that count, and with --wait the
-command follows the job to its end with a progress bar on a TTY.
+command follows the job to its end with a progress bar on a TTY. With
+--dry-run -o json|yaml the plan is printed for `apply` (`plan_replay`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from pipelinectl.cli import targets
+from pipelinectl.cli import plans, targets
 from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
     TIME_FORMS,
@@ -37,7 +38,7 @@ from pipelinectl.timeparse import format_time
 
 if TYPE_CHECKING:
     from pipelinectl.cli.session import Session
-    from pipelinectl.model import ReplayJob
+    from pipelinectl.model import ReplayJob, ReplayRequest
 
 app = typer.Typer(
     invoke_without_command=True,
@@ -86,9 +87,6 @@ def replay(
             raise UsageError(f"replay options go with 'replay --from ... --to ...', not with "
                              f"'replay {ctx.invoked_subcommand}'")
         return
-    from pipelinectl.model import ReplayRequest
-    from pipelinectl.timeparse import parse_offset_range
-
     session = current()
     by_time = from_ is not None or to is not None
     by_offset = from_offset is not None or to_offset is not None
@@ -97,8 +95,28 @@ def replay(
     if not by_time and not by_offset:
         raise UsageError("replay needs a range: --from TIME --to TIME, or --from-offset A --to-offset B",
                          hint="see 'pipelinectl replay --help'; 'replay list' shows jobs")
+    if plans.wanted(session, dry_run):
+        plans.emit(session, "replay", target={"pipeline": pipeline, "stage": stage},
+                   arguments={"from_time": from_, "to_time": to, "from_offset": from_offset, "to_offset": to_offset})
+        return
+    request, plan, asked = _planned(session, pipeline, stage, from_, to, from_offset, to_offset)
+    if dry_run:
+        sent = plan.total - plan.skipped
+        dry_run_note(session, f"replay would send {plural(sent, 'item')} and skip {plan.skipped} already processed "
+                              f"({plan.total} in {_range_text(plan)}) {_where(plan)}")
+        _emit(session, plan)
+        return
+    _run(session, request, plan, asked, yes=yes, wait=wait, poll=poll)
+
+
+def _planned(session: Session, pipeline: str | None, stage: str | None, from_: str | None, to: str | None,
+             from_offset: int | None, to_offset: int | None) -> tuple[ReplayRequest, ReplayJob, dict[str, Any]]:
+    """validate -> the plane's plan (a dry run that counts the range). An empty range is refused."""
+    from pipelinectl.model import ReplayRequest
+    from pipelinectl.timeparse import parse_offset_range
+
     start = end = None
-    if by_time:
+    if from_ is not None or to is not None:
         start, end = parse_range(from_, to, "--from", "--to", require_both=True)
     a, b = parse_offset_range(from_offset, to_offset)
     name = stage_name(stage) if stage is not None else None
@@ -111,21 +129,24 @@ def replay(
         raise UsageError(f"nothing to replay: the range holds no input items of pipeline '{target}' "
                          f"({_asked(from_, to, a, b)}); nothing was changed",
                          hint="'pipelinectl status' shows the input log's current offset")
+    asked = {"stage": name, "from": from_, "to": to, "from_time": format_time(start), "to_time": format_time(end),
+             "from_offset": a, "to_offset": b}
+    return request, plan, asked
+
+
+def _where(plan: ReplayJob) -> str:
+    return f"of pipeline '{plan.pipeline}' into stage '{plan.stage}'"
+
+
+def _run(session: Session, request: ReplayRequest, plan: ReplayJob, asked: dict[str, Any], *, yes: bool,
+         wait: bool = False, poll: float = 1.0) -> None:
+    """confirm the plane's count -> start the job -> audit -> (follow it) -> render."""
     sent = plan.total - plan.skipped
-    where = f"of pipeline '{target}' into stage '{plan.stage}'"
-    if dry_run:
-        dry_run_note(session, f"replay would send {plural(sent, 'item')} and skip {plan.skipped} already processed "
-                              f"({plan.total} in {_range_text(plan)}) {where}")
-        _emit(session, plan)
-        return
-    what = (f"{_range_text(plan)} {where}: {plural(plan.total, 'item')} ({sent} to send, {plan.skipped} "
+    what = (f"{_range_text(plan)} {_where(plan)}: {plural(plan.total, 'item')} ({sent} to send, {plan.skipped} "
             "already processed, skipped)")
     session.confirm(f"replay {what}", yes=yes)
-
-    arguments: dict[str, Any] = {"stage": name, "from": from_, "to": to, "from_time": format_time(start),
-                                 "to_time": format_time(end), "from_offset": a, "to_offset": b,
-                                 "planned": plan.total}
-    job = mutate(session, verb="replay", target=f"{target}/{plan.stage}", arguments=arguments,
+    arguments = {**asked, "planned": plan.total}
+    job = mutate(session, verb="replay", target=f"{request.pipeline}/{plan.stage}", arguments=arguments,
                  call=lambda: session.plane.replay(request), summary=lambda j: f"job {j.id} {j.state}")
     say(session, f"replay job {job.id} {job.state}: {what} (context '{context_label(session)}')")
     if wait:
@@ -137,6 +158,23 @@ def replay(
     _emit(session, job)
     if wait and job.state != "completed":
         raise ConditionNotMetError(f"replay job {job.id} ended {job.state}" + (f": {job.error}" if job.error else ""))
+
+
+@plans.builder("replay")
+def plan_replay(session: Session, verb: str, target: dict[str, Any], arguments: dict[str, Any]) -> plans.Draft:
+    """A replay plan: the range as absolute times or offsets, into a named stage; it relies on the range's count."""
+    request, plan, asked = _planned(session, target.get("pipeline"), target.get("stage"), arguments.get("from_time"),
+                                    arguments.get("to_time"), arguments.get("from_offset"), arguments.get("to_offset"))
+    chosen = {k: asked[k] for k in ("from_time", "to_time", "from_offset", "to_offset")}
+    request.stage = plan.stage  # the plane's choice when none was given: the plan names it
+    sent = plan.total - plan.skipped
+    return plans.Draft(
+        target={"pipeline": request.pipeline, "stage": plan.stage},
+        arguments={k: v for k, v in chosen.items() if v is not None},
+        preconditions=[plans.Precondition(f"pipeline/{request.pipeline}", {"items_in_range": plan.total})],
+        summary=f"replay would send {plural(sent, 'item')} and skip {plan.skipped} already processed "
+                f"({plan.total} in {_range_text(plan)}) {_where(plan)}",
+        result=plan, perform=lambda yes: _run(session, request, plan, asked, yes=yes))
 
 
 def _asked(start: str | None, end: str | None, a: int | None, b: int | None) -> str:

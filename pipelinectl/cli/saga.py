@@ -6,7 +6,7 @@ prompt, not after), then force-fail and force-complete confirm, naming the
 saga, its status and the context. `--query` acts on many sagas at once through
 the engine's batch operation; it confirms too. `force_fail_saga`, `retry_saga`
 and `force_complete_saga` are the one-saga flows without the printing; the
-dashboard (pipelinectl.ui) calls them too.
+dashboard (pipelinectl.ui) calls them too, and `apply` through `plan_saga`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from pipelinectl.cli import targets
+from pipelinectl.cli import plans, targets
 from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
     context_label,
@@ -326,6 +326,56 @@ def _report(session: Session, change: SagaChange) -> None:
         session.emit(change.after)
 
 
+def _run_flow(session: Session, action: str, saga_id: str, pipeline: str | None, arguments: dict[str, Any], *,
+              dry_run: bool, yes: bool = False) -> SagaChange:
+    """`saga ACTION` on one saga with a plan's arguments: how a plan dry-runs and performs it."""
+    reason = arguments.get("reason")
+    if action == "force-fail":
+        return force_fail_saga(session, saga_id, reason, terminate=bool(arguments.get("terminate")),
+                               pipeline=pipeline, dry_run=dry_run, yes=yes)
+    if action == "retry":
+        return retry_saga(session, saga_id, reason, event_id=arguments.get("event_id"), pipeline=pipeline,
+                          dry_run=dry_run)
+    return force_complete_saga(session, saga_id, reason, pipeline=pipeline, dry_run=dry_run, yes=yes)
+
+
+@plans.builder("saga force-fail", "saga retry", "saga force-complete")
+def plan_saga(session: Session, verb: str, target: dict[str, Any], arguments: dict[str, Any]) -> plans.Draft:
+    """A saga verb's plan relies on the saga's status and current step; with --query, on the count matched."""
+    action = verb.split(" ", 1)[1]
+    if isinstance(arguments.get("reason"), str):
+        arguments = {**arguments, "reason": arguments["reason"].strip() or None}
+    arguments = {k: v for k, v in arguments.items() if v is not None and v is not False}
+    if target.get("query"):
+        return _plan_batch(session, action, target, arguments)
+    change = _run_flow(session, action, target.get("saga") or "", target.get("pipeline"), arguments, dry_run=True)
+    before = change.before
+    return plans.Draft(
+        target={"pipeline": change.pipeline, "saga": before.id},
+        arguments=arguments,
+        preconditions=[plans.Precondition(f"saga/{before.id}",
+                                          {"status": before.status, "current_step": before.current_step})],
+        summary=f"{action} {describe_saga(before)} {_would(before, change.after)}", result=change.after,
+        perform=lambda yes: _report(session, _run_flow(session, action, before.id, change.pipeline, arguments,
+                                                       dry_run=False, yes=yes)))
+
+
+def _plan_batch(session: Session, action: str, target: dict[str, Any], arguments: dict[str, Any]) -> plans.Draft:
+    from pipelinectl.model import SagaFilter
+
+    query, pipeline = target["query"], session.pipeline(target.get("pipeline"))
+    batch = "terminate" if action == "force-fail" and arguments.get("terminate") else action
+    reason = arguments.get("reason") or ""
+    if action != "retry":
+        reason = _reason(reason, action)
+    planned = session.plane.saga_batch(batch, SagaFilter(pipeline=pipeline, query=query), reason, dry_run=True)
+    return plans.Draft(
+        target={"pipeline": pipeline, "query": query}, arguments=arguments,
+        preconditions=[plans.Precondition(f"pipeline/{pipeline}", {"sagas_matching_query": planned.total})],
+        summary=f"{batch} would act on {plural(planned.total, 'saga')} matching {query!r}", result=planned,
+        perform=lambda yes: _batch(session, batch, query, reason, pipeline, yes=yes, dry_run=False))
+
+
 def _batch(session: Session, action: str, query: str, reason: str, pipeline: str, *, yes: bool,
            dry_run: bool) -> None:
     """Many sagas by the engine's query: planned by the plane, confirmed, run as one batch job, followed to its end."""
@@ -408,6 +458,10 @@ def force_fail(
     """
     session = current()
     _target(saga_id, query, "force-fail")
+    if plans.wanted(session, dry_run):
+        plans.emit(session, "saga force-fail", target={"pipeline": pipeline, "saga": saga_id, "query": query},
+                   arguments={"reason": reason, "terminate": terminate})
+        return
     if query:
         why = _reason(reason, "force-fail")
         _batch(session, "terminate" if terminate else "force-fail", query, why, session.pipeline(pipeline), yes=yes,
@@ -441,9 +495,13 @@ def retry(
     """
     session = current()
     _target(saga_id, query, "retry")
+    if query and event_id is not None:
+        raise UsageError("--event-id applies to one saga, not to --query")
+    if plans.wanted(session, dry_run):
+        plans.emit(session, "saga retry", target={"pipeline": pipeline, "saga": saga_id, "query": query},
+                   arguments={"reason": reason, "event_id": event_id})
+        return
     if query:
-        if event_id is not None:
-            raise UsageError("--event-id applies to one saga, not to --query")
         why = reason.strip() if reason and reason.strip() else None
         _batch(session, "retry", query, why or "", session.pipeline(pipeline), yes=yes, dry_run=dry_run)
         return
@@ -468,4 +526,8 @@ def force_complete(
       pipelinectl saga force-complete saga-order-000042 --reason "shipped manually, ticket OPS-7"
     """
     session = current()
+    if plans.wanted(session, dry_run):
+        plans.emit(session, "saga force-complete", target={"pipeline": pipeline, "saga": saga_id},
+                   arguments={"reason": reason})
+        return
     _report(session, force_complete_saga(session, saga_id, reason, pipeline=pipeline, dry_run=dry_run, yes=yes))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,9 @@ _current: Session | None = None
 class Session:
     def __init__(self, options: GlobalOptions) -> None:
         self.options = options
+        self._protected_confirmed = False  # the context's name was typed (or given) for this command
+        # Under `pipelinectl apply`: re-reads the plan's preconditions just before the mutation is sent.
+        self.plan_check: Callable[[], None] | None = None
 
     # -- configuration ------------------------------------------------------
     @cached_property
@@ -169,12 +174,22 @@ class Session:
         return redact(text)
 
     # -- safety -------------------------------------------------------------
+    @property
+    def protected(self) -> bool:
+        """The context in use is marked `protected: true`: its mutations need its name typed."""
+        return self.context.protected
+
     def confirm(self, action: str, *, yes: bool) -> None:
         """Ask before a destructive action; off a TTY (or in machine output) require --yes.
 
         The prompt names the context, so nobody writes to production thinking it is staging.
+        On a protected context the operator types the context's name instead (`confirm_protected`).
+        `--confirm-context NAME` naming the context in use is the answer given ahead.
         """
-        if yes:
+        if self.protected:
+            self.confirm_protected(action, yes=yes)
+            return
+        if yes or self._named_ahead():
             return
         where = f"context '{self.options.context or self.config.current_context}'"
         if self.options.machine:
@@ -190,9 +205,75 @@ class Session:
         if answer.strip().lower() not in ("y", "yes"):
             raise AbortedError("not confirmed; nothing was changed")
 
+    def confirm_protected(self, action: str, *, yes: bool = False) -> None:
+        """On a protected context: say what is about to happen where, then have the context's name typed.
+
+        Off a terminal (or in machine output) nothing can be typed: --yes alone is refused and
+        --confirm-context NAME is required. Asked once per command.
+        """
+        if self._protected_confirmed:
+            return
+        from pipelinectl.redact import redact
+
+        name = self.context_name
+        sys.stderr.write(self.redact(f"About to {action} on protected context '{name}' "
+                                     f"({self.context.driver} {redact(self.context.url)}).") + "\n")
+        if self._named_ahead():
+            self._protected_confirmed = True
+            return
+        if self.options.machine or not self.interactive:
+            why = f"-o {self.options.output} never prompts" if self.options.machine else "no terminal to ask on"
+            alone = "--yes alone is not enough there; " if yes else ""
+            raise UsageError(f"refusing to {action} on protected context '{name}' ({why}): {alone}"
+                             f"confirm with --confirm-context {name}")
+        sys.stderr.write(f"Type the context name ({name}) to confirm: ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+        if not answer:
+            raise AbortedError("no answer on standard input (end of file); nothing was changed")
+        if answer.strip() != name:
+            raise AbortedError(f"'{answer.strip()}' is not the context's name; not confirmed, nothing was changed")
+        self._protected_confirmed = True
+
+    def _named_ahead(self) -> bool:
+        """--confirm-context given: it must name the context in use (a wrong name is refused)."""
+        named = self.options.confirm_context
+        if named is None:
+            return False
+        if named != self.context_name:
+            raise UsageError(f"--confirm-context '{named}' does not name the context in use, "
+                             f"'{self.context_name}'; nothing was changed")
+        return True
+
+    @contextmanager
+    def confirming(self, name: str | None) -> Iterator[None]:
+        """For one action a caller confirmed itself (the dashboard's page): `name` as --confirm-context."""
+        saved = self.options.confirm_context
+        self.options.confirm_context, self._protected_confirmed = name, False
+        try:
+            yield
+        finally:
+            self.options.confirm_context, self._protected_confirmed = saved, False
+
+    def guard(self, action: str) -> None:
+        """The last gate before a mutation is sent; the mutate flow calls it for every verb.
+
+        A protected context confirms here if the verb did not already (runbook verbs never ask
+        otherwise), a wrong --confirm-context is refused, and the plan being applied
+        (`pipelinectl apply`) has its preconditions read from the plane once more.
+        """
+        if self.protected:
+            self.confirm_protected(action)
+        else:
+            self._named_ahead()
+        if self.plan_check is not None:
+            check, self.plan_check = self.plan_check, None
+            check()
+
     def audit(self, verb: str, target: str, arguments: dict[str, Any], result: str,
               request_id: str | None = None) -> None:
         from pipelinectl.audit import append
+        from pipelinectl.plane import current_plan
 
         append(
             context=self.options.context or self.config.current_context,
@@ -201,6 +282,7 @@ class Session:
             arguments=arguments,
             result=result,
             request_id=request_id,
+            plan=current_plan(),
         )
 
     def external_env(self) -> dict[str, str]:

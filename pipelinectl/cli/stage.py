@@ -1,10 +1,12 @@
 """Stage control: pause, resume, drain, scale (alias resize).
 
 Runbook verbs: idempotent, so they never prompt (pausing a paused stage is a
-no-op that says so). Each checks the stage against the plane first (an unknown
-stage is refused, naming the known ones), supports --dry-run, writes one audit
-line, and prints one line saying what changed. `change_stage` is that flow
-without the printing; the dashboard (pipelinectl.ui) calls it too.
+no-op that says so), except on a protected context, where every mutation does.
+Each checks the stage against the plane first (an unknown stage is refused,
+naming the known ones), supports --dry-run (a plan with -o json|yaml), writes
+one audit line, and prints one line saying what changed. `change_stage` is that
+flow without the printing; the dashboard (pipelinectl.ui) and `apply` (through
+`plan_stage`) call it too.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from pipelinectl.cli import plans
 from pipelinectl.cli.common import (
     check_stage,
     current,
@@ -25,7 +28,7 @@ from pipelinectl.cli.common import (
     say,
     stage_name,
 )
-from pipelinectl.errors import UsageError
+from pipelinectl.errors import ConflictError, UnsupportedError, UsageError
 from pipelinectl.timeparse import format_time
 
 if TYPE_CHECKING:
@@ -55,13 +58,14 @@ class StageChange:
 
 def change_stage(session: Session, verb: str, stage: str, *, pipeline: str | None = None,
                  until: str | None = None, parallelism: int | None = None, dry_run: bool = False,
-                 expected_version: int | None = None) -> StageChange:
+                 expected_version: int | None = None, expect_current: int | None = None) -> StageChange:
     """The one flow behind pause, resume, drain and scale, for the CLI and the dashboard alike.
 
-    validate (the stage against the plane, --until, the parallelism range) -> dry run on the
-    plane | call -> audit. Nothing here prints: the caller shows the StageChange. A scale sends
-    the stage version it reads, or `expected_version` when the caller read it earlier (the
-    dashboard, before its confirmation), so a change made meanwhile is a conflict.
+    validate (the stage against the plane, --until, the parallelism range, --expect-current) ->
+    dry run on the plane | call -> audit. Nothing here prints: the caller shows the StageChange.
+    A scale sends the stage version it reads, or `expected_version` when the caller read it
+    earlier (the dashboard before its confirmation, a plan), so a change made meanwhile is a
+    conflict; the other verbs send `expected_version` only when given (a plan).
     """
     if verb not in VERBS:
         raise UsageError(f"unknown stage verb '{verb}'", hint=f"choose from {', '.join(VERBS)}")
@@ -79,8 +83,12 @@ def change_stage(session: Session, verb: str, stage: str, *, pipeline: str | Non
             raise UsageError("scale needs --parallelism N")
         if parallelism < 0:
             raise UsageError(f"--parallelism must not be negative, got {parallelism}")
+    if expect_current is not None and verb != "scale":
+        raise UsageError("--expect-current goes with scale")
     target_pipeline = session.pipeline(pipeline)
     before = check_stage(session, target_pipeline, name)
+    if expect_current is not None:
+        _check_current(session, name, before, expect_current)
     arguments: dict[str, Any] = {"stage": name, "pipeline": target_pipeline}
     plane = session.plane
     if verb == "pause":
@@ -88,13 +96,13 @@ def change_stage(session: Session, verb: str, stage: str, *, pipeline: str | Non
             arguments["until"] = resume_at.isoformat().replace("+00:00", "Z")
 
         def call(dry: bool) -> Stage:
-            return plane.pause(target_pipeline, name, until=resume_at, dry_run=dry)
+            return plane.pause(target_pipeline, name, until=resume_at, dry_run=dry, expected_version=expected_version)
     elif verb == "resume":
         def call(dry: bool) -> Stage:
-            return plane.resume(target_pipeline, name, dry_run=dry)
+            return plane.resume(target_pipeline, name, dry_run=dry, expected_version=expected_version)
     elif verb == "drain":
         def call(dry: bool) -> Stage:
-            return plane.drain(target_pipeline, name, dry_run=dry)
+            return plane.drain(target_pipeline, name, dry_run=dry, expected_version=expected_version)
     else:
         assert parallelism is not None
         if before is not None and not before.min_parallelism <= parallelism <= before.max_parallelism:
@@ -104,6 +112,8 @@ def change_stage(session: Session, verb: str, stage: str, *, pipeline: str | Non
                 hint=f"it runs {before.parallelism} now",
             )
         arguments["parallelism"] = parallelism
+        if expect_current is not None:
+            arguments["expect_current"] = expect_current
         version = expected_version
         if version is None and before is not None:
             version = before.version
@@ -120,6 +130,44 @@ def change_stage(session: Session, verb: str, stage: str, *, pipeline: str | Non
                        summary=lambda s: f"{s.state} parallelism={s.parallelism} version={s.version}")
     return StageChange(verb=verb, pipeline=target_pipeline, stage=name, before=before, after=after,
                        dry_run=dry_run, summary=changed(before, after))
+
+
+def _check_current(session: Session, name: str, before: Stage | None, expected: int) -> None:
+    """`scale --expect-current M` (kubectl's --current-replicas): the parallelism read must be M."""
+    if before is None:
+        raise UnsupportedError.verb(session.plane.driver, "scale --expect-current",
+                                    "this driver cannot read a stage's parallelism")
+    if before.parallelism != expected:
+        raise ConflictError(f"stage '{name}' runs parallelism {before.parallelism}, not {expected} "
+                            "(--expect-current); nothing was changed",
+                            hint="someone changed it since; check 'pipelinectl status -o wide'")
+
+
+@plans.builder(*VERBS)
+def plan_stage(session: Session, verb: str, target: dict[str, Any], arguments: dict[str, Any]) -> plans.Draft:
+    """A stage verb's plan: it relies on the stage's state, parallelism and version, which it sends as If-Match."""
+    until = arguments.get("until")
+    if until is not None:  # `--until 30m` becomes the time it means now: the plan resumes at that time
+        until = format_time(parse_time(until, "--until", default="future"), timespec="seconds")
+    parallelism, expect_current = arguments.get("parallelism"), arguments.get("expect_current")
+    change = change_stage(session, verb, target.get("stage") or "", pipeline=target.get("pipeline"), until=until,
+                          parallelism=parallelism, expect_current=expect_current, dry_run=True)
+    before = change.before
+    preconditions = [] if before is None else [plans.Precondition(
+        f"stage/{change.stage}", {"version": before.version, "state": before.state, "parallelism": before.parallelism})]
+
+    def perform(yes: bool) -> None:
+        done = change_stage(session, verb, change.stage, pipeline=change.pipeline, until=until, parallelism=parallelism,
+                            expect_current=expect_current, expected_version=before.version if before else None)
+        _report(session, done)
+        if verb == "drain":
+            _drained(session, done)
+
+    chosen = {"until": until, "parallelism": parallelism, "expect_current": expect_current}
+    return plans.Draft(target={"pipeline": change.pipeline, "stage": change.stage},
+                       arguments={k: v for k, v in chosen.items() if v is not None}, preconditions=preconditions,
+                       summary=f"{verb} {change.target} would leave it {change.summary}", result=change.after,
+                       perform=perform)
 
 
 def _describe(stage: Stage) -> str:
@@ -174,6 +222,9 @@ def pause(
       pipelinectl pause stage=ship --until 30m
     """
     session = current()
+    if plans.wanted(session, dry_run):
+        plans.emit(session, "pause", target={"pipeline": pipeline, "stage": stage}, arguments={"until": until})
+        return
     _report(session, change_stage(session, "pause", stage, pipeline=pipeline, until=until, dry_run=dry_run))
 
 
@@ -193,6 +244,9 @@ def resume(
       pipelinectl resume stage=ship
     """
     session = current()
+    if plans.wanted(session, dry_run):
+        plans.emit(session, "resume", target={"pipeline": pipeline, "stage": stage}, arguments={})
+        return
     _report(session, change_stage(session, "resume", stage, pipeline=pipeline, dry_run=dry_run))
 
 
@@ -212,18 +266,28 @@ def drain(
       pipelinectl drain stage=ship --dry-run
     """
     session = current()
+    if plans.wanted(session, dry_run):
+        plans.emit(session, "drain", target={"pipeline": pipeline, "stage": stage}, arguments={})
+        return
     change = change_stage(session, "drain", stage, pipeline=pipeline, dry_run=dry_run)
     _report(session, change)
     if not dry_run:
-        # The stage stays paused after the drain: the stages before it back up until someone resumes it.
-        session.info(f"drained, '{change.stage}' stays paused and the stages before it back up; "
-                     f"when done: pipelinectl resume {change.stage}")
+        _drained(session, change)
+
+
+def _drained(session: Session, change: StageChange) -> None:
+    # The stage stays paused after the drain: the stages before it back up until someone resumes it.
+    session.info(f"drained, '{change.stage}' stays paused and the stages before it back up; "
+                 f"when done: pipelinectl resume {change.stage}")
 
 
 def scale(
     stage: str = typer.Argument(..., metavar="STAGE", help=STAGE_HELP),
     parallelism: int = typer.Option(..., "--parallelism", "--replicas", metavar="N",
                                     help="Workers for the stage, between its min and max parallelism."),
+    expect_current: int | None = typer.Option(
+        None, "--expect-current", "--current-replicas", metavar="M",
+        help="Refuse (exit 4) unless the stage runs parallelism M now."),
     pipeline: str | None = pipeline_option(),
     dry_run: bool = dry_run_option(),
 ) -> None:
@@ -231,14 +295,19 @@ def scale(
 
     N must lie between the stage's min and max parallelism (see 'pipelinectl status -o wide'). The
     change carries the stage version that was read, so a concurrent change is a
-    conflict (exit 4), never a lost update.
+    conflict (exit 4), never a lost update; --expect-current M also refuses unless
+    the stage runs M now (as kubectl's --current-replicas).
 
     Examples:
 
-      pipelinectl scale ship --parallelism 8 -p orders
+      pipelinectl scale ship --parallelism 8 --expect-current 4 -p orders
 
-      pipelinectl resize stage=ship --parallelism 2 --dry-run
+      pipelinectl resize stage=ship --parallelism 2 --dry-run -o yaml > plan.yaml
     """
     session = current()
+    if plans.wanted(session, dry_run):
+        plans.emit(session, "scale", target={"pipeline": pipeline, "stage": stage},
+                   arguments={"parallelism": parallelism, "expect_current": expect_current})
+        return
     _report(session, change_stage(session, "scale", stage, pipeline=pipeline, parallelism=parallelism,
-                                  dry_run=dry_run))
+                                  dry_run=dry_run, expect_current=expect_current))

@@ -29,7 +29,7 @@ ASSERT_KEYS = {"run", "that", "within", "interval"}
 VERBS = ("status", "wait", "pause", "resume", "drain", "scale", "resize", "replay", "dlq", "saga", "version", "plugin")
 READ_ONLY = {("status",), ("wait",), ("version",), ("plugin",), ("dlq", "list"), ("dlq", "inspect"), ("dlq", "show"),
              ("saga", "list"), ("saga", "inspect"), ("saga", "show"), ("replay", "list"), ("replay", "show")}
-RESERVED_FLAGS = ("--context", "--config", "--yes", "-y")
+RESERVED_FLAGS = ("--context", "--config", "--confirm-context", "--yes", "-y")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 VAR = re.compile(r"\$\{([^}]*)\}")
 ARITH = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:([+-])\s*(\d+))?\s*$")  # ${name}, ${offset+1}
@@ -528,7 +528,7 @@ def _check_args(c: _Checker, args: list[str], path: tuple[Any, ...], phase: str,
         flag = arg.split("=", 1)[0]
         if flag in RESERVED_FLAGS:
             hint = "write 'yes: true' on the step" if flag in ("--yes", "-y") else \
-                "a drill runs against the context given to 'drill run'"
+                "a drill runs against the context given to 'drill run' (and --confirm-context given to it)"
             c.error(path, f"'{flag}' is not allowed in a drill step: {hint}")
         if kind == "assert" and (flag in ("-o", "--output") or (arg.startswith("-o") and len(arg) > 2
                                                                 and not arg.startswith("--"))):

@@ -95,7 +95,8 @@ class Runner:
     def __init__(self, drill: Drill, *, context: str | None = None, config: str | None = None,
                  request_timeout: float | None = None, report: Callable[[StepResult, int], None] | None = None,
                  pipelinectl: list[str] | None = None,
-                 starting: Callable[[StepResult, int], None] | None = None) -> None:
+                 starting: Callable[[StepResult, int], None] | None = None,
+                 confirm_context: str | None = None) -> None:
         self.drill = drill
         self.context = context
         self.config = config
@@ -109,6 +110,8 @@ class Runner:
             self.globals += ["--config", config]
         if request_timeout is not None:
             self.globals += ["--timeout", f"{request_timeout:g}"]
+        if confirm_context:  # `drill run --confirm-context NAME` on a protected context: every step's confirmation
+            self.globals += ["--confirm-context", confirm_context]
         self.variables = dict(drill.variables)
         self.shielded = False
         self.signals_during_rollback: list[int] = []

@@ -49,7 +49,7 @@ from pipelinectl.model import (
     Stage,
     format_time,
 )
-from pipelinectl.plane import Capability, Connection
+from pipelinectl.plane import Capability, Connection, current_plan
 from pipelinectl.redact import REDACTED, redact
 from pipelinectl.transport import (
     DEFAULT_BACKOFF,
@@ -110,6 +110,8 @@ class HttpControlPlane:
                 raise UsageError(f"context '{connection.context}': setting 'retries' must be a number") from None
         self.last_request_id: str | None = None  # of the last answered request: for the audit log
         self.last_replayed = False  # the server answered from its idempotency store
+        # ... to a write's first attempt: an earlier call with the same key had acted (not a retry of this one)
+        self.last_replayed_earlier = False
         # No TLS on an http:// connection (redirects are not followed): skip loading a CA bundle.
         # The verifying contexts are built once per process: --all-contexts builds many clients.
         verify = ssl_context(connection) if parts.scheme == "https" else False
@@ -144,11 +146,11 @@ class HttpControlPlane:
         token = conn.token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        query = {k: v for k, v in (params or {}).items() if v is not None}
         if write:
-            headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+            headers.update(self._write_headers(method, path, query, body, idempotency_key))
         if if_match is not None:
             headers["If-Match"] = f'"{if_match}"'
-        query = {k: v for k, v in (params or {}).items() if v is not None}
         started = self._clock()
         deadline = started + conn.timeout
         attempt = 0
@@ -197,6 +199,7 @@ class HttpControlPlane:
                 if response.status_code < 400:
                     self.last_request_id = request_id
                     self.last_replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
+                    self.last_replayed_earlier = self.last_replayed and attempt == 1
                     return self._decode(response, method, url)
                 failure = self._api_error(response, request_id)
                 if response.status_code not in RETRY_STATUSES:
@@ -215,6 +218,25 @@ class HttpControlPlane:
                 raise self._gave_up(failure, attempt, started, waiting=retry_after)
             self._trace(f"! retrying in {delay:.2f}s (attempt {attempt + 1}/{self.max_attempts}): {failure.message}")
             self._sleep(delay)
+
+    @staticmethod
+    def _write_headers(method: str, path: str, query: dict[str, Any], body: dict[str, Any] | None,
+                       idempotency_key: str | None) -> dict[str, str]:
+        """A write's Idempotency-Key (one per verb call, the same on every retry), and the plan's hash.
+
+        Under `pipelinectl apply` the key is derived from the plan's hash and the request itself, so
+        applying the same plan twice sends the same keys and the plane acts once; the hash travels
+        as `Pipelinectl-Plan` for the plane's own audit trail.
+        """
+        plan = current_plan()
+        if plan is None:
+            return {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        import hashlib
+        import json
+
+        request = json.dumps([plan, method, path, query, body], sort_keys=True, default=str, separators=(",", ":"))
+        derived = "plan-" + hashlib.sha256(request.encode()).hexdigest()[:40]
+        return {"Idempotency-Key": idempotency_key or derived, "Pipelinectl-Plan": plan}
 
     # -- error shaping ------------------------------------------------------
     def _where(self) -> str:

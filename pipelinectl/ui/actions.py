@@ -9,7 +9,8 @@ and a valid CSRF token:
 1. plan: the flow's dry run on the plane; the page shows what the plane says it
    would do, naming the context, and asks.
 2. apply: only after the operator confirms in the page, the flow runs for real,
-   with `yes=True` (the page was the confirmation).
+   with `yes=True` (the page was the confirmation). On a protected context the
+   page asks for the context's name to be typed, as the CLI does.
 
 A bulk redrive applies exactly the plan that was confirmed (kept here under a
 random id for PLAN_SECONDS), so items that arrived meanwhile are never touched.
@@ -47,6 +48,7 @@ class Confirmation:
     fields: dict[str, str]
     details: list[str] = field(default_factory=list)
     nothing_to_do: bool = False  # no confirm button: the plan is empty
+    protected: bool = False  # the context is protected: the page asks for its name
 
 
 @dataclass
@@ -116,12 +118,15 @@ def plan(plane: Plane, plans: Plans, form: dict[str, Any]) -> Confirmation:
     action = _required(form, "action")
     pipeline = _required(form, "p")
     if action in STAGE_VERBS:
-        return plane.call(lambda s: _plan_stage(s, plane, action, pipeline, form))
-    if action == "dlq-redrive":
-        return plane.call(lambda s: _plan_redrive(s, plane, plans, pipeline, form))
-    if action in ("saga-retry", "saga-force-fail"):
-        return plane.call(lambda s: _plan_saga(s, plane, action, pipeline, form))
-    raise UsageError(f"unknown action '{action}'", hint=f"choose from {', '.join(ACTIONS)}")
+        confirmation = plane.call(lambda s: _plan_stage(s, plane, action, pipeline, form))
+    elif action == "dlq-redrive":
+        confirmation = plane.call(lambda s: _plan_redrive(s, plane, plans, pipeline, form))
+    elif action in ("saga-retry", "saga-force-fail"):
+        confirmation = plane.call(lambda s: _plan_saga(s, plane, action, pipeline, form))
+    else:
+        raise UsageError(f"unknown action '{action}'", hint=f"choose from {', '.join(ACTIONS)}")
+    confirmation.protected = plane.session.context.protected
+    return confirmation
 
 
 def _plan_stage(session: Session, plane: Plane, verb: str, pipeline: str, form: dict[str, Any]) -> Confirmation:
@@ -188,14 +193,30 @@ def apply(plane: Plane, plans: Plans, form: dict[str, Any]) -> Outcome:
     """Step 2, after the page's confirmation: the verb's flow for real (validation again, audit, the plane's answer)."""
     action = _required(form, "action")
     pipeline = _required(form, "p")
+    typed = _confirmed_name(plane, form)
     if action in STAGE_VERBS:
-        return plane.call(lambda s: _apply_stage(s, action, pipeline, form))
+        return plane.call(lambda s: _confirmed(s, typed, lambda: _apply_stage(s, action, pipeline, form)))
     if action == "dlq-redrive":
         bulk = plans.take(plane.name, _required(form, "plan"))
-        return plane.call(lambda s: _apply_redrive(s, plane, bulk))
+        return plane.call(lambda s: _confirmed(s, typed, lambda: _apply_redrive(s, plane, bulk)))
     if action in ("saga-retry", "saga-force-fail"):
-        return plane.call(lambda s: _apply_saga(s, plane, action, pipeline, form))
+        return plane.call(lambda s: _confirmed(s, typed, lambda: _apply_saga(s, plane, action, pipeline, form)))
     raise UsageError(f"unknown action '{action}'", hint=f"choose from {', '.join(ACTIONS)}")
+
+
+def _confirmed_name(plane: Plane, form: dict[str, Any]) -> str | None:
+    """On a protected context, the name the operator typed into the page must be the context's."""
+    if not plane.session.context.protected:
+        return None
+    typed = _text(form, "confirm_context")
+    if typed != plane.name:
+        raise UsageError(f"context '{plane.name}' is protected: type its name to confirm; nothing was changed")
+    return typed
+
+
+def _confirmed(session: Session, typed: str | None, run: Any) -> Any:
+    with session.confirming(typed):
+        return run()
 
 
 def _apply_stage(session: Session, verb: str, pipeline: str, form: dict[str, Any]) -> Outcome:

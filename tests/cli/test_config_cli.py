@@ -148,6 +148,23 @@ def test_insecure_is_warned_at_set_and_on_use(cli):
     assert "insecure-skip-tls-verify" not in config_of(cli)["contexts"]["lab"]
 
 
+def test_protected_is_set_shown_and_lifted(cli):
+    made = cli.run("config", "set-context", "prod", "--url", "https://plane.example:8443", "--protected")
+    assert made.rc == 0 and "it is protected" in made.stdout, made
+    assert config_of(cli)["contexts"]["prod"]["protected"] is True
+    assert cli.run("config", "set-context", "lab", "--url", "http://127.0.0.1:1").rc == 0
+    as_json = cli.run("config", "get-contexts", "-o", "json").json()
+    VALIDATOR.validate(as_json)
+    assert {c["name"]: c["protected"] for c in as_json["items"]} == {"lab": False, "prod": True}
+    table = cli.run("config", "get-contexts").stdout.splitlines()
+    assert table[0].split()[:3] == ["CURRENT", "NAME", "PROTECTED"]
+    rows = {row.split()[-6]: row.split()[-5] for row in table[1:]}  # NAME PROTECTED DRIVER URL PIPELINE CREDENTIALS
+    assert rows == {"lab": "-", "prod": "yes"}
+    assert "protected: true" in cli.run("config", "view").stdout
+    assert cli.run("config", "set-context", "prod", "--no-protected").rc == 0
+    assert "protected" not in config_of(cli)["contexts"]["prod"]
+
+
 def test_world_readable_config_is_warned(cli):
     cli.run("config", "set-context", "a", "--url", "http://127.0.0.1:1")
     os.chmod(cli.config_path, 0o644)
@@ -165,6 +182,7 @@ def test_world_readable_config_is_warned(cli):
         ("contexts:\n  a: {url: http://x, colour: red}\n", "unknown key(s): colour"),
         ("contexts:\n  a: {url: http://x, headers: [1]}\n", "'headers' must be a mapping"),
         ("contexts:\n  a: {url: http://x, insecure-skip-tls-verify: maybe}\n", "must be true or false"),
+        ("contexts:\n  a: {url: http://x, protected: 'yes please'}\n", "'protected' must be true or false"),
     ],
 )
 def test_malformed_config_is_a_one_line_usage_error(cli, text, fragment):

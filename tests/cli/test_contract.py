@@ -82,7 +82,8 @@ def test_pause_is_idempotent_and_resume_undoes_it(run: Run) -> None:
 def test_a_dry_run_changes_nothing(run: Run) -> None:
     stage = next(s for s in _stages(run) if s["state"] == "running")
     planned = run("pause", stage["name"], "--dry-run", "-o", "json")
-    assert planned.rc == 0 and planned.json()["state"] == "paused", planned
+    assert planned.rc == 0 and planned.json()["kind"] == "Plan", planned
+    assert planned.json()["outcome"]["result"]["state"] == "paused", planned
     assert {s["name"]: s for s in _stages(run)}[stage["name"]]["state"] == "running"
 
 
@@ -119,6 +120,7 @@ def test_lists_have_kinds_and_items(run: Run) -> None:
 def test_a_replay_dry_run_is_planned_and_names_its_stage(run: Run) -> None:
     planned = run("replay", "--from-offset", "0", "--to-offset", "1", "--dry-run", "-o", "json")
     assert planned.rc == 0, planned
-    job = planned.json()
+    assert planned.json()["kind"] == "Plan" and planned.json()["target"]["stage"], planned
+    job = planned.json()["outcome"]["result"]
     assert job["kind"] == "ReplayJob" and job["state"] == "planned" and job["stage"], job
     assert (job["from_offset"], job["to_offset"]) == (0, 1)

@@ -78,8 +78,8 @@ def test_purge_with_filters_dry_run_then_yes(plane: Plane) -> None:
     plane.wait_for("a persistent dead letter", lambda: plane.dlq_ids(error_kind="persistent"))
     dry = plane.run("dlq", "purge", "--error-kind", "persistent", "--dry-run", "-o", "json")
     assert dry.rc == 0, dry
-    planned = dry.json()["matched"]
-    assert planned and dry.json()["dry_run"] is True
+    planned = dry.json()["target"]["items"]
+    assert planned and dry.json()["outcome"]["result"]["dry_run"] is True
     assert "dry run" in dry.stderr
     assert set(planned) <= set(plane.dlq_ids())
     machine = plane.run("dlq", "purge", "--error-kind", "persistent", "-o", "json")
@@ -173,7 +173,7 @@ def test_bulk_dry_runs_print_a_count_and_a_sample_and_json_lists_all(plane: Plan
         assert len(ids) == SAMPLE, table
         assert lines[-1] == f"  ... and {count - SAMPLE} more (-o json lists them all)", table
         as_json = plane.run("dlq", verb, "--all", "--dry-run", "-o", "json")
-        matched = as_json.json()["matched"]
+        matched = as_json.json()["target"]["items"]
         assert len(matched) >= count and set(ids) <= set(matched)  # the demo may have added some in between
         wide = plane.run("dlq", verb, "--all", "--dry-run", "-o", "wide")
         assert len([line for line in wide.stdout.splitlines() if line.startswith("  dlq-")]) == SAMPLE

@@ -151,7 +151,9 @@ def test_dry_run_lists_what_would_go_and_changes_nothing(fake: Harness) -> None:
     assert "dry run: purge would act on 3 items of pipeline 'orders' (error-kind=transient)" in result.stdout
     assert [line.strip() for line in result.stdout.splitlines()[1:]] == ["dlq-2", "dlq-4", "dlq-6"]
     as_json = fake("dlq", "redrive", "--all", "--dry-run", "-o", "json")
-    assert as_json.json()["dry_run"] is True and len(as_json.json()["matched"]) == 7
+    plan = as_json.json()
+    assert plan["kind"] == "Plan" and len(plan["target"]["items"]) == 7 and plan["target"]["selection"] == "all items"
+    assert plan["outcome"]["result"]["dry_run"] is True and len(plan["outcome"]["result"]["matched"]) == 7
     assert "dry run" in as_json.stderr
     assert fake.snapshot() == before and fake.audit() == []
 

@@ -28,7 +28,7 @@ def test_saga_names_work_in_every_saga_verb(plane: Plane) -> None:
     for verb in (("retry",), ("force-fail", "--reason", "names"), ("force-complete", "--reason", "names")):
         result = plane.run("saga", *verb, name, "--dry-run", "-o", "json")
         assert result.rc == 0, result
-        assert result.json()["id"] == saga_id
+        assert result.json()["target"]["saga"] == saga_id and result.json()["outcome"]["result"]["id"] == saga_id
     assert plane.run("wait", name, "--for", "saga=stuck", "--for-timeout", "5s").rc == 0
 
 
@@ -42,7 +42,7 @@ def test_dlq_item_names_work_in_inspect_redrive_and_purge(plane: Plane) -> None:
     for verb in ("redrive", "purge"):
         result = plane.run("dlq", verb, name, "--dry-run", "-o", "json")
         assert result.rc == 0, result
-        assert result.json()["matched"] == [item_id]
+        assert result.json()["target"]["items"] == [item_id]
     assert item_id in plane.dlq_ids(), "dry runs changed nothing"
     stage = shown.json()["stage"]
     by_stage = plane.run("dlq", "list", "--stage", f"stage/{stage}", "-o", "json")  # a filter takes it too
@@ -81,7 +81,7 @@ def test_stage_and_pipeline_names_work_in_stage_verbs_and_status(plane: Plane) -
     assert status.rc == 0 and status.json()["name"] == "orders", status
     replay_stage = plane.run("replay", "--from-offset", "0", "--to-offset", "3", "--stage", "stage/ship",
                              "--dry-run", "-o", "json")
-    assert replay_stage.rc == 0 and replay_stage.json()["stage"] == "ship", replay_stage
+    assert replay_stage.rc == 0 and replay_stage.json()["target"]["stage"] == "ship", replay_stage
 
 
 def test_a_name_of_the_wrong_kind_is_refused_before_anything_is_sent(plane: Plane) -> None:

@@ -36,8 +36,9 @@ def test_replay_by_time_dry_run_changes_nothing(plane: Plane) -> None:
     assert result.rc == 0, result
     assert result.stdout.startswith("dry run: replay would send ")
     as_json = plane.run("replay", "--from", "2026-01-01", "--to", "2030-01-01", "--dry-run", "-o", "json")
-    assert as_json.json()["state"] == "planned"
-    plane.validate(as_json.json(), "ReplayJob")
+    answer = as_json.json()["outcome"]["result"]  # the plan carries the plane's answer
+    assert answer["state"] == "planned"
+    plane.validate(answer, "ReplayJob")
     assert len(plane.replays()) == jobs
 
 
@@ -94,7 +95,8 @@ def test_refused_input_changes_nothing(plane: Plane, args: tuple[str, ...], code
 def _stable_plan(plane: Plane, *args: str) -> dict:
     """The plan of a range whose items are all through the pipeline (two dry runs in a row agree)."""
     def probe() -> dict | None:
-        first, second = (plane.run("replay", *args, "--dry-run", "-o", "json").json() for _ in range(2))
+        first, second = (plane.run("replay", *args, "--dry-run", "-o", "json").json()["outcome"]["result"]
+                         for _ in range(2))
         return first if (first["total"], first["skipped"]) == (second["total"], second["skipped"]) else None
 
     return plane.wait_for("a stable replay plan", probe, timeout=60)

@@ -48,7 +48,7 @@ def test_dry_run_plans_and_changes_nothing(fake: Harness) -> None:
     assert result.stdout.startswith("dry run: replay would send 10 items and skip 0 already processed "
                                     "(10 in offsets 0..10) of pipeline 'orders' into stage 'parse'")
     as_json = fake("replay", "--from-offset", "0", "--to-offset", "10", "--dry-run", "-o", "json")
-    assert as_json.json()["state"] == "planned"
+    assert as_json.json()["kind"] == "Plan" and as_json.json()["outcome"]["result"]["state"] == "planned"
     assert fake.plane.jobs == {} and fake.audit() == []
 
 

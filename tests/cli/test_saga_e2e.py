@@ -74,7 +74,8 @@ def test_force_fail_off_a_terminal_refuses_then_acts_with_yes(plane: Plane) -> N
                                  "compensate reserve (in reverse), then end compensated; it would be compensating "
                                  "(now stuck); nothing was changed"), dry
     as_json = plane.run("saga", "force-fail", saga_id, "--reason", "drill", "--dry-run", "-o", "json")
-    assert as_json.json()["status"] == "compensating" and as_json.json()["details"]["status_before"] == "stuck"
+    answer = as_json.json()["outcome"]["result"]  # the plan carries the plane's answer
+    assert answer["status"] == "compensating" and answer["details"]["status_before"] == "stuck"
     for verb, status in ((("retry",), "running"), (("force-complete", "--reason", "drill"), "completed")):
         other = plane.run("saga", *verb, saga_id, "--dry-run")
         assert other.rc == 0 and f"it would be {status} (now stuck)" in other.stdout, other

@@ -114,7 +114,7 @@ def test_dry_run_says_so_and_changes_nothing(fake: Harness, verb: str) -> None:
 def test_dry_run_in_json_keeps_stdout_machine_clean(fake: Harness) -> None:
     result = fake("scale", "parse", "--parallelism", "5", "--dry-run", "-o", "json")
     assert result.rc == 0, result
-    assert result.json()["parallelism"] == 5
+    assert result.json()["kind"] == "Plan" and result.json()["outcome"]["result"]["parallelism"] == 5
     assert "dry run" in result.stderr
     assert fake.plane.stages["parse"].parallelism == 2
 

@@ -19,7 +19,7 @@ from pipelinectl.cli.options import OUTPUT_FORMATS, GlobalOptions, OptionError, 
 
 FUZZ = settings(max_examples=400, deadline=None)
 
-GLOBAL_FLAGS = ["--context", "--config", "-o", "--output", "--timeout", "--no-color", "-v", "--verbose"]
+GLOBAL_FLAGS = ["--context", "--config", "-o", "--output", "--timeout", "--confirm-context", "--no-color", "-v", "--verbose"]
 token = st.one_of(
     st.sampled_from(GLOBAL_FLAGS),
     st.sampled_from([f"{f}=" for f in GLOBAL_FLAGS]),

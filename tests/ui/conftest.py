@@ -108,6 +108,14 @@ def ui_rw(plane: Plane) -> Iterator[UiProcess]:
 
 
 @pytest.fixture(scope="module")
+def ui_prod(plane: Plane) -> Iterator[UiProcess]:
+    """Writes on, through 'prod': the admin token on a protected context."""
+    use_context(plane.cli, "prod", plane.server.url, plane.server.tokens["admin"], extra={"protected": True},
+                current=False)
+    yield from _ui(plane, "--allow-writes", global_args=("--context", "prod"))
+
+
+@pytest.fixture(scope="module")
 def ui_viewer(plane: Plane) -> Iterator[UiProcess]:
     """Writes on in the dashboard, but the context's token has the viewer role."""
     yield from _ui(plane, "--allow-writes", global_args=("--context", "viewer"))

@@ -138,6 +138,34 @@ def test_pausing_from_the_page_is_seen_by_pipelinectl_status(page, ui_rw: UiProc
     assert page.js_errors == []
 
 
+def test_on_a_protected_context_the_page_asks_for_the_contexts_name(page, ui_prod: UiProcess, plane: Plane) -> None:
+    _open(page, ui_prod, "/pipeline", c="prod", p=PIPELINE)
+    before = plane.stage("ship")
+    try:
+        page.click('.control-table tr[data-stage="ship"] button[data-action="pause"]')
+        confirm = page.locator("#action .confirm")
+        confirm.wait_for()
+        assert "Context 'prod' is protected: type its name to confirm" in confirm.locator("label.protected").inner_text()
+        confirm.locator('input[name="confirm_context"]').fill("admin")
+        page.click("#action .confirm-yes")
+        page.locator("#action .outcome.refused").wait_for()
+        assert page.locator("#action .outcome .message").inner_text() == \
+            "context 'prod' is protected: type its name to confirm; nothing was changed"
+        assert plane.stage("ship")["version"] == before["version"]
+
+        page.click('.control-table tr[data-stage="ship"] button[data-action="pause"]')
+        page.locator("#action .confirm").wait_for()
+        page.locator('#action input[name="confirm_context"]').fill("prod")
+        page.click("#action .confirm-yes")
+        page.locator("#action .outcome.done").wait_for()
+        assert plane.stage("ship")["state"] == "paused"
+        audit = [a for a in plane.cli.audit_lines() if a["verb"] == "pause"]
+        assert audit[-1]["context"] == "prod" and audit[-1]["target"] == "orders/ship"
+    finally:
+        plane.resume("ship")
+    assert page.js_errors == []
+
+
 def test_without_allow_writes_no_action_control_exists(page, ui_ro: UiProcess, plane: Plane) -> None:
     saga_id = _a_saga(plane)
     for path, params in (("/pipeline", PIPELINE_PAGE), ("/dlq", PIPELINE_PAGE),

@@ -108,7 +108,7 @@ def test_dlq_list_inspect_redrive_purge(cli, nodes, workers, admin):
     assert refused.rc == 2 and "without --yes" in refused.stderr
     assert sorted(admin.failure_ids()) == sorted(ids)
     dry = _json(cli.run("dlq", "redrive", "--all", "--dry-run", "-o", "json"))
-    assert sorted(dry["matched"]) == sorted(ids) and sorted(admin.failure_ids()) == sorted(ids)
+    assert sorted(dry["target"]["items"]) == sorted(ids) and sorted(admin.failure_ids()) == sorted(ids)
 
     workers.fix.touch()
     try:

@@ -78,7 +78,7 @@ def test_replay_dry_run_changes_nothing_then_replays_once(cli, server, admin):
     validate_output(plan.json())
     assert plan.json()["total"] == 3 and "replay would send 3 entries" in plan.stderr
     core = cli.run("replay", "--from", "-1h", "--to", "+1h", "-s", "parse", "--dry-run", "-o", "json")
-    assert core.rc == 0 and core.json()["total"] == 6, core
+    assert core.rc == 0 and core.json()["outcome"]["result"]["total"] == 6, core
     assert (admin.xlen("cl2:in"), admin.xinfo_groups("cl2:in")) == before
 
     refused = cli.run("redis", "replay", "-s", "parse", "--from-id", ids[1], "--to-id", ids[4])

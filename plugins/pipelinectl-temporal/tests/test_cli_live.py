@@ -142,9 +142,11 @@ def test_batch_by_query(cli, temporal, worker, uid):
 
     plan = cli.run("saga", "force-fail", "--query", query, "--reason", "drill", "--dry-run", "-o", "json")
     assert plan.rc == 0, plan
-    assert plan.json()["total"] == 3 and plan.json()["state"] == "planned"
+    answer = plan.json()["outcome"]["result"]
+    assert answer["total"] == 3 and answer["state"] == "planned"
+    assert plan.json()["preconditions"][0]["expect"] == {"sagas_matching_query": 3}
 
-    result = cli.run("saga", "force-fail", "--query", query, "--reason", "drill", "--yes")
+    result = cli.run("apply", "-f", "-", "--yes", input=plan.stdout)  # the reviewed plan, exactly
     assert result.rc == 0, result
     assert "force-fail completed, 3 done, 0 failed of 3" in result.stdout  # followed until the batch ended
     for saga_id in ids:
