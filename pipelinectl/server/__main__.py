@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from .runtime import Pipeline
+from .definition import Pipeline
 
 
 def load_pipelines(spec: str) -> list[Pipeline]:

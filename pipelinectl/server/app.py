@@ -364,8 +364,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         store = running().store
         lock = locks.setdefault((key, principal), asyncio.Lock())
         async with lock:
-            row = store.one("SELECT * FROM idempotency WHERE key=? AND principal=? AND created>?",
-                            (key, principal, now() - IDEMPOTENCY_TTL))
+            row = store.idempotent_answer(key, principal, now() - IDEMPOTENCY_TTL)
             if row is not None:
                 if row["body_hash"] != fingerprint:
                     raise UnprocessableError("Idempotency-Key was already used for a different request",
@@ -377,12 +376,8 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
                 return JSONResponse(stored, status_code=row["status"], headers=headers)
             obj = await action()
             if not dry_run:
-                with store.tx():
-                    store.run("DELETE FROM idempotency WHERE created<?", (now() - IDEMPOTENCY_TTL,))
-                    store.run("INSERT OR REPLACE INTO idempotency(key, principal, method, path, body_hash, status, body, "
-                              "created) VALUES (?,?,?,?,?,?,?,?)",
-                              (key, principal, request.method, request.url.path, fingerprint, status,
-                               dumps(obj.to_dict()), now()))
+                store.save_idempotent_answer(key, principal, request.method, request.url.path, fingerprint, status,
+                                             dumps(obj.to_dict()), now(), expire_before=now() - IDEMPOTENCY_TTL)
         if len(locks) > 10_000:
             locks.clear()
         return respond(obj, status, etag)

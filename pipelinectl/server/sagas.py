@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipelinectl import model as m
 from pipelinectl.errors import ConflictError, NotFoundError, UsageError
 
-from .store import dumps, loads, now
-
-if TYPE_CHECKING:
-    from .runtime import PipelineRuntime, Step
+from .definition import SagaDef, Step, classify
+from .rows import decode_token, encode_token, to_dt
+from .store import Store, dumps, loads, now
 
 log = logging.getLogger("pipelinectl.server")
 
@@ -29,6 +29,8 @@ LEASE = 5.0
 TERMINAL = ("completed", "compensated", "failed")
 ACTIVE = ("running", "compensating")
 FORWARD_DONE = ("completed", "compensating", "compensated", "compensation_failed")
+COMPENSABLE = ("completed", "compensating", "compensation_failed")  # forward done, not yet undone
+UNFINISHED = ("pending", "running", "failed", "cancelled")
 
 
 @dataclass
@@ -43,53 +45,39 @@ class SagaContext:
 
 
 class SagaCoordinator:
-    def __init__(self, pipeline: PipelineRuntime) -> None:
-        self.p = pipeline
-        self.store = pipeline.store
-        self.defs = pipeline.spec.sagas
+    """Drives one pipeline's sagas; `instance` names this coordinator in the leases it holds."""
+
+    def __init__(self, store: Store, pipeline: str, defs: dict[str, SagaDef], instance: str,
+                 stopping: Callable[[], bool]) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.defs = defs
+        self.instance = instance
+        self.stopping = stopping
         self.running: dict[str, asyncio.Task] = {}
 
     def tasks(self) -> list[asyncio.Task]:
         return list(self.running.values())
 
     # bookkeeping ------------------------------------------------------------------------------------
-    def _event(self, sid: str, type_: str, step: str | None = None, message: str | None = None) -> None:
-        seq = self.store.scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM saga_events WHERE saga_id=?", (sid,))
-        self.store.run("INSERT INTO saga_events(saga_id, seq, time, type, step, message) VALUES (?,?,?,?,?,?)",
-                       (sid, seq, now(), type_, step, message))
-
-    def _update(self, sid: str, **cols: Any) -> None:
-        cols["updated_at"] = now()
-        sets = ", ".join(f"{k}=?" for k in cols)
-        self.store.run(f"UPDATE sagas SET {sets} WHERE id=?", [*cols.values(), sid])
-
-    def _step_update(self, sid: str, idx: int, **cols: Any) -> None:
-        sets = ", ".join(f"{k}=?" for k in cols)
-        self.store.run(f"UPDATE saga_steps SET {sets} WHERE saga_id=? AND idx=?", [*cols.values(), sid, idx])
-
     def _skip_pending(self, sid: str) -> None:
         """A closed saga shows its never-started steps as skipped, not as still to come."""
-        self.store.run("UPDATE saga_steps SET status='skipped' WHERE saga_id=? AND status='pending'", (sid,))
+        self.store.update_saga_steps(sid, ("pending",), status="skipped")
 
     def _row(self, sid: str) -> Any:
-        row = self.store.one("SELECT * FROM sagas WHERE id=? AND pipeline=?", (sid, self.p.name))
+        row = self.store.saga_row(self.pipeline, sid)
         if row is None:
-            raise NotFoundError(f"saga {sid!r} not found in pipeline {self.p.name!r}")
+            raise NotFoundError(f"saga {sid!r} not found in pipeline {self.pipeline!r}")
         return row
 
     def _claim(self, sid: str) -> bool:
         """Take the lease if nobody (alive) holds it: one coordinator per saga at a time."""
         t = now()
         with self.store.tx():
-            cur = self.store.run(
-                "UPDATE sagas SET owner=?, lease_until=? WHERE id=? AND status IN ('running','compensating') "
-                "AND (owner IS NULL OR owner=? OR lease_until<?)",
-                (self.p.runtime.instance, t + LEASE, sid, self.p.runtime.instance, t),
-            )
-        return cur.rowcount == 1
+            return self.store.claim_saga(sid, self.instance, t + LEASE, t)
 
     def _spawn(self, sid: str) -> None:
-        if sid in self.running or self.p.stopping:
+        if sid in self.running or self.stopping():
             return
         if self._claim(sid):
             task = asyncio.get_running_loop().create_task(self._run(sid), name=f"saga {sid}")
@@ -104,15 +92,9 @@ class SagaCoordinator:
         t = now()
         if self.running:
             with self.store.tx():
-                self.store.db.executemany("UPDATE sagas SET lease_until=? WHERE id=? AND owner=?",
-                                          [(t + LEASE, sid, self.p.runtime.instance) for sid in self.running])
-        rows = self.store.all(
-            "SELECT id FROM sagas WHERE pipeline=? AND status IN ('running','compensating') "
-            "AND (owner IS NULL OR lease_until<? OR owner=?) LIMIT 200",
-            (self.p.name, t, self.p.runtime.instance),
-        )
-        for row in rows:
-            self._spawn(row["id"])
+                self.store.renew_leases(self.instance, t + LEASE, self.running)
+        for sid in self.store.adoptable_sagas(self.pipeline, self.instance, t):
+            self._spawn(sid)
 
     # starting ---------------------------------------------------------------------------------------
     def start(self, definition: str, sid: str, data: Any = None) -> str:
@@ -121,17 +103,9 @@ class SagaCoordinator:
             raise ValueError(f"unknown saga definition {definition!r}")
         t = now()
         with self.store.tx():
-            fresh = self.store.run(
-                "INSERT OR IGNORE INTO sagas(id, pipeline, definition, status, data, started_at, updated_at) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (sid, self.p.name, definition, "running", dumps(data or {}), t, t),
-            ).rowcount == 1
+            fresh = self.store.add_saga(sid, self.pipeline, definition, data or {}, [s.name for s in d.steps], t)
             if fresh:
-                self.store.db.executemany(
-                    "INSERT INTO saga_steps(saga_id, idx, name, status) VALUES (?,?,?,'pending')",
-                    [(sid, i, s.name) for i, s in enumerate(d.steps)],
-                )
-                self._event(sid, "saga_started", message=f"definition {definition}")
+                self.store.saga_event(sid, "saga_started", message=f"definition {definition}")
         if fresh:
             self._spawn(sid)
         return sid
@@ -139,14 +113,14 @@ class SagaCoordinator:
     # driving ----------------------------------------------------------------------------------------
     async def _run(self, sid: str) -> None:
         try:
-            while not self.p.stopping:
+            while not self.stopping():
                 row = self._row(sid)
                 steps = self.defs[row["definition"]].steps
                 if row["status"] == "running":
                     if row["current"] >= len(steps):
                         with self.store.tx():
-                            self._update(sid, status="completed", closed_at=now(), owner=None)
-                            self._event(sid, "saga_completed")
+                            self.store.update_saga(sid, status="completed", closed_at=now(), owner=None)
+                            self.store.saga_event(sid, "saga_completed")
                         return
                     if not await self._forward(row, row["current"], steps[row["current"]]):
                         return
@@ -162,24 +136,20 @@ class SagaCoordinator:
         finally:
             try:
                 with self.store.tx():
-                    self.store.run("UPDATE sagas SET owner=NULL WHERE id=? AND owner=?", (sid, self.p.runtime.instance))
+                    self.store.release_saga(sid, self.instance)
             except Exception:  # store closed at shutdown: the lease simply expires
                 pass
 
     async def _forward(self, row: Any, idx: int, step: Step) -> bool:
-        from .runtime import classify
-
         sid = row["id"]
         data = loads(row["data"]) or {}
         attempt = 0
         while True:
             attempt += 1
             with self.store.tx():
-                self.store.run(
-                    "UPDATE saga_steps SET status='running', attempts=attempts+1, "
-                    "started_at=COALESCE(started_at, ?) WHERE saga_id=? AND idx=?", (now(), sid, idx))
-                self._update(sid)
-                self._event(sid, "step_started", step.name, f"attempt {attempt}")
+                self.store.start_saga_step(sid, idx, now())
+                self.store.update_saga(sid)
+                self.store.saga_event(sid, "step_started", step.name, f"attempt {attempt}")
             ctx = SagaContext(sid, data, step.name, attempt, row["retries"])
             try:
                 result = await step.action(ctx)
@@ -189,48 +159,45 @@ class SagaCoordinator:
                 kind, message = classify(exc), (str(exc) or type(exc).__name__)[:500]
                 if kind == "transient" and attempt < step.retry.max_attempts:
                     with self.store.tx():
-                        self._step_update(sid, idx, error=message)
-                        self._event(sid, "step_retrying", step.name, message)
+                        self.store.update_saga_step(sid, idx, error=message)
+                        self.store.saga_event(sid, "step_retrying", step.name, message)
                     await asyncio.sleep(step.retry.delay(attempt))
                     continue
                 with self.store.tx():
-                    self._step_update(sid, idx, status="failed", error=message, finished_at=now())
+                    self.store.update_saga_step(sid, idx, status="failed", error=message, finished_at=now())
                     if kind == "transient":
-                        self._update(sid, status="stuck", last_error=message, owner=None)
-                        self._event(sid, "saga_stuck", step.name,
+                        self.store.update_saga(sid, status="stuck", last_error=message, owner=None)
+                        self.store.saga_event(sid, "saga_stuck", step.name,
                                     f"retries exhausted after {attempt} attempts: {message}")
                     else:
-                        self._update(sid, status="compensating", phase="compensate", last_error=message)
-                        self._event(sid, "step_failed", step.name, message)
+                        self.store.update_saga(sid, status="compensating", phase="compensate", last_error=message)
+                        self.store.saga_event(sid, "step_failed", step.name, message)
                 return kind != "transient"
             if isinstance(result, dict):
                 data.update(result)
             with self.store.tx():
-                self._step_update(sid, idx, status="completed", finished_at=now(), error=None)
-                self._update(sid, current=idx + 1, data=dumps(data))
-                self._event(sid, "step_completed", step.name)
+                self.store.update_saga_step(sid, idx, status="completed", finished_at=now(), error=None)
+                self.store.update_saga(sid, current=idx + 1, data=dumps(data))
+                self.store.saga_event(sid, "step_completed", step.name)
             return True
 
     async def _compensate(self, row: Any, steps: list[Step]) -> None:
-        from .runtime import classify
-
         sid = row["id"]
         data = loads(row["data"]) or {}
-        done = self.store.all("SELECT idx, status FROM saga_steps WHERE saga_id=? AND status IN "
-                              "('completed','compensating','compensation_failed') ORDER BY idx DESC", (sid,))
+        done = self.store.saga_steps(sid, COMPENSABLE, newest_first=True)
         for r in done:
             idx, step = r["idx"], steps[r["idx"]]
             if step.compensate is None:
                 with self.store.tx():
-                    self._step_update(sid, idx, compensation="none")
+                    self.store.update_saga_step(sid, idx, compensation="none")
                 continue
             attempt = 0
             while True:
                 attempt += 1
                 with self.store.tx():
-                    self._step_update(sid, idx, status="compensating", compensation="running")
-                    self._update(sid)
-                    self._event(sid, "compensation_started", step.name, f"attempt {attempt}")
+                    self.store.update_saga_step(sid, idx, status="compensating", compensation="running")
+                    self.store.update_saga(sid)
+                    self.store.saga_event(sid, "compensation_started", step.name, f"attempt {attempt}")
                 try:
                     await step.compensate(SagaContext(sid, data, step.name, attempt, row["retries"]))
                 except asyncio.CancelledError:
@@ -242,22 +209,22 @@ class SagaCoordinator:
                         continue
                     with self.store.tx():
                         self._skip_pending(sid)
-                        self._step_update(sid, idx, status="compensation_failed", compensation="failed", error=message)
-                        self._update(sid, status="failed", last_error=f"compensation of {step.name} failed: {message}",
+                        self.store.update_saga_step(sid, idx, status="compensation_failed", compensation="failed", error=message)
+                        self.store.update_saga(sid, status="failed", last_error=f"compensation of {step.name} failed: {message}",
                                      closed_at=now(), owner=None)
-                        self._event(sid, "compensation_failed", step.name, message)
-                        self._event(sid, "saga_failed", message="a compensation failed; operator action needed")
+                        self.store.saga_event(sid, "compensation_failed", step.name, message)
+                        self.store.saga_event(sid, "saga_failed", message="a compensation failed; operator action needed")
                     return
                 with self.store.tx():
-                    self._step_update(sid, idx, status="compensated", compensation="compensated")
-                    self._event(sid, "step_compensated", step.name)
+                    self.store.update_saga_step(sid, idx, status="compensated", compensation="compensated")
+                    self.store.saga_event(sid, "step_compensated", step.name)
                 break
         forced_empty = row["phase"] == "force-fail" and not done
         with self.store.tx():
             self._skip_pending(sid)
             status = "failed" if forced_empty else "compensated"
-            self._update(sid, status=status, closed_at=now(), owner=None)
-            self._event(sid, f"saga_{status}",
+            self.store.update_saga(sid, status=status, closed_at=now(), owner=None)
+            self.store.saga_event(sid, f"saga_{status}",
                         message="nothing to compensate" if forced_empty else "completed steps compensated in reverse")
 
     async def _cancel(self, sid: str) -> None:
@@ -298,20 +265,17 @@ class SagaCoordinator:
         reason = self._need_reason(reason)
         self._not_terminal(row, "force-fail")
         if dry_run:
-            names = [r["name"] for r in self.store.all(
-                "SELECT name FROM saga_steps WHERE saga_id=? AND status IN ('completed','compensating','compensation_failed') "
-                "ORDER BY idx DESC", (sid,))]
+            names = [r["name"] for r in self.store.saga_steps(sid, COMPENSABLE, newest_first=True)]
             if not names:
                 return self._dry(sid, "failed", "end it failed: no completed step to compensate", compensate=names)
             return self._dry(sid, "compensating", f"compensate {', '.join(names)} (in reverse), then end compensated",
                              compensate=names)
         await self._cancel(sid)
         with self.store.tx():
-            self.store.run("UPDATE saga_steps SET status='cancelled', finished_at=? WHERE saga_id=? AND status='running'",
-                           (now(), sid))
-            self._update(sid, status="compensating", phase="force-fail", last_error=f"force-failed: {reason}",
+            self.store.update_saga_steps(sid, ("running",), status="cancelled", finished_at=now())
+            self.store.update_saga(sid, status="compensating", phase="force-fail", last_error=f"force-failed: {reason}",
                          owner=None)
-            self._event(sid, "force_fail", message=reason)
+            self.store.saga_event(sid, "force_fail", message=reason)
         self._spawn(sid)
         await self._settle(sid, 5.0)
         return self.get(sid)
@@ -321,8 +285,7 @@ class SagaCoordinator:
         if row["status"] not in ("stuck", "failed"):
             raise ConflictError(f"saga {sid!r} is {row['status']}; retry needs a stuck or failed saga",
                                 detail={"status": row["status"]})
-        comp_failed = self.store.scalar(
-            "SELECT COUNT(*) FROM saga_steps WHERE saga_id=? AND status='compensation_failed'", (sid,))
+        comp_failed = len(self.store.saga_steps(sid, ("compensation_failed",)))
         if dry_run:
             if comp_failed:
                 return self._dry(sid, "compensating", "resume compensation")
@@ -331,15 +294,14 @@ class SagaCoordinator:
             return self._dry(sid, "running", f"run it again from {step}")
         with self.store.tx():
             if comp_failed:
-                self.store.run("UPDATE saga_steps SET status='completed', compensation='failed' "
-                               "WHERE saga_id=? AND status='compensation_failed'", (sid,))
-                self._update(sid, status="compensating", retries=row["retries"] + 1, closed_at=None, owner=None)
+                self.store.update_saga_steps(sid, ("compensation_failed",), status="completed", compensation="failed")
+                self.store.update_saga(sid, status="compensating", retries=row["retries"] + 1, closed_at=None, owner=None)
             else:
-                self._update(sid, status="running", phase="forward", retries=row["retries"] + 1, closed_at=None,
+                self.store.update_saga(sid, status="running", phase="forward", retries=row["retries"] + 1, closed_at=None,
                              owner=None)
-                self.store.run("UPDATE saga_steps SET status='pending', error=NULL WHERE saga_id=? AND idx>=? "
-                               "AND status IN ('failed','cancelled','running','skipped')", (sid, row["current"]))
-            self._event(sid, "retry", message=(reason or "").strip() or None)
+                self.store.update_saga_steps(sid, ("failed", "cancelled", "running", "skipped"), from_idx=row["current"],
+                                             status="pending", error=None)
+            self.store.saga_event(sid, "retry", message=(reason or "").strip() or None)
         self._spawn(sid)
         return self.get(sid)
 
@@ -348,26 +310,21 @@ class SagaCoordinator:
         reason = self._need_reason(reason)
         self._not_terminal(row, "force-complete")
         if dry_run:
-            names = [r["name"] for r in self.store.all(
-                "SELECT name FROM saga_steps WHERE saga_id=? AND status IN ('pending','running','failed','cancelled') "
-                "ORDER BY idx", (sid,))]
+            names = [r["name"] for r in self.store.saga_steps(sid, UNFINISHED)]
             would = f"skip {', '.join(names)} and mark it completed" if names else "mark it completed"
             return self._dry(sid, "completed", would, skip=names)
         await self._cancel(sid)
         with self.store.tx():
-            self.store.run("UPDATE saga_steps SET status='skipped', finished_at=? WHERE saga_id=? "
-                           "AND status IN ('pending','running','failed','cancelled')", (now(), sid))
-            n = self.store.scalar("SELECT COUNT(*) FROM saga_steps WHERE saga_id=?", (sid,))
-            self._update(sid, status="completed", current=n, closed_at=now(), owner=None)
-            self._event(sid, "force_complete", message=reason)
+            self.store.update_saga_steps(sid, UNFINISHED, status="skipped", finished_at=now())
+            n = len(self.store.saga_steps(sid))
+            self.store.update_saga(sid, status="completed", current=n, closed_at=now(), owner=None)
+            self.store.saga_event(sid, "force_complete", message=reason)
         return self.get(sid)
 
     # views --------------------------------------------------------------------------------------------
     def get(self, sid: str, full: bool = True, row: Any = None) -> m.Saga:
-        from .runtime import to_dt
-
         row = row if row is not None else self._row(sid)
-        steps = self.store.all("SELECT * FROM saga_steps WHERE saga_id=? ORDER BY idx", (row["id"],))
+        steps = self.store.saga_steps(row["id"])
         current = steps[row["current"]]["name"] if row["current"] < len(steps) else None
         saga = m.Saga(
             id=row["id"], pipeline=row["pipeline"], definition=row["definition"], status=row["status"],
@@ -383,26 +340,14 @@ class SagaCoordinator:
                                      error=s["error"], compensation=s["compensation"]) for s in steps]
             saga.events = [m.SagaEvent(seq=e["seq"], time=to_dt(e["time"]), type=e["type"], step=e["step"],
                                        message=e["message"])
-                           for e in self.store.all("SELECT * FROM saga_events WHERE saga_id=? ORDER BY seq",
-                                                   (row["id"],))]
+                           for e in self.store.saga_events(row["id"])]
         return saga
 
     def list(self, status: str | None, definition: str | None, page_size: int,
              page_token: str | None) -> tuple[list[m.Saga], str | None, int]:
-        from .runtime import decode_token, encode_token
-
-        where, args = ["pipeline=?"], [self.p.name]
-        if status:
-            where.append("status=?")
-            args.append(status)
-        if definition:
-            where.append("definition=?")
-            args.append(definition)
-        cond = " AND ".join(where)
-        total = self.store.scalar(f"SELECT COUNT(*) FROM sagas WHERE {cond}", args)
+        total = self.store.saga_total(self.pipeline, status, definition)
         before = decode_token(page_token) or (1 << 62)
-        rows = self.store.all(f"SELECT rowid AS rid, * FROM sagas WHERE {cond} AND rowid<? ORDER BY rowid DESC LIMIT ?",
-                              [*args, before, page_size + 1])
+        rows = self.store.saga_page(self.pipeline, status, definition, before, page_size + 1)
         more = len(rows) > page_size
         rows = rows[:page_size]
         token = encode_token(rows[-1]["rid"]) if more and rows else None

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .auth import Authenticator, is_loopback, load_tokens
-from .runtime import Pipeline, Runtime
+from .definition import Pipeline
+from .runtime import Runtime
 
 
 class ServeError(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import sqlite3
 import time
@@ -60,12 +61,7 @@ def test_sigkill_and_restart_counts_every_item_exactly_once(tmp_path):
 
         srv = start_server(tmp_path, demo=False, pipelines=spec, env=env, db=srv.db)
 
-        def settled() -> bool:
-            p = get(srv)
-            idle = all(s["queue_depth"] == 0 and s["in_flight"] == 0 for s in p["stages"])
-            return idle and p["input_offset"] == TOTAL and p["stages"][-1]["processed"] + p["dlq_size"] == TOTAL
-
-        wait(settled, 90)
+        wait(lambda: settled(srv, TOTAL), 90)
         p = get(srv)
         final = p["stages"][-1]["processed"]
         dlq = get(srv, "/dlq?page_size=1000")
@@ -76,16 +72,54 @@ def test_sigkill_and_restart_counts_every_item_exactly_once(tmp_path):
         code = srv.stop(signal.SIGTERM, timeout=20)
     assert code == 0, srv.output()[-2000:]
 
-    db = sqlite3.connect(srv.db)
+    assert_conserved(srv.db, TOTAL)
+
+
+def settled(srv, total):
+    p = get(srv)
+    idle = all(s["queue_depth"] == 0 and s["in_flight"] == 0 for s in p["stages"])
+    return idle and p["input_offset"] == total and p["stages"][-1]["processed"] + p["dlq_size"] == total
+
+
+def assert_conserved(db_path, total):
+    """processed + dead-lettered = input, each key in exactly one of them, every counter exact."""
+    db = sqlite3.connect(db_path)
     keys = [k for (k,) in db.execute("SELECT key FROM input_log WHERE pipeline='counted'")]
-    assert len(keys) == len(set(keys)) == TOTAL  # the source resumed without feeding items twice
+    assert len(keys) == len(set(keys)) == total  # the source resumed without feeding items twice
+    offsets = [o for (o,) in db.execute('SELECT "offset" FROM input_log WHERE pipeline=\'counted\' ORDER BY 1')]
+    assert offsets == list(range(total))  # no gap in the log
     done = {k for (k,) in db.execute("SELECT key FROM applied WHERE pipeline='counted' AND stage='c'")}
     dead = [k for (k,) in db.execute("SELECT key FROM dlq WHERE pipeline='counted'")]
-    assert len(dead) == len(set(dead))
+    assert len(dead) == len(set(dead)) == total // 10  # the poison inputs (n % 10 == 7), each once
     assert not (done & set(dead))  # none both processed and dead-lettered
     assert done | set(dead) == set(keys)  # none lost
     assert db.execute("SELECT COUNT(*) FROM work").fetchone()[0] == 0
-    assert db.execute("SELECT processed FROM stages WHERE name='c'").fetchone()[0] == len(done)  # none doubled
+    counters = dict(db.execute("SELECT name, processed FROM stages WHERE pipeline='counted'").fetchall())
+    assert counters["c"] == len(done)  # none doubled
+    assert counters["a"] == counters["b"] == len(done)  # every stage counted each item once
+    db.close()
+
+
+def test_repeated_sigkill_during_group_commits_loses_and_doubles_nothing(tmp_path):
+    """Fast stages move many items per commit; killed at random moments, the counts still add up exactly."""
+    total = 3000
+    env = {"CRASH_TOTAL": str(total), "CRASH_SCALE": "0.2", "CRASH_PARALLELISM": "8"}
+    spec = ("tests.server.crash_pipeline:build",)
+    rng = random.Random(1234)
+    srv = start_server(tmp_path, demo=False, pipelines=spec, env=env)
+    try:
+        for _ in range(3):
+            time.sleep(rng.uniform(0.3, 1.2))
+            assert not settled(srv, total), "the pipeline finished before the kill: make it longer"
+            srv.kill()
+            srv = start_server(tmp_path, demo=False, pipelines=spec, env=env, db=srv.db)
+        wait(lambda: settled(srv, total), 120)
+        dlq = get(srv, "/dlq?page_size=1000")
+        assert get(srv)["stages"][-1]["processed"] + dlq["total"] == total
+    finally:
+        code = srv.stop(signal.SIGTERM, timeout=20)
+    assert code == 0, srv.output()[-2000:]
+    assert_conserved(srv.db, total)
 
 
 def test_sigterm_is_graceful_and_bounded(tmp_path):

@@ -9,7 +9,7 @@ import httpx
 from pipelinectl.server import Pipeline, Runtime, StageDef
 from pipelinectl.server.app import create_app
 from pipelinectl.server.auth import Authenticator
-from pipelinectl.server.runtime import PipelineRuntime
+from pipelinectl.server.verbs import PipelineRuntime
 
 
 def test_unexpected_exception_is_a_generic_500(tmp_path, monkeypatch):

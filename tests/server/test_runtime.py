@@ -166,8 +166,8 @@ def test_one_coordinator_per_saga_and_adoption_after_its_lease(tmp_path):
         # a dies without releasing (its task is cancelled mid-step, its lease just stops being renewed)
         a.pipeline("s").sagas.running["saga-1"].cancel()
         a.stopping = True
-        a.store.run("UPDATE sagas SET owner=?, lease_until=? WHERE id='saga-1'",
-                    (a.instance, saga_module.now() - 1))
+        with a.store.tx():
+            a.store.update_saga("saga-1", owner=a.instance, lease_until=saga_module.now() - 1)
         gate["open"] = True
         b.pipeline("s").sagas.tick()
         await until(lambda: b.pipeline("s").sagas.get("saga-1").status == "completed")
@@ -224,3 +224,74 @@ def test_items_of_a_removed_stage_go_to_the_dlq_not_away(tmp_path):
         await rt.stop(1)
 
     asyncio.run(restart_without_old())
+
+
+def test_a_key_dead_lettered_again_for_the_same_stage_and_kind_updates_its_entry(tmp_path):
+    from pipelinectl.server import ValidationError
+
+    async def strict(item):
+        if item.payload == 4 and item.origin == "replay":
+            raise KeyError("lookup failed")  # persistent: another kind, so another entry
+        if item.payload % 4 == 0:
+            raise ValidationError(f"bad {item.payload} ({item.origin})")
+
+    p = Pipeline("q")
+    p.add_stage(StageDef("a", lambda item: asyncio.sleep(0)))
+    p.add_stage(StageDef("b", strict))
+
+    async def scenario() -> None:
+        rt = Runtime([p], tmp_path / "q.db")
+        await rt.start()
+        pr = rt.pipeline("q")
+        for n in range(8):
+            await rt.submit("q", f"k{n}", n)
+        await until(lambda: pr.dlq_count() == 2 and pr.stage("b").processed == 6)
+        before = {i.key: i for i in pr.dlq_list(m.DLQFilter(pipeline="q"), 100, None)[0]}
+        assert set(before) == {"k0", "k4"}
+        await asyncio.sleep(0.01)  # so that last_seen can move on
+        job = pr.replay_start(m.ReplayRequest(pipeline="q", stage="b", from_offset=0, to_offset=8))
+        await until(lambda: pr.replay_get(job.id).state == "completed")
+        await until(lambda: all(not st.queue and st.in_flight == 0 for st in pr.stages))
+        assert pr.replay_get(job.id).replayed == 2  # only the two dead-lettered keys ran again
+        entries = pr.dlq_list(m.DLQFilter(pipeline="q"), 100, None)[0]
+        validation = {i.key: i for i in entries if i.error_kind == "validation"}
+        assert len(entries) == 3 and set(validation) == {"k0", "k4"}  # k0 updated, not duplicated
+        k0 = validation["k0"]
+        assert k0.id == before["k0"].id and k0.first_seen == before["k0"].first_seen
+        assert k0.attempts == 2 and k0.last_seen > before["k0"].last_seen
+        assert k0.message == "bad 0 (replay)" and k0.details["origin"] == "replay"
+        assert validation["k4"].attempts == 1 and validation["k4"].last_seen == before["k4"].last_seen
+        other = [i for i in entries if i.error_kind == "persistent"]
+        assert [(i.key, i.attempts) for i in other] == [("k4", 1)]
+        await rt.stop(5)
+
+    asyncio.run(scenario())
+
+
+def test_an_item_skips_what_another_item_with_its_key_applied_after_it_arrived(tmp_path):
+    calls: list[str] = []
+
+    async def record(item):
+        calls.append(item.key)
+
+    p = Pipeline("k")
+    p.add_stage(StageDef("a", lambda item: asyncio.sleep(0)))
+    p.add_stage(StageDef("b", record))
+
+    async def scenario() -> None:
+        rt = Runtime([p], tmp_path / "k.db")
+        await rt.start()
+        pr = rt.pipeline("k")
+        pr.pause("b")
+        await rt.submit("k", "k0", 0)
+        await until(lambda: len(pr.stage("b").queue) == 1)  # the original waits at b, b not yet applied
+        job = pr.replay_start(m.ReplayRequest(pipeline="k", stage="a", from_offset=0, to_offset=1))
+        await until(lambda: len(pr.stage("b").queue) == 2)  # the replayed copy waits behind it
+        assert pr.replay_get(job.id).replayed == 1
+        pr.resume("b")
+        await until(lambda: pr.stage("b").processed + pr.stage("b").skipped == 2 and pr.stage("b").in_flight == 0)
+        assert calls == ["k0"]  # the copy saw that the original applied b meanwhile
+        assert (pr.stage("b").processed, pr.stage("b").skipped) == (1, 1)
+        await rt.stop(5)
+
+    asyncio.run(scenario())

@@ -1,0 +1,331 @@
+"""The pipeline verbs: what the control-plane API does to one pipeline.
+
+Status views, the stage verbs (pause, resume, drain, scale: version checks and
+dry runs here, the change itself in the scheduler), replay jobs, and the DLQ
+(list, show, redrive, purge). Sagas have their own verbs in `sagas.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pipelinectl import model as m
+from pipelinectl.errors import ConflictError, NotFoundError, StaleVersionError, UnprocessableError, UsageError
+
+from .definition import Pipeline
+from .rows import decode_token, dlq_id, dlq_item, encode_token, parse_dlq_id, replay_job, to_ts
+from .sagas import SagaCoordinator
+from .scheduler import Scheduler, StageRuntime, Work
+from .store import DLQQuery, Store, loads, now
+
+log = logging.getLogger("pipelinectl.server")
+
+
+class PipelineRuntime:
+    """One running pipeline: its scheduler, its saga coordinator, and the verbs the API calls on it."""
+
+    def __init__(self, store: Store, spec: Pipeline, instance: str, stopping: Callable[[], bool]) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.store = store
+        self._stopping = stopping
+        self.sagas = SagaCoordinator(store, spec.name, spec.sagas, instance, stopping)
+        self.scheduler = Scheduler(spec.name, spec.stages, store, stopping, self.sagas.start)
+        self.stages = self.scheduler.stages
+        self.by_name = self.scheduler.by_name
+        self.replays: dict[str, asyncio.Task] = {}
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping()
+
+    @property
+    def next_offset(self) -> int:
+        return self.scheduler.next_offset
+
+    def start(self) -> None:
+        for hook in self.spec.start_hooks:
+            hook(self.view)
+        self.scheduler.start(self.spec.source_fn)
+        for job_id in self.store.active_replays(self.name):
+            self._spawn_replay(job_id)
+        self.sagas.start_coordinator()
+
+    def stop(self) -> list[asyncio.Task]:
+        """Begin stopping: workers leave once idle, source and replays are cancelled; the tasks to await."""
+        replays = list(self.replays.values())
+        for task in replays:
+            task.cancel()
+        return self.scheduler.stop() + replays + self.sagas.tasks()
+
+    def tick(self) -> None:
+        self.scheduler.tick()
+        self.sagas.tick()
+
+    async def ingest(self, key: str, payload: Any) -> int:
+        return await self.scheduler.ingest(key, payload)
+
+    # lookups and views ------------------------------------------------------------------------------------
+    def stage(self, name: str) -> StageRuntime:
+        st = self.by_name.get(name)
+        if st is None:
+            raise NotFoundError(f"stage {name!r} not found in pipeline {self.name!r}",
+                                detail={"pipeline": self.name, "stage": name})
+        return st
+
+    def dlq_count(self, stage: str | None = None) -> int:
+        return self.store.dlq_count(self.name, stage)
+
+    def view(self) -> m.Pipeline:
+        per_stage = self.store.dlq_count_by_stage(self.name)
+        by_status = self.store.saga_count_by_status(self.name)
+        return m.Pipeline(
+            name=self.name,
+            stages=[st.view(per_stage.get(st.name, 0)) for st in self.stages],
+            input_offset=self.next_offset,
+            dlq_size=sum(per_stage.values()),
+            sagas_in_flight=sum(by_status.get(s, 0) for s in ("running", "compensating", "stuck")),
+            sagas_by_status=by_status,
+            driver="http",
+            details={"saga_definitions": sorted(self.spec.sagas)},
+        )
+
+    # stage verbs ----------------------------------------------------------------------------------------
+    def _check_version(self, st: StageRuntime, if_match: int | None) -> None:
+        if if_match is not None and if_match != st.version:
+            raise StaleVersionError(
+                f"stage {st.name!r} changed since you read it: it is now {st.state} with parallelism "
+                f"{st.parallelism} (version {st.version}, you sent {if_match}); nothing was changed",
+                hint="re-read the stage and retry",
+                detail={"current_version": st.version, "current": st.view().to_dict()},
+            )
+
+    def _preview(self, st: StageRuntime, **changes: Any) -> m.Stage:
+        view = st.view()
+        for k, v in changes.items():
+            setattr(view, k, v)
+        view.details["dry_run"] = True
+        return view
+
+    def pause(self, name: str, until: datetime | None = None, *, if_match: int | None = None,
+              dry_run: bool = False) -> m.Stage:
+        st = self.stage(name)
+        self._check_version(st, if_match)
+        until_ts = to_ts(until)
+        if until_ts is not None and until_ts <= now():
+            raise UnprocessableError("'until' must be in the future", detail={"until": m.format_time(until)})
+        if dry_run:
+            return self._preview(st, state="paused", paused_until=until)
+        if st.state != "paused" or st.paused_until != until_ts:
+            st.change(state="paused", paused_until=until_ts, note="paused by operator")
+        return st.view()
+
+    def resume(self, name: str, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
+        st = self.stage(name)
+        self._check_version(st, if_match)
+        if dry_run:
+            return self._preview(st, state="running", paused_until=None)
+        if st.state != "running":
+            st.change(state="running")
+        return st.view()
+
+    def drain(self, name: str, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
+        st = self.stage(name)
+        self._check_version(st, if_match)
+        if dry_run:
+            return self._preview(st, state=st.state if st.state == "paused" else "draining")
+        if st.state == "running":
+            st.change(state="draining")
+        return st.view()
+
+    def scale(self, name: str, parallelism: int, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
+        st = self.stage(name)
+        lo, hi = st.spec.min_parallelism, st.spec.max_parallelism
+        if not lo <= parallelism <= hi:
+            raise UnprocessableError(f"parallelism {parallelism} is outside [{lo}, {hi}] for stage {name!r}",
+                                     detail={"min_parallelism": lo, "max_parallelism": hi, "parallelism": parallelism})
+        self._check_version(st, if_match)
+        if dry_run:
+            return self._preview(st, parallelism=parallelism)
+        if parallelism != st.parallelism:
+            st.change(parallelism=parallelism)
+        return st.view()
+
+    # DLQ -----------------------------------------------------------------------------------------------
+    def _dlq_query(self, f: m.DLQFilter) -> DLQQuery:
+        seqs = None
+        if f.ids:
+            seqs = tuple(-1 if seq is None else seq for seq in map(parse_dlq_id, f.ids))
+        return DLQQuery(self.name, seqs=seqs, stage=f.stage or None, error_kind=f.error_kind or None,
+                        since=to_ts(f.since) if f.since else None, until=to_ts(f.until) if f.until else None)
+
+    def dlq_list(self, f: m.DLQFilter, page_size: int, page_token: str | None) -> tuple[list[m.DLQItem], str | None, int]:
+        q = self._dlq_query(f)
+        total = self.store.dlq_total(q)
+        rows = self.store.dlq_rows(q, after=decode_token(page_token), limit=page_size + 1)
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        token = encode_token(rows[-1]["seq"]) if more and rows else None
+        return [dlq_item(r) for r in rows], token, total
+
+    def dlq_get(self, item_id: str) -> m.DLQItem:
+        seq = parse_dlq_id(item_id)
+        row = None if seq is None else self.store.dlq_row(self.name, seq)
+        if row is None:
+            raise NotFoundError(f"DLQ item {item_id!r} not found in pipeline {self.name!r}")
+        return dlq_item(row)
+
+    def _dlq_select(self, f: m.DLQFilter) -> tuple[list[Any], dict[str, str]]:
+        if f.is_empty():
+            raise UsageError("select DLQ items with ids, all, or at least one filter (stage, error_kind, since, until)")
+        if f.stage:
+            self.stage(f.stage)
+        if f.error_kind and f.error_kind not in m.ERROR_KINDS:
+            raise UsageError(f"unknown error kind {f.error_kind!r}", detail={"allowed": list(m.ERROR_KINDS)})
+        rows = self.store.dlq_rows(self._dlq_query(f), limit=10000)
+        found = {dlq_id(r["seq"]) for r in rows}
+        missing = {i: "not found" for i in f.ids if i not in found}
+        return rows, missing
+
+    def dlq_redrive(self, f: m.DLQFilter, dry_run: bool = False) -> m.BulkResult:
+        rows, failed = self._dlq_select(f)
+        result = m.BulkResult(action="redrive", pipeline=self.name, dry_run=dry_run,
+                              matched=[dlq_id(r["seq"]) for r in rows], failed=dict(failed))
+        if dry_run:
+            return result
+        for r in rows:
+            st = self.by_name.get(r["stage"])
+            if st is None:
+                result.failed[dlq_id(r["seq"])] = f"stage {r['stage']!r} no longer exists"
+                continue
+            first_seen = r["first_seen"]  # if it fails again, its DLQ entry keeps the original first sighting
+            # Accept into the stage and leave the DLQ in one transaction: never in both, never in neither.
+            with self.store.tx():
+                wid = self.store.add_work(self.name, st.name, r["key"], r["offset"], r["payload"], "redrive", first_seen)
+                self.store.drop_dead_letters([r["seq"]])
+            self.scheduler.admit(st, Work(wid, r["key"], r["offset"], loads(r["payload"]), "redrive", first_seen))
+            result.succeeded.append(dlq_id(r["seq"]))
+        return result
+
+    def dlq_purge(self, f: m.DLQFilter, dry_run: bool = False) -> m.BulkResult:
+        rows, failed = self._dlq_select(f)
+        ids = [dlq_id(r["seq"]) for r in rows]
+        result = m.BulkResult(action="purge", pipeline=self.name, dry_run=dry_run, matched=ids, failed=failed)
+        if not dry_run:
+            with self.store.tx():
+                self.store.drop_dead_letters([r["seq"] for r in rows])
+            result.succeeded = ids
+        return result
+
+    # replay ---------------------------------------------------------------------------------------------
+    def _replay_range(self, req: m.ReplayRequest) -> tuple[int, int]:
+        offsets = req.from_offset is not None or req.to_offset is not None
+        times = req.from_time is not None or req.to_time is not None
+        if offsets == times:
+            raise UsageError("give a replay range by offsets (from_offset, to_offset) or by times (from_time, to_time)")
+        if offsets:
+            if req.from_offset is None or req.to_offset is None:
+                raise UsageError("an offset range needs both from_offset and to_offset")
+            if req.from_offset < 0 or req.to_offset <= req.from_offset:
+                raise UnprocessableError("to_offset must be greater than from_offset, and offsets are >= 0",
+                                         detail={"from_offset": req.from_offset, "to_offset": req.to_offset})
+            return max(0, req.from_offset), min(req.to_offset, self.next_offset)
+        if req.from_time is None or req.to_time is None:
+            raise UsageError("a time range needs both from_time and to_time")
+        a, b = to_ts(req.from_time), to_ts(req.to_time)
+        if b <= a:  # type: ignore[operator]
+            raise UnprocessableError("to_time must be after from_time")
+
+        def first_at(ts: float) -> int:
+            off = self.store.first_offset_at(self.name, ts)
+            return self.next_offset if off is None else off
+
+        return first_at(a), first_at(b)  # type: ignore[arg-type]
+
+    def replay_start(self, req: m.ReplayRequest) -> m.ReplayJob:
+        stage = self.stage(req.stage) if req.stage else self.stages[0]
+        start, end = self._replay_range(req)
+        end = max(start, end)
+        total, done = self.store.count_inputs(self.name, start, end, self.stages[-1].name)
+        t = now()
+        job_id = ("plan-" if req.dry_run else "replay-") + uuid.uuid4().hex[:12]
+        row = dict(id=job_id, pipeline=self.name, stage=stage.name, state="planned" if req.dry_run else "pending",
+                   from_offset=req.from_offset, to_offset=req.to_offset, from_time=to_ts(req.from_time),
+                   to_time=to_ts(req.to_time), start_offset=start, end_offset=end, cursor=start, total=total,
+                   replayed=0, skipped=done if req.dry_run else 0, created_at=t, finished_at=None, error=None)
+        if req.dry_run:
+            return replay_job(row)
+        with self.store.tx():
+            self.store.add_replay(row)
+        self._spawn_replay(job_id)
+        return replay_job(row)
+
+    def _spawn_replay(self, job_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._run_replay(job_id), name=f"replay {job_id}")
+        self.replays[job_id] = task
+        task.add_done_callback(lambda _t: self.replays.pop(job_id, None))
+
+    async def _run_replay(self, job_id: str) -> None:
+        """Feed the range into its stage, one committed step per item, so progress survives a crash."""
+        store = self.store
+        job = store.replay_row(job_id)
+        st = self.by_name.get(job["stage"]) if job else None
+        if job is None or st is None:
+            return
+        last = self.stages[-1].name
+        with store.tx():
+            store.set_replay_state(job_id, "running", only_from="pending")
+        cursor = job["cursor"]
+        try:
+            while rows := store.inputs(self.name, cursor, job["end_offset"], 100):
+                for r in rows:
+                    done = store.is_applied(self.name, last, r["key"])
+                    if not done:
+                        await st.wait_room()
+                    if store.replay_state(job_id) != "running":
+                        return
+                    cursor = r["offset"] + 1
+                    t = now()
+                    with store.tx():
+                        if done:
+                            store.advance_replay(job_id, cursor, skipped=1)
+                        else:
+                            wid = store.add_work(self.name, st.name, r["key"], r["offset"], r["payload"], "replay", t)
+                            store.advance_replay(job_id, cursor, replayed=1)
+                    if not done:
+                        self.scheduler.admit(st, Work(wid, r["key"], r["offset"], loads(r["payload"]), "replay", t))
+                    await asyncio.sleep(0)
+            with store.tx():
+                store.set_replay_state(job_id, "completed", only_from="running", finished_at=now())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("replay %s failed", job_id)
+            with store.tx():
+                store.set_replay_state(job_id, "failed", finished_at=now(), error=type(exc).__name__)
+
+    def replay_get(self, job_id: str) -> m.ReplayJob:
+        row = self.store.replay_row(job_id, self.name)
+        if row is None:
+            raise NotFoundError(f"replay job {job_id!r} not found in pipeline {self.name!r}")
+        return replay_job(row)
+
+    def replay_list(self) -> list[m.ReplayJob]:
+        return [replay_job(r) for r in self.store.replay_rows(self.name)]
+
+    def replay_cancel(self, job_id: str) -> m.ReplayJob:
+        job = self.replay_get(job_id)
+        if job.state not in ("pending", "running"):
+            raise ConflictError(f"replay job {job_id!r} is {job.state}; only pending or running jobs can be cancelled",
+                                detail={"state": job.state})
+        with self.store.tx():
+            self.store.set_replay_state(job_id, "cancelled", finished_at=now())
+        task = self.replays.pop(job_id, None)
+        if task is not None:
+            task.cancel()
+        return self.replay_get(job_id)
