@@ -373,3 +373,52 @@ class BlackHole:
         for filler in self._fillers:
             filler.close()
         self._server.close()
+
+
+class WorkerProcess:
+    """A consumer process a test starts, and the log of what it did (one JSON object per line).
+
+    The worker script writes `{"action": ..., ...}` lines to `out` (`ready` once it consumes,
+    `processed` with an `id` per item...); tests read them to count what really happened.
+    Its stderr goes to `<out>.stderr` (a pipe nobody reads would fill up and stall it).
+    """
+
+    def __init__(self, argv: list[str], out: Path, *, env: dict[str, str] | None = None,
+                 ready: bool = True, ready_timeout: float = 20.0) -> None:
+        self.out = Path(out)
+        self.stderr_path = self.out.with_name(self.out.name + ".stderr")
+        with open(self.stderr_path, "ab") as stderr:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr,
+                                         env={**os.environ, **(env or {})})
+        if ready:
+            self.wait_for(lambda rows: any(r["action"] == "ready" for r in rows), timeout=ready_timeout)
+
+    def rows(self, action: str | None = None) -> list[dict[str, Any]]:
+        if not self.out.exists():
+            return []
+        rows = [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
+        return [r for r in rows if action is None or r["action"] == action]
+
+    def processed_ids(self) -> list[str]:
+        return [r["id"] for r in self.rows("processed")]
+
+    def wait_for(self, predicate: Any, timeout: float = 20.0) -> list[dict[str, Any]]:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            rows = self.rows()
+            if predicate(rows):
+                return rows
+            if self.proc.poll() is not None:
+                tail = self.stderr_path.read_text(errors="replace")[-2000:]
+                raise AssertionError(f"worker exited ({self.proc.returncode}): {tail}")
+            time.sleep(0.05)
+        raise AssertionError(f"condition not met in {timeout}s; worker log tail: {self.rows()[-5:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)

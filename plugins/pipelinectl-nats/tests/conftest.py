@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pipelinectl.testing import free_port
+from pipelinectl.testing import WorkerProcess, free_port
 
 HERE = Path(__file__).parent
 SERVER_BIN = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
@@ -142,46 +142,14 @@ def admin(server):
     a.close()
 
 
-class Worker:
+class Worker(WorkerProcess):
     """A worker process (tests/worker.py) and the log of what it did."""
 
     def __init__(self, url: str, stream: str, consumer: str, out: Path, delay: float = 0.0, fix_file: Path | None = None):
-        self.out = out
         args = [sys.executable, str(HERE / "worker.py"), url, stream, consumer, str(out), "--delay", str(delay)]
         if fix_file:
             args += ["--fix-file", str(fix_file)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.wait_for(lambda rows: any(r["action"] == "ready" for r in rows), timeout=15)
-
-    def rows(self, action: str | None = None) -> list[dict]:
-        if not self.out.exists():
-            return []
-        rows = [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
-        return [r for r in rows if action is None or r["action"] == action]
-
-    def processed_ids(self) -> list[str]:
-        return [r["id"] for r in self.rows("processed")]
-
-    def wait_for(self, predicate, timeout: float = 15.0) -> list[dict]:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            rows = self.rows()
-            if predicate(rows):
-                return rows
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited: {self.proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.05)
-        raise AssertionError(f"condition not met in {timeout}s; worker log tail: {self.rows()[-5:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
+        super().__init__(args, out, ready_timeout=15)
 
 @pytest.fixture
 def server_factory(tmp_path):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pipelinectl_rabbitmq.testing import RabbitNode, available
+
+from pipelinectl.testing import WorkerProcess
 
 HERE = Path(__file__).parent
 
@@ -103,48 +103,15 @@ def admin(rabbit):
     a.close()
 
 
-class Worker:
+class Worker(WorkerProcess):
     """A worker process (tests/worker.py) and the log of what it did."""
 
     def __init__(self, url: str, queue: str, out: Path, *, ready: bool = True, **options: Any) -> None:
-        self.out = out
         args = [sys.executable, str(HERE / "worker.py"), url, queue, str(out)]
         for key, value in options.items():
             flag = "--" + key.replace("_", "-")
             args += [flag] if value is True else [flag, str(value)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if ready:
-            self.wait_for(lambda rows: any(r["action"] == "ready" for r in rows), timeout=20)
-
-    def rows(self, action: str | None = None) -> list[dict]:
-        if not self.out.exists():
-            return []
-        rows = [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
-        return [r for r in rows if action is None or r["action"] == action]
-
-    def processed_ids(self) -> list[str]:
-        return [r["id"] for r in self.rows("processed")]
-
-    def wait_for(self, predicate, timeout: float = 20.0) -> list[dict]:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            rows = self.rows()
-            if predicate(rows):
-                return rows
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited: {self.proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.05)
-        raise AssertionError(f"condition not met in {timeout}s; worker log tail: {self.rows()[-5:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
+        super().__init__(args, out, ready=ready)
 
 @pytest.fixture
 def workers(rabbit):

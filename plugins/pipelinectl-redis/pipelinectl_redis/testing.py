@@ -7,16 +7,13 @@ stopped by PID); `Worker` runs a consumer script and reads the JSON lines it log
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from pipelinectl.testing import ServerProcess, free_port
+from pipelinectl.testing import ServerProcess, WorkerProcess, free_port
 
 REDIS_SERVER = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
 
@@ -35,51 +32,18 @@ def start_redis(root: Path, *extra: str, persist: bool = False, name: str = "red
     return server.start()
 
 
-class Worker:
+class Worker(WorkerProcess):
     """A consumer process (tests/worker.py) and the log of what it did."""
 
     def __init__(self, script: Path, url: str, stream: str, group: str, out: Path, consumer: str = "w1",
                  delay: float = 0.0,
                  fix_file: Path | None = None, env: dict[str, str] | None = None,
                  extra: tuple[str, ...] = ()) -> None:
-        self.out = out
         args = [sys.executable, str(script), url, stream, group, consumer, str(out), "--delay", str(delay),
                 *extra]
         if fix_file:
             args += ["--fix-file", str(fix_file)]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env={**os.environ, **(env or {})})
-        self.wait_for(lambda rows: any(r["action"] == "ready" for r in rows))
-
-    def rows(self, action: str | None = None) -> list[dict[str, Any]]:
-        if not self.out.exists():
-            return []
-        rows = [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
-        return [r for r in rows if action is None or r["action"] == action]
-
-    def processed_ids(self) -> list[str]:
-        return [r["id"] for r in self.rows("processed")]
-
-    def wait_for(self, predicate, timeout: float = 20.0) -> list[dict]:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            rows = self.rows()
-            if predicate(rows):
-                return rows
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited: {self.proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.05)
-        raise AssertionError(f"condition not met in {timeout}s; worker log tail: {self.rows()[-5:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
+        super().__init__(args, out, env=env)
 
 def make_driver(url: str, pipeline: str | None = None, timeout: float = 10.0, token: str | None = None, **settings):
     from pipelinectl.plugin_api import Connection
