@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -18,6 +19,14 @@ def _snapshot(admin, stream: str) -> tuple:
     return admin.xlen(stream), admin.xinfo_stream(stream)["last-generated-id"], groups, dedupe
 
 
+def _settled(admin, stream: str, timeout: float = 10.0) -> None:
+    """Until every group has acked what it read: a worker logs an entry just before its XACK."""
+    deadline = time.monotonic() + timeout
+    while any(g["pending"] for g in admin.xinfo_groups(stream)):
+        assert time.monotonic() < deadline, f"{stream}: entries still pending after {timeout}s"
+        time.sleep(0.02)
+
+
 def _consume(admin, stream: str, group: str, n: int) -> None:
     got = admin.xreadgroup(group, "c1", {stream: ">"}, count=n)
     admin.xack(stream, group, *[entry_id for entry_id, _ in got[0][1]])
@@ -29,6 +38,7 @@ def test_rewind_when_the_range_reaches_the_last_delivered_entry(admin, driver_fo
     worker = workers("rp1:in", "parse", tmp_path / "w.jsonl")
     ids = add_entries(admin, "rp1:in", 8)
     worker.wait_for(lambda rows: len(worker.processed_ids()) == 8)
+    _settled(admin, "rp1:in")
     driver = driver_for("rp1")
     before = _snapshot(admin, "rp1:in")
 
@@ -57,6 +67,7 @@ def test_republish_when_the_range_ends_before_it_and_never_twice(admin, driver_f
     ids = add_entries(admin, "rp2:in", 10)
     worker.wait_for(lambda rows: len(worker.processed_ids()) == 10)
     auditor.wait_for(lambda rows: len(auditor.processed_ids()) == 10)
+    _settled(admin, "rp2:in")
     driver = driver_for("rp2")
     before = _snapshot(admin, "rp2:in")
 
