@@ -13,7 +13,7 @@ first-party plugins import nothing else.
 - Reaching the engine: `retry`/`aretry` (the retry policy every driver shares),
   `HttpApi` (a JSON-over-HTTP client with TLS, auth, tracing and error mapping),
   `connect_timeout`, `ssl_context`, `register_secret` (a credential the driver read
-  itself is then redacted everywhere).
+  itself is then redacted everywhere), `display_url` (a URL without its credentials).
 - Command groups: `current_session()` and `plane_for(driver)` (the session of this run
   and its driver), `mutate` (call + audit line), `dry_run_note`, `say`, the shared
   options (`yes_option`, `dry_run_option`, `pipeline_option`), `parse_duration`.
@@ -67,7 +67,7 @@ from .model import (
     parse_time,
 )
 from .plane import Capability, Connection, ControlPlane, DriverFactory, UnsupportedVerbs
-from .redact import redact, register_secret
+from .redact import display_url, redact, register_secret
 from .transport import UNREACHABLE_WITHIN, Backoff, HttpApi, aretry, connect_timeout, retry, ssl_context
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ __all__ = [
     "PermissionDeniedError", "Pipeline", "PipelinectlError", "ReplayJob", "ReplayRequest", "Resource", "Saga",
     "SagaEvent", "SagaFilter", "SagaStep", "Stage", "StaleVersionError", "ThrottledError",
     "UnauthenticatedError", "UnavailableError", "UnreachableError", "UnsupportedError", "UnsupportedVerbs",
-    "UsageError", "aretry", "connect_timeout", "current_session", "error_class_for_status", "format_time",
+    "UsageError", "aretry", "connect_timeout", "current_session", "display_url", "error_class_for_status", "format_time",
     "from_canonical", "parse_time", "plane_for", "redact", "register_secret", "retry", "ssl_context",
     *_LAZY,
 ]

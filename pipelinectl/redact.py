@@ -62,3 +62,25 @@ def redact(text: str) -> str:
     for pattern in _PATTERNS:
         text = pattern.sub(_replace, text)
     return text
+
+
+def display_url(url: str, default_scheme: str | None = None) -> str:
+    """The URL, or a comma-separated server list, without any user:password@ part: safe to print.
+
+    `default_scheme` is put before a bare `host:port` (NATS accepts those in a server list).
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    shown = []
+    for part in url.split(","):
+        part = part.strip()
+        if default_scheme and "://" not in part:
+            part = f"{default_scheme}://{part}"
+        split = urlsplit(part)
+        host = split.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if split.port:
+            host = f"{host}:{split.port}"
+        shown.append(urlunsplit((split.scheme, host, split.path, "", "")))
+    return ",".join(shown)

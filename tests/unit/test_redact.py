@@ -109,3 +109,11 @@ def test_bearer_credentials_in_a_quoted_literal_are_redacted_to_its_end(text, go
 )
 def test_placeholders_are_left_as_they_are(text):
     assert redact(text) == text
+
+
+def test_display_url_drops_credentials_from_a_url_and_a_server_list():
+    from pipelinectl.redact import display_url
+
+    assert display_url("rediss://user:pw@h:6380/2") == "rediss://h:6380/2"
+    assert display_url("amqp://u:p@[::1]:5672/vh") == "amqp://[::1]:5672/vh"
+    assert display_url("u:p@a:4222, tls://tok@b:4223", default_scheme="nats") == "nats://a:4222,tls://b:4223"

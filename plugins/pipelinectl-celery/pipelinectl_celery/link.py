@@ -33,6 +33,7 @@ from pipelinectl.plugin_api import (
     UnreachableError,
     UsageError,
     connect_timeout,
+    display_url,
     register_secret,
     retry,
 )
@@ -47,14 +48,6 @@ READ_COMMANDS = frozenset({"ping", "active_queues", "stats", "active", "reserved
                            "revoked", "query_task", "report", "clock", "conf"})
 RETRY_BACKOFF = Backoff(base=0.1, cap=1.0)
 
-
-def display_url(url: str) -> str:
-    """The URL without any user:password@ part, safe to print."""
-    split = urlsplit(url)
-    host = split.hostname or ""
-    if split.port:
-        host = f"{host}:{split.port}"
-    return urlunsplit((split.scheme, host, split.path, "", ""))
 
 
 def check_url(url: str, what: str) -> None:

@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from pipelinectl.plugin_api import (
     UNREACHABLE_WITHIN,
@@ -40,6 +39,7 @@ from pipelinectl.plugin_api import (
     UsageError,
     aretry,
     connect_timeout,
+    display_url,
     register_secret,
 )
 
@@ -65,18 +65,6 @@ STREAM_NOT_FOUND = 10059
 CONSUMER_NOT_FOUND = 10014
 JS_NOT_ENABLED = 10076
 
-
-def display_url(url: str) -> str:
-    """The server list without any user:password@ part, safe to print."""
-    shown = []
-    for part in url.split(","):
-        part = part.strip()
-        split = urlsplit(part if "://" in part else f"nats://{part}")
-        host = split.hostname or ""
-        if split.port:
-            host = f"{host}:{split.port}"
-        shown.append(urlunsplit((split.scheme, host, split.path, "", "")))
-    return ",".join(shown)
 
 
 def decode_headers(raw: bytes | None) -> dict[str, str]:
@@ -110,7 +98,7 @@ class Link:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.url = display_url(connection.url)
+        self.url = display_url(connection.url, default_scheme="nats")
         self.deadline = float(connection.timeout or 30.0)
         self.request_timeout = float(connection.settings.get("request_timeout", min(5.0, self.deadline)))
         self.connect_timeout = connect_timeout(connection)

@@ -28,6 +28,7 @@ from pipelinectl.plugin_api import (
     UnreachableError,
     UsageError,
     connect_timeout,
+    display_url,
     register_secret,
     retry,
     ssl_context,
@@ -38,16 +39,6 @@ T = TypeVar("T")
 RETRY_BACKOFF = Backoff(base=0.1, cap=2.0)
 DEFAULT_REQUEST_TIMEOUT = 5.0
 
-
-def display_url(url: str) -> str:
-    """The URL without any user:password@ part, safe to print."""
-    split = urlsplit(url)
-    host = split.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if split.port:
-        host = f"{host}:{split.port}"
-    return urlunsplit((split.scheme, host, split.path, "", ""))
 
 
 def tls_options(connection: Connection) -> dict[str, Any]:
