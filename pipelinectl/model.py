@@ -219,6 +219,36 @@ class DLQItem(Resource):
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def payload_view(data: bytes, limit: int | None = None, content_type: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """A message body as a DLQItem shows it: JSON as an object, UTF-8 as text, anything else base64.
+
+    The second value goes into the item's `details`: `payload_size` (bytes), `payload_encoding`
+    (json, utf-8 or base64) and `payload_truncated` when only the first `limit` characters are kept.
+    """
+    info: dict[str, Any] = {"payload_size": len(data)}
+    try:
+        text = data.decode("utf-8")
+        info["payload_encoding"] = "utf-8"
+    except UnicodeDecodeError:
+        import base64
+
+        text = base64.b64encode(data).decode()
+        info["payload_encoding"] = "base64"
+    if limit is not None and len(text) > limit:
+        info["payload_truncated"] = True
+        return text[:limit], info
+    if info["payload_encoding"] == "utf-8" and (text.startswith(("{", "[")) or content_type == "application/json"):
+        import json
+
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return text, info
+        info["payload_encoding"] = "json"
+        return parsed, info
+    return text, info
+
+
 @dataclass(kw_only=True)
 class DLQFilter(Resource):
     """Which DLQ items: explicit ids, or every item matching the filters."""

@@ -65,6 +65,7 @@ from .model import (
     Stage,
     format_time,
     parse_time,
+    payload_view,
 )
 from .plane import Capability, Connection, ControlPlane, DriverFactory, UnsupportedVerbs
 from .redact import display_url, redact, register_secret
@@ -126,6 +127,6 @@ __all__ = [
     "SagaEvent", "SagaFilter", "SagaStep", "Stage", "StaleVersionError", "ThrottledError",
     "UnauthenticatedError", "UnavailableError", "UnreachableError", "UnsupportedError", "UnsupportedVerbs",
     "UsageError", "aretry", "connect_timeout", "current_session", "display_url", "error_class_for_status", "format_time",
-    "from_canonical", "parse_time", "plane_for", "redact", "register_secret", "retry", "ssl_context",
+    "from_canonical", "parse_time", "payload_view", "plane_for", "redact", "register_secret", "retry", "ssl_context",
     *_LAZY,
 ]

@@ -39,6 +39,7 @@ from pipelinectl.plugin_api import (
     UsageError,
     format_time,
     parse_time,
+    payload_view,
 )
 
 from . import dlq
@@ -82,29 +83,6 @@ def republish_headers(headers: dict[str, str], msg_id: str, origin_header: str, 
     kept[origin_header] = origin
     return kept
 
-
-def _payload_view(data: bytes, limit: int | None) -> tuple[Any, dict[str, Any]]:
-    """Payload for display: text (or JSON text) when it decodes, base64 otherwise."""
-    info: dict[str, Any] = {"payload_size": len(data)}
-    try:
-        text = data.decode("utf-8")
-        info["payload_encoding"] = "utf-8"
-    except UnicodeDecodeError:
-        import base64
-
-        text = base64.b64encode(data).decode()
-        info["payload_encoding"] = "base64"
-    if limit is not None and len(text) > limit:
-        info["payload_truncated"] = True
-        return text[:limit], info
-    if info["payload_encoding"] == "utf-8" and text.startswith(("{", "[")):
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            return text, info
-        info["payload_encoding"] = "json"
-        return parsed, info
-    return text, info
 
 
 def _default_progress(what: str, done: int, total: int) -> None:
@@ -665,7 +643,7 @@ class NatsControlPlane(UnsupportedVerbs):
             details["original"] = "present"
             details["subject"] = original["subject"]
             details["original_time"] = format_time(original["time"])
-            payload, info = _payload_view(original["data"], preview)
+            payload, info = payload_view(original["data"], preview)
             details.update(info)
             headers = original["headers"]
         return DLQItem(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pipelinectl_nats import dlq
-from pipelinectl_nats.driver import _payload_view, _stage_subjects, config_version, republish_headers
+from pipelinectl_nats.driver import _stage_subjects, config_version, republish_headers
 from pipelinectl_nats.link import ApiError, Link, api_error, decode_headers
 
 from pipelinectl.plugin_api import (
@@ -50,14 +50,6 @@ def test_advisory_parsing_uses_the_subject_when_the_body_is_odd():
     assert full.time.isoformat() == "2026-01-02T03:04:05.123456+00:00"
     assert dlq.stream_subjects(["A"]) == ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.A.*",
                                           "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.A.*"]
-
-
-def test_payload_view():
-    assert _payload_view(b'{"a": 1}', 512) == ({"a": 1}, {"payload_size": 8, "payload_encoding": "json"})
-    text, info = _payload_view(b"x" * 600, 512)
-    assert len(text) == 512 and info["payload_truncated"] and info["payload_encoding"] == "utf-8"
-    binary, info = _payload_view(b"\xff\x00", None)
-    assert binary == "/wA=" and info["payload_encoding"] == "base64"
 
 
 def test_stage_subjects_setting():

@@ -10,7 +10,6 @@ and body). Identical messages dead-lettered in the same second get `~2`, `~3` in
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -150,29 +149,6 @@ def describe(letter: Letter) -> str:
     return (f"{latest.get('reason')} in queue {latest.get('queue')} "
             f"({letter.count}x dead-lettered; exchange {latest.get('exchange')!r}, routing keys {keys or '-'})")
 
-
-def payload_view(data: bytes, content_type: str | None, limit: int | None) -> tuple[Any, dict[str, Any]]:
-    """The body for display: JSON as an object, text as text, anything else base64."""
-    info: dict[str, Any] = {"payload_size": len(data)}
-    try:
-        text = data.decode("utf-8")
-        info["payload_encoding"] = "utf-8"
-    except UnicodeDecodeError:
-        import base64
-
-        text = base64.b64encode(data).decode()
-        info["payload_encoding"] = "base64"
-    if limit is not None and len(text) > limit:
-        info["payload_truncated"] = True
-        return text[:limit], info
-    if info["payload_encoding"] == "utf-8" and (text.startswith(("{", "[")) or content_type == "application/json"):
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            return text, info
-        info["payload_encoding"] = "json"
-        return parsed, info
-    return text, info
 
 
 def properties_view(properties: Any) -> dict[str, Any]:

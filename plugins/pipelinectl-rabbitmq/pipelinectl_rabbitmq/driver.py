@@ -45,6 +45,7 @@ from pipelinectl.plugin_api import (
     UnsupportedVerbs,
     UsageError,
     format_time,
+    payload_view,
     retry,
 )
 
@@ -581,7 +582,7 @@ class RabbitControlPlane(UnsupportedVerbs):
 
     def _item(self, vhost: str, letter: dlq.Letter, preview: int | None) -> DLQItem:
         headers = letter.headers
-        payload, info = dlq.payload_view(letter.body, letter.properties.content_type, preview)
+        payload, info = payload_view(letter.body, preview, letter.properties.content_type)
         shown_headers = {k: v if isinstance(v, str) else json.dumps(dlq.plain(v), default=str)
                          for k, v in ((k, dlq.plain(v)) for k, v in headers.items()) if not k.startswith("x-death")}
         details = {

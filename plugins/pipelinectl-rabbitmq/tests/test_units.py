@@ -51,13 +51,6 @@ def test_dlq_ids_are_stable_and_tell_identical_messages_apart():
     assert "rejected in queue orders (2x dead-lettered" in dlq.describe(a)
 
 
-def test_payload_view():
-    assert dlq.payload_view(b'{"a": 1}', None, None)[0] == {"a": 1}
-    text, info = dlq.payload_view(b"x" * 600, None, 512)
-    assert len(text) == 512 and info["payload_truncated"]
-    assert dlq.payload_view(b"\xff\xfe", None, None)[1]["payload_encoding"] == "base64"
-
-
 def test_stage_state_round_trips_through_queue_arguments():
     until = datetime.now(UTC) + timedelta(hours=1)
     state = StageState(paused=True, until=until.replace(microsecond=0), prefetch=7)
