@@ -2,7 +2,8 @@
 
 Public (plugins' tests import it): `CliEnv` runs the installed `pipelinectl` executable
 in an isolated home; `ServerProcess` starts a real engine server on a free port with
-its own data dir and stops it by PID; `free_port`, `wait_for_port`.
+its own data dir and stops it by PID; `free_port`, `wait_for_port`; `make_test_ca` (a
+throwaway CA and a server certificate for TLS tests).
 
 Every CLI run gets its own HOME, XDG config/state/cache dirs and no inherited
 PIPELINECTL_* variables, so tests never read or write the developer's config
@@ -248,6 +249,36 @@ def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0,
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:g}s")
+
+
+@dataclass(frozen=True)
+class TestCertificates:
+    """Files written by `make_test_ca`: the CA to trust, and the server's certificate and key."""
+
+    __test__ = False  # not a pytest test class
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_test_ca(directory: Path, host: str = "127.0.0.1") -> TestCertificates:
+    """A throwaway CA (openssl) and a certificate for `host` (an IP) signed by it, valid two days.
+
+    Tests that need it skip when openssl is missing: `pytest.mark.skipif(shutil.which("openssl") is None, ...)`.
+    """
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    directory.mkdir(parents=True, exist_ok=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=pipelinectl test CA",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}", "-keyout", "server.key", "-out", "server.csr")
+    (directory / "san.ext").write_text(f"subjectAltName=IP:{host}\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", "san.ext", "-out", "server.pem")
+    (directory / "server.key").chmod(0o644)  # a server running as another user (rabbitmq) must read it
+    return TestCertificates(ca=directory / "ca.pem", cert=directory / "server.pem", key=directory / "server.key")
 
 
 class ServerProcess:

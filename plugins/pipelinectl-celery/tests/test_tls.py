@@ -4,14 +4,13 @@ a real worker over TLS is paused and resumed through the control API."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from pipelinectl_celery.testing import WorkerGroup
 
 from pipelinectl.plugin_api import UnavailableError
-from pipelinectl.testing import ServerProcess, free_port
+from pipelinectl.testing import ServerProcess, free_port, make_test_ca
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a test CA")
 
@@ -19,22 +18,13 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs o
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory, redis_binary):
     root = tmp_path_factory.mktemp("tls")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=root)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
-    (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-        "-extfile", "san.ext", "-out", "server.pem")
+    certs = make_test_ca(root)
     port = free_port()
     server = ServerProcess([redis_binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-                            "--dir", str(root), "--save", "", "--tls-cert-file", str(root / "server.pem"),
-                            "--tls-key-file", str(root / "server.key"), "--tls-ca-cert-file", str(root / "ca.pem"),
+                            "--dir", str(root), "--save", "", "--tls-cert-file", str(certs.cert),
+                            "--tls-key-file", str(certs.key), "--tls-ca-cert-file", str(certs.ca),
                             "--tls-auth-clients", "no"], port=port, root=root, name="redis-tls").start()
-    yield f"rediss://127.0.0.1:{port}/0", str(root / "ca.pem")
+    yield f"rediss://127.0.0.1:{port}/0", str(certs.ca)
     server.stop()
 
 

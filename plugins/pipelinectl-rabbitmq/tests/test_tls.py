@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 from pipelinectl_rabbitmq.driver import RabbitControlPlane
 from pipelinectl_rabbitmq.testing import RabbitNode
 
 from pipelinectl.plugin_api import Connection, DLQFilter, UnavailableError
+from pipelinectl.testing import make_test_ca
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a test CA")
 
@@ -17,20 +17,10 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs o
 @pytest.fixture(scope="module")
 def tls_node(tmp_path_factory):
     root = tmp_path_factory.mktemp("tls")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=root)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
-    (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-        "-extfile", "san.ext", "-out", "server.pem")
-    (root / "server.key").chmod(0o644)
-    node = RabbitNode(root / "node", tls=(root / "ca.pem", root / "server.pem", root / "server.key"))
+    certs = make_test_ca(root)
+    node = RabbitNode(root / "node", tls=(certs.ca, certs.cert, certs.key))
     node.start()
-    node.ca = str(root / "ca.pem")
+    node.ca = str(certs.ca)
     yield node
     node.stop()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from dataclasses import astuple
 
 import pytest
 from pipelinectl_redis.link import Link, display_url, tls_options
@@ -18,7 +19,7 @@ from pipelinectl.plugin_api import (
     UnreachableError,
     UsageError,
 )
-from pipelinectl.testing import BlackHole, free_port
+from pipelinectl.testing import BlackHole, free_port, make_test_ca
 
 
 @pytest.fixture(scope="module")
@@ -111,18 +112,6 @@ def test_display_url_and_ssl_settings(tmp_path):
         Link(Connection(url="redis://h/abc", **base)).client()
 
 
-def _make_ca(tmp_path):
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
-    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-        "-extfile", "san.ext", "-out", "server.pem")
-    return tmp_path / "ca.pem", tmp_path / "server.pem", tmp_path / "server.key"
-
 
 def _redis_has_tls() -> bool:
     from pipelinectl_redis.testing import REDIS_SERVER
@@ -136,7 +125,7 @@ def _redis_has_tls() -> bool:
 @pytest.mark.skipif(shutil.which("openssl") is None or not _redis_has_tls(),
                     reason="needs openssl and a redis-server built with TLS")
 def test_tls_is_verified_against_the_context_ca(tmp_path):
-    ca, cert, key = _make_ca(tmp_path)
+    ca, cert, key = astuple(make_test_ca(tmp_path))
     srv = start_redis(tmp_path / "data", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
                       "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no", plain_port=False, name="redis-tls")
     try:

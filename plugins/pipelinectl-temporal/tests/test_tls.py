@@ -9,7 +9,6 @@ import http.server
 import json
 import shutil
 import ssl
-import subprocess
 import threading
 import time
 
@@ -17,12 +16,10 @@ import pytest
 from pipelinectl_temporal.driver import TemporalControlPlane
 
 from pipelinectl.plugin_api import Connection, ExitCode, SagaFilter, UnavailableError
+from pipelinectl.testing import make_test_ca
 
 pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
-
-def _openssl(*args: str, cwd) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +27,7 @@ def https_server(tmp_path_factory):
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
     d = tmp_path_factory.mktemp("tls")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-             "-days", "2", "-subj", "/CN=pipelinectl test CA", cwd=d)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
-             "-subj", "/CN=127.0.0.1", cwd=d)
-    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "srv.pem", "-days", "2", "-extfile", "ext", cwd=d)
+    certs = make_test_ca(d)
     seen: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -54,12 +45,12 @@ def https_server(tmp_path_factory):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(d / "srv.pem", d / "srv.key")
+    context.load_cert_chain(certs.cert, certs.key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"https://127.0.0.1:{server.server_address[1]}", d / "ca.pem", seen
+        yield f"https://127.0.0.1:{server.server_address[1]}", certs.ca, seen
     finally:
         server.shutdown()
 
