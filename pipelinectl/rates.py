@@ -38,12 +38,17 @@ def parse_rate(text: str, option: str = "--rate") -> tuple[float, str]:
     return count, unit
 
 
+def default_burst(per_second: float) -> int:
+    """One second's worth of the rate, at least 1: the burst when none is given."""
+    return max(1, math.ceil(per_second))
+
+
 def rate_limit(rate: str, burst: int | None = None, option: str = "--rate") -> RateLimit:
     """The RateLimit a rate and optional burst mean, in canonical form (`3000/m`, per_second 50.0)."""
     count, unit = parse_rate(rate, option)
     per_second = count / PERIODS[unit]
     if burst is None:
-        burst = max(1, math.ceil(per_second))
+        burst = default_burst(per_second)
     elif isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_BURST:
         raise UsageError(f"--burst must be a whole number from 1 to {MAX_BURST:,}, got {burst!r}")
     return RateLimit(rate=f"{count:g}/{unit}", per_second=per_second, burst=burst)
