@@ -172,3 +172,29 @@ def test_bypass_records_survive_a_restart(tmp_path):
 
     asyncio.run(first())
     asyncio.run(second())
+
+
+def test_the_real_server_keeps_a_limit_and_a_disabled_stage_across_sigkill(tmp_path):
+    import httpx
+
+    from tests.support.server import start_server
+
+    srv = start_server(tmp_path / "one")
+    base = srv.url + "/v1/pipelines/orders/stages/"
+    try:
+        for verb, body in (("limit", {"rate": "3000/m", "burst": 9}), ("disable", {"reason": "crash drill"})):
+            answer = httpx.post(base + f"charge/{verb}" if verb == "limit" else base + f"notify/{verb}", json=body,
+                                headers=srv.headers("operator"), timeout=10)
+            assert answer.status_code == 200, answer.text
+        bad = httpx.post(base + "charge/limit", json={"rate": "0/s"}, headers=srv.headers("operator"), timeout=10)
+        assert bad.status_code == 422 and bad.json()["code"] == "INVALID_ARGUMENT"
+    finally:
+        srv.kill()
+    again = start_server(tmp_path / "two", db=srv.db)
+    try:
+        charge = httpx.get(base.replace(srv.url, again.url) + "charge", headers=again.headers("viewer"), timeout=10).json()
+        notify = httpx.get(base.replace(srv.url, again.url) + "notify", headers=again.headers("viewer"), timeout=10).json()
+        assert charge["rate_limit"] == {"kind": "RateLimit", "rate": "3000/m", "per_second": 50.0, "burst": 9}
+        assert (notify["state"], notify["disabled_reason"]) == ("disabled", "crash drill")
+    finally:
+        again.stop()
