@@ -22,10 +22,11 @@ from .timeparse import format_time, parse_timestamp
 
 T = TypeVar("T", bound="Resource")
 
-StageState = Literal["running", "paused", "draining"]
+StageState = Literal["running", "paused", "draining", "disabled"]
 ErrorKind = Literal["validation", "transient", "persistent", "fatal"]
 ERROR_KINDS: tuple[str, ...] = ("validation", "transient", "persistent", "fatal")
-STAGE_STATES: tuple[str, ...] = ("running", "paused", "draining")
+# `disabled`: the stage is bypassed (items flow on unprocessed, each recorded for `replay --skipped`).
+STAGE_STATES: tuple[str, ...] = ("running", "paused", "draining", "disabled")
 ReplayState = Literal["planned", "pending", "running", "completed", "cancelled", "failed"]
 REPLAY_STATES: tuple[str, ...] = ("planned", "pending", "running", "completed", "cancelled", "failed")
 # What status shows and `wait --for state=` accepts: a running stage whose error rate reaches
@@ -131,6 +132,15 @@ class Resource:
 
 
 @dataclass(kw_only=True)
+class RateLimit(Resource):
+    """A stage's rate limit: a token bucket of `burst` items refilled at `per_second` (pipelinectl.rates)."""
+
+    rate: str  # as the operator wrote it, canonical: "50/s", "3000/m", "1/h"
+    per_second: float
+    burst: int
+
+
+@dataclass(kw_only=True)
 class Stage(Resource):
     """One stage of a pipeline: a worker pool over a bounded queue (or an engine's equivalent)."""
 
@@ -150,6 +160,9 @@ class Stage(Resource):
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     dlq_size: int = 0
     paused_until: datetime | None = None
+    rate_limit: RateLimit | None = None  # None: no limit
+    disabled_reason: str | None = None  # why the stage is disabled (state `disabled`)
+    bypassed: int = 0  # items passed on unprocessed while disabled, not yet replayed (`replay --skipped`)
     version: int = 0  # bumps on every settings change; sent back as If-Match
     details: dict[str, Any] = field(default_factory=dict)  # driver-specific extras
 
@@ -195,6 +208,7 @@ class ReplayJob(Resource):
     created_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+    source: str = "range"  # "range": a range of the input; "skipped": the items the stage bypassed while disabled
 
     @property
     def done(self) -> int:

@@ -116,11 +116,16 @@ COLUMNS: dict[str, list[Column]] = {
         Column("IN-FLIGHT", lambda s: s.in_flight, drop=2),
         Column("QUEUE", _queue, style=_queue_style),
         Column("THROUGHPUT", lambda s: _rate(s.throughput), drop=1),
+        Column("LIMIT", lambda s: s.rate_limit.rate if s.rate_limit else "-", drop=2,
+               wide=lambda s: f"{s.rate_limit.rate} burst {s.rate_limit.burst}" if s.rate_limit else "-",
+               style=lambda s: "bold cyan" if s.rate_limit else ""),
         Column("ERRORS", lambda s: _pct(s.error_rate), style=_errors_style),
         Column("DLQ", lambda s: s.dlq_size, style=lambda s: "yellow" if s.dlq_size else ""),
         Column("PROCESSED", lambda s: s.processed, wide_only=True, drop=5),
         Column("FAILED", lambda s: s.failed, wide_only=True, drop=5),
         Column("ERRORS BY KIND", lambda s: _kinds(s.errors_by_kind), wide_only=True, drop=4),
+        Column("BYPASSED", lambda s: s.bypassed, wide_only=True, drop=5,
+               style=lambda s: "bold magenta" if s.bypassed else ""),
         Column("VERSION", lambda s: s.version, wide_only=True, drop=6),
         Column("PAUSED UNTIL", lambda s: format_time(s.paused_until, timespec="seconds") or "-",
                wide_only=True, drop=4),
@@ -200,7 +205,9 @@ COLUMNS: dict[str, list[Column]] = {
 
 
 def replay_range(job: Any) -> str:
-    """What a replay job covers: `offsets A..B`, or `START..END` in RFC 3339 seconds."""
+    """What a replay job covers: `offsets A..B`, `START..END` in RFC 3339 seconds, or `skipped items`."""
+    if getattr(job, "source", "range") == "skipped":
+        return "skipped items"
     if job.from_offset is not None or job.to_offset is not None:
         return f"offsets {job.from_offset}..{job.to_offset}"
     return f"{format_time(job.from_time, timespec='seconds') or '?'}..{format_time(job.to_time, timespec='seconds') or '?'}"
@@ -212,6 +219,7 @@ STATE_STYLES = {
     "completed": "green",
     "paused": "bold yellow",
     "draining": "bold cyan",
+    "disabled": "bold magenta",
     "planned": "cyan",
     "pending": "dim",
     "compensating": "bold magenta",

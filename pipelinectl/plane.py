@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         DLQItem,
         Pipeline,
         ReplayJob,
+        RateLimit,
         ReplayRequest,
         Saga,
         SagaFilter,
@@ -41,9 +42,12 @@ class Capability(str, Enum):
     RESUME = "resume"
     DRAIN = "drain"
     SCALE = "scale"
+    LIMIT = "limit"
+    DISABLE = "disable"  # disable and enable
     REPLAY = "replay"
     REPLAY_BY_TIME = "replay-by-time"
     REPLAY_JOBS = "replay-jobs"
+    REPLAY_SKIPPED = "replay-skipped"
     DLQ_LIST = "dlq-list"
     DLQ_SHOW = "dlq-show"
     DLQ_REDRIVE = "dlq-redrive"
@@ -103,12 +107,25 @@ class ControlPlane(Protocol):
               expected_version: int | None = None) -> Stage: ...
     def scale(self, pipeline: str, stage: str, parallelism: int, *, dry_run: bool = False,
               expected_version: int | None = None) -> Stage: ...
+    def limit(self, pipeline: str, stage: str, rate: RateLimit | None, *, dry_run: bool = False,
+              expected_version: int | None = None) -> Stage:
+        """Set (None: clear) the stage's rate limit, live."""
+        ...
+    def disable(self, pipeline: str, stage: str, reason: str, *, dry_run: bool = False,
+                expected_version: int | None = None) -> Stage:
+        """Bypass the stage: items flow on unprocessed, each recorded for `replay_skipped`."""
+        ...
+    def enable(self, pipeline: str, stage: str, *, dry_run: bool = False,
+               expected_version: int | None = None) -> Stage: ...
 
     # -- replay -----------------------------------------------------------
     def replay(self, request: ReplayRequest) -> ReplayJob: ...
     def replay_list(self, pipeline: str) -> list[ReplayJob]: ...
     def replay_show(self, pipeline: str, job_id: str) -> ReplayJob: ...
     def replay_cancel(self, pipeline: str, job_id: str) -> ReplayJob: ...
+    def replay_skipped(self, pipeline: str, stage: str, *, dry_run: bool = False) -> ReplayJob:
+        """Process, once, exactly the items `stage` passed on unprocessed while it was disabled."""
+        ...
 
     # -- dead letters -----------------------------------------------------
     def dlq_list(self, selection: DLQFilter, *, page_size: int = 500) -> Iterator[DLQItem]:
@@ -152,7 +169,11 @@ VERB_NAMES: dict[str, str] = {
     "resume": "resume",
     "drain": "drain",
     "scale": "scale",
+    "limit": "limit",
+    "disable": "disable",
+    "enable": "enable",
     "replay": "replay",
+    "replay_skipped": "replay --skipped",
     "replay_list": "replay list",
     "replay_show": "replay show",
     "replay_cancel": "replay cancel",
@@ -201,6 +222,15 @@ class UnsupportedVerbs:
     def scale(self, pipeline, stage, parallelism, **kw):  # type: ignore[no-untyped-def]
         return self._unsupported("scale")
 
+    def limit(self, pipeline, stage, rate, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("limit")
+
+    def disable(self, pipeline, stage, reason, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("disable")
+
+    def enable(self, pipeline, stage, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("enable")
+
     def replay(self, request):  # type: ignore[no-untyped-def]
         return self._unsupported("replay")
 
@@ -212,6 +242,9 @@ class UnsupportedVerbs:
 
     def replay_cancel(self, pipeline, job_id):  # type: ignore[no-untyped-def]
         return self._unsupported("replay_cancel")
+
+    def replay_skipped(self, pipeline, stage, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("replay_skipped")
 
     def dlq_list(self, selection, **kw):  # type: ignore[no-untyped-def]
         return self._unsupported("dlq_list")

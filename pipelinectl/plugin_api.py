@@ -62,12 +62,14 @@ from .model import (
     SagaEvent,
     SagaFilter,
     SagaStep,
+    RateLimit,
     Stage,
     format_time,
     parse_time,
     payload_view,
 )
 from .plane import Capability, Connection, ControlPlane, DriverFactory, UnsupportedVerbs
+from .rates import default_burst, rate_limit
 from .redact import display_url, redact, register_secret
 from .transport import UNREACHABLE_WITHIN, Backoff, HttpApi, aretry, connect_timeout, retry, ssl_context
 
@@ -123,10 +125,11 @@ __all__ = [
     "ERROR_KINDS", "SAGA_STATUSES", "UNREACHABLE_WITHIN", "AbortedError", "AlreadyExistsError", "Backoff", "BatchJob", "BulkResult", "Capability",
     "ConditionNotMetError", "ConflictError", "Connection", "ControlPlane", "DLQFilter", "DLQItem",
     "DeadlineExceededError", "DriverFactory", "ExitCode", "HttpApi", "InternalError", "NotFoundError",
-    "PermissionDeniedError", "Pipeline", "PipelinectlError", "ReplayJob", "ReplayRequest", "Resource", "Saga",
+    "PermissionDeniedError", "Pipeline", "PipelinectlError", "RateLimit", "ReplayJob", "ReplayRequest", "Resource", "Saga",
     "SagaEvent", "SagaFilter", "SagaStep", "Stage", "StaleVersionError", "ThrottledError",
     "UnauthenticatedError", "UnavailableError", "UnreachableError", "UnsupportedError", "UnsupportedVerbs",
-    "UsageError", "aretry", "connect_timeout", "current_session", "display_url", "error_class_for_status", "format_time",
-    "from_canonical", "parse_time", "payload_view", "plane_for", "redact", "register_secret", "retry", "ssl_context",
+    "UsageError", "aretry", "connect_timeout", "current_session", "default_burst", "display_url",
+    "error_class_for_status", "format_time", "from_canonical", "parse_time", "payload_view", "plane_for",
+    "rate_limit", "redact", "register_secret", "retry", "ssl_context",
     *_LAZY,
 ]

@@ -4,11 +4,11 @@ pipelinectl/complete.py reads it at every Tab, so it holds plain literals and im
 """
 
 CHOICES = {
-    'wait-condition': ('state=running', 'state=paused', 'state=draining', 'saga=running', 'saga=compensating', 'saga=completed', 'saga=compensated', 'saga=failed', 'saga=stuck', 'replay=planned', 'replay=pending', 'replay=running', 'replay=completed', 'replay=cancelled', 'replay=failed'),
+    'wait-condition': ('state=running', 'state=paused', 'state=draining', 'state=disabled', 'saga=running', 'saga=compensating', 'saga=completed', 'saga=compensated', 'saga=failed', 'saga=stuck', 'replay=planned', 'replay=pending', 'replay=running', 'replay=completed', 'replay=cancelled', 'replay=failed'),
     'format': ('table', 'wide', 'json', 'yaml', 'jsonl', 'name'),
     'error-kind': ('validation', 'transient', 'persistent', 'fatal'),
     'saga-status': ('running', 'compensating', 'completed', 'compensated', 'failed', 'stuck'),
-    'stage-state': ('running', 'paused', 'draining'),
+    'stage-state': ('running', 'paused', 'draining', 'disabled'),
     'shell': ('bash', 'zsh', 'fish'),
 }
 
@@ -165,8 +165,54 @@ TREE = {
             'variadic': False,
             'commands': {},
         },
+        'limit': {
+            'summary': "Set or clear a stage's rate limit, live",
+            'hidden': False,
+            'options': {
+                '--burst': ('', "Items that may start back to back after a quiet spell (default: one second's worth of the rate, at least 1)"),
+                '--clear': (None, "Remove the stage's rate limit"),
+                '--dry-run': (None, 'Ask the plane what would happen; change nothing'),
+                '-h': (None, 'show the help and exit'),
+                '--help': (None, 'show the help and exit'),
+                '-p': ('pipeline', "Pipeline to act on (default: the context's, or the plane's only pipeline)"),
+                '--pipeline': ('pipeline', "Pipeline to act on (default: the context's, or the plane's only pipeline)"),
+                '--rate': ('', 'Items per second, minute or hour: 50/s, 3000/m, 1/h (more than zero)'),
+            },
+            'args': ['stage'],
+            'variadic': False,
+            'commands': {},
+        },
+        'disable': {
+            'summary': 'Bypass a stage: items flow on unprocessed, recorded',
+            'hidden': False,
+            'options': {
+                '--dry-run': (None, 'Ask the plane what would happen; change nothing'),
+                '-h': (None, 'show the help and exit'),
+                '--help': (None, 'show the help and exit'),
+                '-p': ('pipeline', "Pipeline to act on (default: the context's, or the plane's only pipeline)"),
+                '--pipeline': ('pipeline', "Pipeline to act on (default: the context's, or the plane's only pipeline)"),
+                '--reason': ('', 'Why (required; shown in status beside the state)'),
+            },
+            'args': ['stage'],
+            'variadic': False,
+            'commands': {},
+        },
+        'enable': {
+            'summary': 'Turn a disabled stage back on',
+            'hidden': False,
+            'options': {
+                '--dry-run': (None, 'Ask the plane what would happen; change nothing'),
+                '-h': (None, 'show the help and exit'),
+                '--help': (None, 'show the help and exit'),
+                '-p': ('pipeline', "Pipeline to act on (default: the context's, or the plane's only pipeline)"),
+                '--pipeline': ('pipeline', "Pipeline to act on (default: the context's, or the plane's only pipeline)"),
+            },
+            'args': ['stage'],
+            'variadic': False,
+            'commands': {},
+        },
         'replay': {
-            'summary': 'Replay a range of the input; list, show, cancel replay jobs',
+            'summary': "Replay an input range or a disabled stage's skipped items; list, show, cancel",
             'hidden': False,
             'options': {
                 '--dry-run': (None, 'Ask the plane what would happen; change nothing'),
@@ -178,6 +224,7 @@ TREE = {
                 '--pipeline': ('pipeline', "Pipeline to act on (default: the context's, or the plane's only pipeline)"),
                 '--poll': ('', 'How often --wait looks'),
                 '-s': ('stage', "Replay into this stage (default: the pipeline's first)"),
+                '--skipped': ('', 'Instead of a range: the items STAGE passed on unprocessed while it was disabled, each processed once'),
                 '--stage': ('stage', "Replay into this stage (default: the pipeline's first)"),
                 '--to': ('', 'End of the time range (exclusive): RFC 3339, a date or today/yesterday (midnight UTC), now, or relative (-2h)'),
                 '--to-offset': ('', 'End input offset (exclusive)'),

@@ -28,7 +28,10 @@ COMMANDS: dict[str, CommandSpec] = {
     "drain": CommandSpec("pipelinectl.cli.stage:drain", "Let a stage empty its queue, then pause it", "Control stages"),
     "scale": CommandSpec("pipelinectl.cli.stage:scale", "Set a stage's parallelism, live", "Control stages"),
     "resize": CommandSpec("pipelinectl.cli.stage:scale", "Alias of scale", "Control stages", alias_of="scale"),
-    "replay": CommandSpec("pipelinectl.cli.replay:app", "Replay a range of the input; list, show, cancel replay jobs", "Control stages"),
+    "limit": CommandSpec("pipelinectl.cli.stage:limit", "Set or clear a stage's rate limit, live", "Control stages"),
+    "disable": CommandSpec("pipelinectl.cli.stage:disable", "Bypass a stage: items flow on unprocessed, recorded", "Control stages"),
+    "enable": CommandSpec("pipelinectl.cli.stage:enable", "Turn a disabled stage back on", "Control stages"),
+    "replay": CommandSpec("pipelinectl.cli.replay:app", "Replay an input range or a disabled stage's skipped items; list, show, cancel", "Control stages"),
     # Dead letters and sagas
     "dlq": CommandSpec("pipelinectl.cli.dlq:app", "List, inspect, redrive and purge dead-letter items", "Dead letters and sagas"),
     "saga": CommandSpec("pipelinectl.cli.saga:app", "List and inspect sagas; force-fail, retry or force-complete one", "Dead letters and sagas"),

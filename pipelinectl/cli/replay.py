@@ -1,7 +1,8 @@
-"""Replay a range of a pipeline's input, and manage replay jobs (list, show, cancel).
+"""Replay a range of a pipeline's input, or the items a disabled stage skipped; manage replay jobs.
 
 `pipelinectl replay --from ... --to ...` runs the replay (the group's callback
-does it when no subcommand is given). The plane plans it first (a dry run
+does it when no subcommand is given); `replay --skipped STAGE` feeds the items
+STAGE passed on unprocessed while it was disabled back into it, each once. The plane plans it first (a dry run
 counts the items), the operator confirms that count, and with --wait the
 command follows the job to its end with a progress bar on a TTY. With
 --dry-run -o json|yaml the plan is printed for `apply` (`plan_replay`).
@@ -37,6 +38,8 @@ from pipelinectl.errors import ConditionNotMetError, UsageError
 from pipelinectl.timeparse import format_time
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pipelinectl.cli.session import Session
     from pipelinectl.model import ReplayJob, ReplayRequest
 
@@ -64,6 +67,9 @@ def replay(
     to_offset: int | None = typer.Option(None, "--to-offset", metavar="B", help="End input offset (exclusive)."),
     stage: str | None = typer.Option(None, "--stage", "-s", metavar="STAGE",
                                      help="Replay into this stage (default: the pipeline's first)."),
+    skipped: str | None = typer.Option(None, "--skipped", metavar="STAGE",
+                                       help="Instead of a range: the items STAGE passed on unprocessed while it "
+                                            "was disabled, each processed once."),
     pipeline: str | None = pipeline_option(),
     dry_run: bool = dry_run_option(),
     wait: bool = typer.Option(False, "--wait", help="Follow the job until it ends (progress bar on a terminal)."),
@@ -72,24 +78,31 @@ def replay(
 ) -> None:
     """Replay a range of the input through a stage; asks first (off a terminal it needs --yes).
 
-    Give a time range (--from/--to) or an offset range (--from-offset/--to-offset).
-    Items already applied are skipped by key, so a replay never double-applies.
-    Subcommands list, show and cancel manage replay jobs.
+    Give a time range (--from/--to) or an offset range (--from-offset/--to-offset),
+    or --skipped STAGE for the items a disabled stage bypassed (once it is enabled:
+    each is processed by STAGE once, then its record goes, so a second run replays
+    nothing). Items already applied are skipped by key, so a replay never
+    double-applies. Subcommands list, show and cancel manage replay jobs.
 
     Examples:
 
       pipelinectl replay --from=2026-05-01 --to=2026-05-02 --stage ship --wait
 
-      pipelinectl replay --from-offset 1200 --to-offset 1300 --dry-run
+      pipelinectl replay --skipped enrich --yes --wait
     """
     if ctx.invoked_subcommand is not None:
-        if any(v is not None for v in (from_, to, from_offset, to_offset, stage)) or dry_run or wait or yes:
+        if any(v is not None for v in (from_, to, from_offset, to_offset, stage, skipped)) or dry_run or wait or yes:
             raise UsageError(f"replay options go with 'replay --from ... --to ...', not with "
                              f"'replay {ctx.invoked_subcommand}'")
         return
     session = current()
     by_time = from_ is not None or to is not None
     by_offset = from_offset is not None or to_offset is not None
+    if skipped is not None:
+        if by_time or by_offset or stage is not None:
+            raise UsageError("--skipped STAGE replays what that stage skipped; it takes no range and no --stage")
+        _replay_skipped(session, pipeline, skipped, dry_run=dry_run, yes=yes, wait=wait, poll=poll)
+        return
     if by_time and by_offset:
         raise UsageError("give a time range (--from/--to) or an offset range (--from-offset/--to-offset), not both")
     if not by_time and not by_offset:
@@ -106,7 +119,41 @@ def replay(
                               f"({plan.total} in {_range_text(plan)}) {_where(plan)}")
         _emit(session, plan)
         return
-    _run(session, request, plan, asked, yes=yes, wait=wait, poll=poll)
+    _run(session, lambda: session.plane.replay(request), plan, asked, yes=yes, wait=wait, poll=poll)
+
+
+def _replay_skipped(session: Session, pipeline: str | None, stage: str, *, dry_run: bool, yes: bool, wait: bool,
+                    poll: float) -> None:
+    if plans.wanted(session, dry_run):
+        plans.emit(session, "replay", target={"pipeline": pipeline, "stage": stage}, arguments={"skipped": True})
+        return
+    start, plan = _planned_skipped(session, pipeline, stage)
+    if not plan.total:
+        say(session, f"nothing to replay: stage '{plan.stage}' of pipeline '{plan.pipeline}' has no skipped items; "
+                     "nothing was changed")
+        if session.options.output not in ("table", "wide"):
+            session.emit(plan)
+        return
+    if dry_run:
+        dry_run_note(session, _skipped_summary(plan))
+        _emit(session, plan)
+        return
+    _run(session, start, plan, {"stage": plan.stage, "skipped": True}, yes=yes, wait=wait, poll=poll)
+
+
+def _planned_skipped(session: Session, pipeline: str | None, stage: str) -> tuple[Any, ReplayJob]:
+    """validate -> the plane's plan of `replay --skipped` (how many items the stage bypassed); how to start it."""
+    name = stage_name(stage)
+    target = session.pipeline(pipeline)
+    check_stage(session, target, name)
+    plan = session.plane.replay_skipped(target, name, dry_run=True)
+    return (lambda: session.plane.replay_skipped(target, name)), plan
+
+
+def _skipped_summary(plan: ReplayJob) -> str:
+    sent = plan.total - plan.skipped
+    return (f"replay --skipped would send {plural(sent, 'item')} that stage '{plan.stage}' of pipeline "
+            f"'{plan.pipeline}' passed on unprocessed, and skip {plan.skipped} it has processed since")
 
 
 def _planned(session: Session, pipeline: str | None, stage: str | None, from_: str | None, to: str | None,
@@ -138,7 +185,7 @@ def _where(plan: ReplayJob) -> str:
     return f"of pipeline '{plan.pipeline}' into stage '{plan.stage}'"
 
 
-def _run(session: Session, request: ReplayRequest, plan: ReplayJob, asked: dict[str, Any], *, yes: bool,
+def _run(session: Session, start: Callable[[], ReplayJob], plan: ReplayJob, asked: dict[str, Any], *, yes: bool,
          wait: bool = False, poll: float = 1.0) -> None:
     """confirm the plane's count -> start the job -> audit -> (follow it) -> render."""
     sent = plan.total - plan.skipped
@@ -146,8 +193,8 @@ def _run(session: Session, request: ReplayRequest, plan: ReplayJob, asked: dict[
             "already processed, skipped)")
     session.confirm(f"replay {what}", yes=yes)
     arguments = {**asked, "planned": plan.total}
-    job = mutate(session, verb="replay", target=f"{request.pipeline}/{plan.stage}", arguments=arguments,
-                 call=lambda: session.plane.replay(request), summary=lambda j: f"job {j.id} {j.state}")
+    job = mutate(session, verb="replay", target=f"{plan.pipeline}/{plan.stage}", arguments=arguments,
+                 call=start, summary=lambda j: f"job {j.id} {j.state}")
     say(session, f"replay job {job.id} {job.state}: {what} (context '{context_label(session)}')")
     if wait:
         job = _follow(session, job, poll)
@@ -162,7 +209,17 @@ def _run(session: Session, request: ReplayRequest, plan: ReplayJob, asked: dict[
 
 @plans.builder("replay")
 def plan_replay(session: Session, verb: str, target: dict[str, Any], arguments: dict[str, Any]) -> plans.Draft:
-    """A replay plan: the range as absolute times or offsets, into a named stage; it relies on the range's count."""
+    """A replay plan: the range as absolute times or offsets, into a named stage; it relies on the range's count.
+
+    A `--skipped` plan relies on the number of items the stage bypassed.
+    """
+    if arguments.get("skipped"):
+        start, skipped = _planned_skipped(session, target.get("pipeline"), target.get("stage") or "")
+        return plans.Draft(
+            target={"pipeline": skipped.pipeline, "stage": skipped.stage}, arguments={"skipped": True},
+            preconditions=[plans.Precondition(f"stage/{skipped.stage}", {"skipped_items": skipped.total})],
+            summary=_skipped_summary(skipped), result=skipped,
+            perform=lambda yes: _run(session, start, skipped, {"stage": skipped.stage, "skipped": True}, yes=yes))
     request, plan, asked = _planned(session, target.get("pipeline"), target.get("stage"), arguments.get("from_time"),
                                     arguments.get("to_time"), arguments.get("from_offset"), arguments.get("to_offset"))
     chosen = {k: asked[k] for k in ("from_time", "to_time", "from_offset", "to_offset")}
@@ -174,7 +231,7 @@ def plan_replay(session: Session, verb: str, target: dict[str, Any], arguments: 
         preconditions=[plans.Precondition(f"pipeline/{request.pipeline}", {"items_in_range": plan.total})],
         summary=f"replay would send {plural(sent, 'item')} and skip {plan.skipped} already processed "
                 f"({plan.total} in {_range_text(plan)}) {_where(plan)}",
-        result=plan, perform=lambda yes: _run(session, request, plan, asked, yes=yes))
+        result=plan, perform=lambda yes: _run(session, lambda: session.plane.replay(request), plan, asked, yes=yes))
 
 
 def _asked(start: str | None, end: str | None, a: int | None, b: int | None) -> str:

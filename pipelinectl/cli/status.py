@@ -130,11 +130,27 @@ def stage_grids(pipelines: list[Any], *, wide: bool, live: bool = False, width: 
     return [Grid(columns, p.stages, wide=wide, live=live, width=width) for p in pipelines]
 
 
+def stage_notes(p: Any) -> list[str]:
+    """A line for each stage an operator must not miss: disabled (and why), or with bypassed items to replay."""
+    notes = []
+    for s in p.stages:
+        waiting = f"{s.bypassed} item{'s' if s.bypassed != 1 else ''} bypassed"
+        if s.state == "disabled":
+            notes.append(f"! {s.name} is disabled: {s.disabled_reason or 'no reason given'}; items flow past it "
+                         f"unprocessed ({waiting} so far; after 'pipelinectl enable {s.name}': "
+                         f"pipelinectl replay --skipped {s.name})")
+        elif s.bypassed:
+            notes.append(f"! {s.name}: {waiting} while it was disabled, not yet processed "
+                         f"(pipelinectl replay --skipped {s.name})")
+    return notes
+
+
 def plain_view(pipelines: list[Any], *, wide: bool, context: str | None, width: int | None = None) -> str:
     blocks = []
     for p, grid in zip(pipelines, stage_grids(pipelines, wide=wide), strict=True):
         table = grid.plain(width) if p.stages else "(no stages)\n"
-        blocks.append(_summary(p, context) + "\n" + table)
+        notes = "".join(line + "\n" for line in stage_notes(p))
+        blocks.append(_summary(p, context) + "\n" + table + notes)
     return "\n".join(blocks)
 
 
@@ -148,6 +164,7 @@ def rich_view(pipelines: list[Any], *, wide: bool, context: str | None, footer: 
     for p, grid in zip(pipelines, grids or stage_grids(pipelines, wide=wide, live=live), strict=True):
         parts.append(Text(_summary(p, context), style="bold"))  # wraps on a narrow terminal; never cut
         parts.append(grid if p.stages else Text("(no stages)"))
+        parts.extend(Text(line, style="bold magenta") for line in stage_notes(p))
         parts.append(Text(""))
     if not pipelines:
         parts.append(Text("No pipelines on this control plane."))

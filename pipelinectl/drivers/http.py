@@ -42,6 +42,7 @@ from pipelinectl.model import (
     DLQFilter,
     DLQItem,
     Pipeline,
+    RateLimit,
     ReplayJob,
     ReplayRequest,
     Saga,
@@ -444,11 +445,29 @@ class HttpControlPlane:
         return self._stage_verb("scale", pipeline, stage, self._body(parallelism=parallelism, dry_run=dry_run),
                                 expected_version)
 
+    def limit(self, pipeline: str, stage: str, rate: RateLimit | None, *, dry_run: bool = False,
+              expected_version: int | None = None) -> Stage:
+        body = {"rate": None} if rate is None else {"rate": rate.rate, "burst": rate.burst}
+        return self._stage_verb("limit", pipeline, stage, {**body, **self._body(dry_run=dry_run)}, expected_version)
+
+    def disable(self, pipeline: str, stage: str, reason: str, *, dry_run: bool = False,
+                expected_version: int | None = None) -> Stage:
+        return self._stage_verb("disable", pipeline, stage, self._body(reason=reason, dry_run=dry_run),
+                                expected_version)
+
+    def enable(self, pipeline: str, stage: str, *, dry_run: bool = False,
+               expected_version: int | None = None) -> Stage:
+        return self._stage_verb("enable", pipeline, stage, self._body(dry_run=dry_run), expected_version)
+
     # -- replay -------------------------------------------------------------
     def replay(self, request: ReplayRequest) -> ReplayJob:
         body = self._body(stage=request.stage, from_offset=request.from_offset, to_offset=request.to_offset,
                           from_time=request.from_time, to_time=request.to_time, dry_run=request.dry_run)
         return self._load(ReplayJob, self._call("POST", f"/v1/pipelines/{_seg(request.pipeline)}/replays", body=body))
+
+    def replay_skipped(self, pipeline: str, stage: str, *, dry_run: bool = False) -> ReplayJob:
+        data = self._call("POST", f"{self._stage_path(pipeline, stage)}/replay-skipped", body=self._body(dry_run=dry_run))
+        return self._load(ReplayJob, data)
 
     def replay_list(self, pipeline: str) -> list[ReplayJob]:
         return self._items(self._call("GET", f"/v1/pipelines/{_seg(pipeline)}/replays"), ReplayJob)

@@ -113,6 +113,13 @@ class ScaleBody(DryRunBody):
                              "max_parallelism] (else 422)")
 
 
+class LimitBody(DryRunBody):
+    rate: str | None = Field(..., max_length=40, description="items per second, minute or hour: `50/s`, "
+                             "`3000/m`, `1/h`; more than zero (else 422); null clears the limit")
+    burst: int | None = Field(None, ge=1, le=1_000_000, description="the token bucket's size: items that may "
+                              "start back to back; default one second's worth of the rate (at least 1)")
+
+
 MAX_OFFSET = 2**53 - 1  # the largest integer every JSON reader holds exactly
 
 
@@ -426,7 +433,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         return respond(running().pipeline(pipeline).stage(stage).view(), etag=True)
 
     @app.post("/v1/pipelines/{pipeline}/stages/{stage}/pause", response_model=m.Stage, tags=["stages"],
-              responses=mutation(412, rule="`until` is not in the future"))
+              responses=mutation(409, 412, rule="`until` is not in the future"))
     async def pause(request: Request, pipeline: str, stage: str, body: PauseBody | None = Body(None),
                     dry_run: bool = dry_q, idempotency_key: str = idem, if_match: str = ifm,
                     who: str = OPERATOR) -> JSONResponse:
@@ -438,7 +445,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
                             lambda: wrap(p.pause(stage, body.until, if_match=version, dry_run=dry)), etag=True)
 
     @app.post("/v1/pipelines/{pipeline}/stages/{stage}/resume", response_model=m.Stage, tags=["stages"],
-              responses=mutation(412))
+              responses=mutation(409, 412))
     async def resume(request: Request, pipeline: str, stage: str, body: DryRunBody | None = Body(None),
                      dry_run: bool = dry_q, idempotency_key: str = idem, if_match: str = ifm,
                      who: str = OPERATOR) -> JSONResponse:
@@ -450,7 +457,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
                             lambda: wrap(p.resume(stage, if_match=version, dry_run=dry)), etag=True)
 
     @app.post("/v1/pipelines/{pipeline}/stages/{stage}/drain", response_model=m.Stage, tags=["stages"],
-              responses=mutation(412))
+              responses=mutation(409, 412))
     async def drain(request: Request, pipeline: str, stage: str, body: DryRunBody | None = Body(None),
                     dry_run: bool = dry_q, idempotency_key: str = idem, if_match: str = ifm,
                     who: str = OPERATOR) -> JSONResponse:
@@ -472,6 +479,51 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         version = if_match_version(if_match)
         return await mutate(request, who, body, dry,
                             lambda: wrap(p.scale(stage, body.parallelism, if_match=version, dry_run=dry)), etag=True)
+
+    @app.post("/v1/pipelines/{pipeline}/stages/{stage}/limit", response_model=m.Stage, tags=["stages"],
+              responses=mutation(412, rule="the rate is zero, negative or not a rate"))
+    async def limit(request: Request, pipeline: str, stage: str, body: LimitBody, dry_run: bool = dry_q,
+                    idempotency_key: str = idem, if_match: str = ifm, who: str = OPERATOR) -> JSONResponse:
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        version = if_match_version(if_match)
+        return await mutate(request, who, body, dry, lambda: wrap(
+            p.limit(stage, body.rate, body.burst, if_match=version, dry_run=dry)), etag=True)
+
+    @app.post("/v1/pipelines/{pipeline}/stages/{stage}/disable", response_model=m.Stage, tags=["stages"],
+              responses=mutation(412))
+    async def disable(request: Request, pipeline: str, stage: str, body: ReasonBody, dry_run: bool = dry_q,
+                      idempotency_key: str = idem, if_match: str = ifm, who: str = OPERATOR) -> JSONResponse:
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        version = if_match_version(if_match)
+        return await mutate(request, who, body, dry,
+                            lambda: wrap(p.disable(stage, body.reason, if_match=version, dry_run=dry)), etag=True)
+
+    @app.post("/v1/pipelines/{pipeline}/stages/{stage}/enable", response_model=m.Stage, tags=["stages"],
+              responses=mutation(412))
+    async def enable(request: Request, pipeline: str, stage: str, body: DryRunBody | None = Body(None),
+                     dry_run: bool = dry_q, idempotency_key: str = idem, if_match: str = ifm,
+                     who: str = OPERATOR) -> JSONResponse:
+        body = body or DryRunBody()
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        version = if_match_version(if_match)
+        return await mutate(request, who, body, dry,
+                            lambda: wrap(p.enable(stage, if_match=version, dry_run=dry)), etag=True)
+
+    @app.post("/v1/pipelines/{pipeline}/stages/{stage}/replay-skipped", response_model=m.ReplayJob,
+              status_code=201, tags=["replays"],
+              responses={200: {"model": m.ReplayJob, "description": "dry run: the planned job"},
+                         **mutation(409)})
+    async def replay_skipped(request: Request, pipeline: str, stage: str, body: DryRunBody | None = Body(None),
+                             dry_run: bool = dry_q, idempotency_key: str = idem,
+                             who: str = OPERATOR) -> JSONResponse:
+        body = body or DryRunBody()
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        return await mutate(request, who, body, dry, lambda: wrap(p.replay_skipped(stage, dry_run=dry)),
+                            status=200 if dry else 201)
 
     @app.post("/v1/pipelines/{pipeline}/replays", response_model=m.ReplayJob, status_code=201, tags=["replays"],
               responses={200: {"model": m.ReplayJob, "description": "dry run: the planned job"},

@@ -55,9 +55,10 @@ def dlq_item(r: Any) -> m.DLQItem:
 
 
 def replay_job(r: Any) -> m.ReplayJob:
+    ranged = r["source"] != "skipped"  # a skipped job's start and end are record numbers, not offsets
     return m.ReplayJob(
-        id=r["id"], pipeline=r["pipeline"], stage=r["stage"], state=r["state"],
-        from_offset=r["start_offset"], to_offset=r["end_offset"],
+        id=r["id"], pipeline=r["pipeline"], stage=r["stage"], state=r["state"], source=r["source"],
+        from_offset=r["start_offset"] if ranged else None, to_offset=r["end_offset"] if ranged else None,
         from_time=to_dt(r["from_time"]), to_time=to_dt(r["to_time"]), total=r["total"], replayed=r["replayed"],
         skipped=r["skipped"], created_at=to_dt(r["created_at"]), finished_at=to_dt(r["finished_at"]),
         error=r["error"],

@@ -12,8 +12,11 @@ in-memory deques mirror the `work` table and are rebuilt from it at start.
 
 Whether a stage takes its next item is decided in one place (`StageRuntime._may_take`),
 and what happens to a taken item in another (`StageRuntime._process`): the gates
-that pausing, draining and resizing act on (a rate limit would be one more
-condition of the first, a disabled stage one more outcome of the second).
+that pausing, draining and resizing act on. A rate limit is one more condition of
+the first (a token bucket: no token, no take, and a timer wakes a worker when the
+next token is due); a disabled stage one more outcome of the second (the item is
+passed on unprocessed, and recorded in `bypassed` in the same commit that moves it,
+for `replay --skipped`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ from .store import Store, dumps, loads, now
 log = logging.getLogger("pipelinectl.server")
 
 Source = Callable[[int], AsyncIterator[tuple[str, Any]]]
+
+
+class KEEP:
+    """`StageRuntime.change(rate_limit=KEEP)`: leave the limit as it is (None clears it)."""
 
 
 @dataclass
@@ -61,6 +68,28 @@ class Work:
     applied_here: bool | None = None
 
 
+
+
+class TokenBucket:
+    """A stage's rate limit: `burst` tokens, refilled at `per_second`; taking an item costs one.
+
+    It starts full, so a limit set on a stage with a backlog lets `burst` items
+    through at once, then `per_second`.
+    """
+
+    def __init__(self, per_second: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_second, self.burst, self.clock = per_second, burst, clock
+        self.tokens, self.at = float(burst), clock()
+
+    def wait(self) -> float:
+        """0 when a token is there now, else the seconds until one is."""
+        t = self.clock()
+        self.tokens = min(float(self.burst), self.tokens + (t - self.at) * self.per_second)
+        self.at = t
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.per_second
+
+    def take(self) -> None:
+        self.tokens -= 1.0
 
 
 class Signal:
@@ -113,7 +142,10 @@ class StageRuntime:
         self.parallelism = spec.parallelism
         self.version = 1
         self.paused_until: float | None = None
-        self.note: str | None = None
+        self.note: str | None = None  # why it is paused or disabled
+        self.rate_limit: m.RateLimit | None = None
+        self.bucket: TokenBucket | None = None
+        self._refill: asyncio.TimerHandle | None = None  # wakes a worker when the next token is due
         self.processed = self.failed = self.skipped = self.retries = 0
         self.errors_by_kind: dict[str, int] = {}
         self.in_flight = 0
@@ -137,20 +169,28 @@ class StageRuntime:
         self.skipped, self.retries = row["skipped"], row["retries"]
         self.errors_by_kind = loads(row["errors_by_kind"]) or {}
         self.note = row["note"]
+        self._set_limit(m.RateLimit.from_dict(loads(row["rate_limit"])) if row["rate_limit"] else None)
 
     def persist_settings(self) -> None:
         self.p.store.save_stage_settings(self.p.name, self.name, state=self.state, parallelism=self.parallelism,
-                                         version=self.version, paused_until=self.paused_until, note=self.note)
+                                         version=self.version, paused_until=self.paused_until, note=self.note,
+                                         rate_limit=None if self.rate_limit is None else dumps(self.rate_limit.to_dict()))
 
     def change(self, *, state: str | None = None, parallelism: int | None = None,
-               paused_until: float | None = None, note: str | None = None) -> None:
-        """Apply a settings change: bump the version, persist, wake the workers."""
+               paused_until: float | None = None, note: str | None = None,
+               rate_limit: m.RateLimit | None | type[KEEP] = KEEP) -> None:
+        """Apply a settings change: bump the version, persist, wake the workers.
+
+        `note` is the reason of a paused or disabled stage; `rate_limit` None clears the limit.
+        """
         if state is not None:
             self.state = state
             self.paused_until = paused_until if state == "paused" else None
-            self.note = note if state == "paused" else None
+            self.note = note if state in ("paused", "disabled") else None
         if parallelism is not None:
             self.parallelism = parallelism
+        if rate_limit is not KEEP:
+            self._set_limit(rate_limit)  # type: ignore[arg-type]
         self.version += 1
         self.changed_at = time.monotonic()
         with self.p.store.tx():
@@ -158,6 +198,18 @@ class StageRuntime:
         self.ensure_workers()
         self.wake_all()
         self.check_drained()
+
+    def _set_limit(self, limit: m.RateLimit | None) -> None:
+        """A new bucket (full) for a new limit, none without one; a pending refill wake-up goes."""
+        self.rate_limit = limit
+        self.bucket = None if limit is None else TokenBucket(limit.per_second, limit.burst)
+        if self._refill is not None:
+            self._refill.cancel()
+            self._refill = None
+
+    def _refilled(self) -> None:
+        self._refill = None
+        self.work_ready.notify(1)
 
     def wake_all(self) -> None:
         self.work_ready.notify()
@@ -210,8 +262,20 @@ class StageRuntime:
             task.add_done_callback(self.tasks.discard)
 
     def _may_take(self) -> bool:
-        """The gate: whether this stage takes its next item now (its state allows it and one is queued)."""
-        return self.state in ("running", "draining") and bool(self.queue)
+        """The gate: whether this stage takes its next item now (its state and rate limit allow it, one is queued).
+
+        A disabled stage takes every item, unlimited: it only passes them on.
+        """
+        if not self.queue or self.state not in ("running", "draining", "disabled"):
+            return False
+        if self.bucket is None or self.state == "disabled":
+            return True
+        wait = self.bucket.wait()
+        if wait > 0.0:
+            if self._refill is None:
+                self._refill = asyncio.get_running_loop().call_later(wait, self._refilled)
+            return False
+        return True
 
     def _can_take(self) -> bool:
         return self.p.stopping or self.active > self.parallelism or self._may_take()
@@ -224,6 +288,8 @@ class StageRuntime:
                 self.work_ready.notify(1)  # the wake-up this worker got belongs to another
             return None
         self.last_take = time.monotonic()
+        if self.bucket is not None and self.state != "disabled":
+            self.bucket.take()
         self.in_flight += 1
         work = self.queue.popleft()
         if self.queue:
@@ -278,6 +344,9 @@ class StageRuntime:
         if applied:
             await self._forward(work, work.payload, skipped=True)
             return
+        if self.state == "disabled":  # bypassed: on unprocessed, recorded for `replay --skipped`
+            await self._forward(work, work.payload, bypass=True)
+            return
         retry = self.spec.retry
         started = time.monotonic()
         attempt = 0
@@ -302,24 +371,25 @@ class StageRuntime:
             await self._forward(work, work.payload if out is None else out)
             return
 
-    async def _forward(self, work: Work, payload: Any, skipped: bool = False) -> None:
+    async def _forward(self, work: Work, payload: Any, skipped: bool = False, bypass: bool = False) -> None:
         """Record the stage's effect and hand the item to the next stage (or finish it), in a group commit.
 
         `skipped`: the handler did not run because the key was applied here
         already (perhaps by a move still waiting for its commit, see `applying`).
+        `bypass`: the stage is disabled; the item goes on as it came, and is recorded.
         """
-        data = None if self.next is None else dumps(payload)
+        data = None if self.next is None or bypass else dumps(payload)
         if self.next is not None:
             await self.next.reserve_room()
-        if not skipped:
+        if not (skipped or bypass):
             self.applying[work.key] = self.applying.get(work.key, 0) + 1
         idle = self.next is not None and self.next.idle()  # a worker there waits for this very item
-        self.p.store.later(Move(self, work, payload, data, now(), skipped), soon=idle)
+        self.p.store.later(Move(self, work, payload, data, now(), skipped, bypass), soon=idle)
 
     def _moved(self, move: Move, error: BaseException | None) -> None:
         """After the commit of a `Move` (or its failure)."""
         work, nxt = move.work, self.next
-        if not move.skipped:
+        if not (move.skipped or move.bypass):
             left = self.applying.pop(work.key, 1) - 1
             if left > 0:
                 self.applying[work.key] = left
@@ -328,7 +398,9 @@ class StageRuntime:
                 nxt.unreserve()
             self._commit_failed(work, error)
             return
-        if move.fresh:
+        if move.bypass:
+            pass  # counted in the `bypassed` table (Stage.bypassed)
+        elif move.fresh:
             self.processed += 1
             self._tally(move.t, ok=True)
         else:
@@ -366,7 +438,7 @@ class StageRuntime:
                 self.window.popleft()
         self.window[-1][1 if ok else 2] += 1
 
-    def view(self, dlq_size: int | None = None) -> m.Stage:
+    def view(self, dlq_size: int | None = None, bypassed: int | None = None) -> m.Stage:
         t = now()
         while self.window and self.window[0][0] < t - 60:
             self.window.popleft()
@@ -378,8 +450,10 @@ class StageRuntime:
             "skipped_duplicates": self.skipped,
             "workers": self.active,
         }
-        if self.note:
+        if self.note and self.state == "paused":
             details["paused_reason"] = self.note
+        if bypassed is None:
+            bypassed = self.p.store.bypassed_count_by_stage(self.p.name).get(self.name, 0)
         return m.Stage(
             pipeline=self.p.name, name=self.name, state=self.state, parallelism=self.parallelism,
             min_parallelism=self.spec.min_parallelism, max_parallelism=self.spec.max_parallelism,
@@ -388,7 +462,9 @@ class StageRuntime:
             error_rate=round((total - ok) / total, 4) if total else 0.0,
             errors_by_kind=dict(self.errors_by_kind),
             dlq_size=self.p.store.dlq_count(self.p.name, self.name) if dlq_size is None else dlq_size,
-            paused_until=to_dt(self.paused_until), version=self.version, details=details,
+            paused_until=to_dt(self.paused_until), rate_limit=self.rate_limit,
+            disabled_reason=self.note if self.state == "disabled" else None, bypassed=bypassed,
+            version=self.version, details=details,
         )
 
 
@@ -398,20 +474,24 @@ class StageRuntime:
 class Move:
     """An item leaves its stage: applied there, and on to the next stage (or done)."""
 
-    __slots__ = ("stage", "work", "payload", "data", "t", "skipped", "fresh", "applied_next")
+    __slots__ = ("stage", "work", "payload", "data", "t", "skipped", "bypass", "fresh", "applied_next")
 
     def __init__(self, stage: StageRuntime, work: Work, payload: Any, data: str | None, t: float,
-                 skipped: bool) -> None:
+                 skipped: bool, bypass: bool = False) -> None:
         self.stage, self.work, self.payload, self.data, self.t, self.skipped = stage, work, payload, data, t, skipped
+        self.bypass = bypass
         self.fresh, self.applied_next = False, None
 
     def run(self) -> None:
         st, work = self.stage, self.work
         store, pipeline, nxt = st.p.store, st.p.name, st.next
-        self.fresh = store.mark_applied(pipeline, st.name, work.key, self.t)
-        if self.skipped and self.fresh:  # the move it was skipped for did not commit after all: run it again
-            raise RuntimeError(f"key {work.key!r} was not applied at {st.name!r}")
-        store.count(pipeline, st.name, processed=int(self.fresh), skipped=int(not self.fresh))
+        if self.bypass:
+            store.record_bypass(pipeline, st.name, work.key, work.offset, dumps(work.payload), work.origin, self.t)
+        else:
+            self.fresh = store.mark_applied(pipeline, st.name, work.key, self.t)
+            if self.skipped and self.fresh:  # the move it was skipped for did not commit after all: run it again
+                raise RuntimeError(f"key {work.key!r} was not applied at {st.name!r}")
+            store.count(pipeline, st.name, processed=int(self.fresh), skipped=int(not self.fresh))
         if nxt is None:
             store.drop_work(work.id)
         else:

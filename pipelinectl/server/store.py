@@ -83,11 +83,21 @@ CREATE TABLE IF NOT EXISTS saga_steps(
 CREATE TABLE IF NOT EXISTS saga_events(
   saga_id TEXT NOT NULL, seq INTEGER NOT NULL, time REAL NOT NULL, type TEXT NOT NULL, step TEXT,
   message TEXT, PRIMARY KEY (saga_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bypassed(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, stage TEXT NOT NULL, key TEXT NOT NULL,
+  "offset" INTEGER, payload TEXT, origin TEXT NOT NULL, ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS bypassed_stage ON bypassed(pipeline, stage, seq);
 CREATE TABLE IF NOT EXISTS idempotency(
   key TEXT NOT NULL, principal TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
   body_hash TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL, created REAL NOT NULL,
   PRIMARY KEY (key, principal));
 """
+
+# Columns added after a table first shipped: a database made by an older server gets them at open.
+ADDED_COLUMNS = {
+    "stages": {"rate_limit": "TEXT"},  # JSON of pipelinectl.model.RateLimit; NULL: no limit
+    "replay_jobs": {"source": "TEXT NOT NULL DEFAULT 'range'"},  # 'range' | 'skipped' (the bypassed items)
+}
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)  # built once: dumps runs for every item move
@@ -184,6 +194,11 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
         self._depth = 0
         self._batch: list[Part] = []
         self._flush_at: asyncio.TimerHandle | asyncio.Handle | None = None
@@ -385,9 +400,10 @@ class Store:
                   (pipeline, stage, state, parallelism))
 
     def save_stage_settings(self, pipeline: str, stage: str, *, state: str, parallelism: int, version: int,
-                            paused_until: float | None, note: str | None) -> None:
-        self._run("UPDATE stages SET state=?, parallelism=?, version=?, paused_until=?, note=? "
-                  "WHERE pipeline=? AND name=?", (state, parallelism, version, paused_until, note, pipeline, stage))
+                            paused_until: float | None, note: str | None, rate_limit: str | None) -> None:
+        self._run("UPDATE stages SET state=?, parallelism=?, version=?, paused_until=?, note=?, rate_limit=? "
+                  "WHERE pipeline=? AND name=?",
+                  (state, parallelism, version, paused_until, note, rate_limit, pipeline, stage))
 
     def count(self, pipeline: str, stage: str, *, processed: int = 0, failed: int = 0, skipped: int = 0,
               retries: int = 0, errors_by_kind: dict[str, int] | None = None) -> None:
@@ -457,6 +473,34 @@ class Store:
 
     def drop_dead_letters(self, seqs: list[int]) -> None:
         self.db.executemany("DELETE FROM dlq WHERE seq=?", [(s,) for s in seqs])
+
+    # bypassed: items a disabled stage passed on unprocessed, until `replay --skipped` processes them --------
+    def record_bypass(self, pipeline: str, stage: str, key: str, offset: int | None, payload: str | None,
+                      origin: str, ts: float) -> None:
+        self._run('INSERT INTO bypassed(pipeline, stage, key, "offset", payload, origin, ts) VALUES (?,?,?,?,?,?,?)',
+                  (pipeline, stage, key, offset, payload, origin, ts))
+
+    def bypassed_count_by_stage(self, pipeline: str) -> dict[str, int]:
+        return dict(self._all("SELECT stage, COUNT(*) FROM bypassed WHERE pipeline=? GROUP BY stage", (pipeline,)))
+
+    def bypassed_last(self, pipeline: str, stage: str) -> int:
+        """The newest record's sequence number (0: none): a replay of them goes up to it."""
+        return self._scalar("SELECT COALESCE(MAX(seq), 0) FROM bypassed WHERE pipeline=? AND stage=?",
+                            (pipeline, stage))
+
+    def bypassed_counts(self, pipeline: str, stage: str, upto: int) -> tuple[int, int]:
+        """How many records up to `upto`, and how many of their keys the stage has applied since."""
+        row = self._one("SELECT COUNT(*), COUNT(a.key) FROM bypassed b LEFT JOIN applied a ON a.pipeline=b.pipeline "
+                        "AND a.stage=b.stage AND a.key=b.key WHERE b.pipeline=? AND b.stage=? AND b.seq<=?",
+                        (pipeline, stage, upto))
+        return (row[0], row[1]) if row else (0, 0)
+
+    def bypassed_rows(self, pipeline: str, stage: str, after: int, upto: int, limit: int) -> list[Row]:
+        return self._all("SELECT * FROM bypassed WHERE pipeline=? AND stage=? AND seq>? AND seq<=? ORDER BY seq LIMIT ?",
+                         (pipeline, stage, after, upto, limit))
+
+    def drop_bypassed(self, seq: int) -> None:
+        self._run("DELETE FROM bypassed WHERE seq=?", (seq,))
 
     # replay_jobs -----------------------------------------------------------------------------------------------
     def add_replay(self, row: dict[str, Any]) -> None:

@@ -1,8 +1,13 @@
 """The pipeline verbs: what the control-plane API does to one pipeline.
 
-Status views, the stage verbs (pause, resume, drain, scale: version checks and
-dry runs here, the change itself in the scheduler), replay jobs, and the DLQ
-(list, show, redrive, purge). Sagas have their own verbs in `sagas.py`.
+Status views, the stage verbs (pause, resume, drain, scale, limit, disable,
+enable: version checks and dry runs here, the change itself in the scheduler),
+replay jobs (of an input range, or of the items a disabled stage bypassed), and
+the DLQ (list, show, redrive, purge). Sagas have their own verbs in `sagas.py`.
+
+A disabled stage lets the pipeline flow without it; pause, resume and drain
+would each mean something else for it, so they are refused (409) until it is
+enabled. Scale and limit are settings it keeps for when it is enabled again.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 
 from pipelinectl import model as m
 from pipelinectl.errors import ConflictError, NotFoundError, StaleVersionError, UnprocessableError, UsageError
+
+from pipelinectl.rates import rate_limit
 
 from .definition import Pipeline
 from .rows import decode_token, dlq_id, dlq_item, encode_token, parse_dlq_id, replay_job, to_ts
@@ -83,10 +90,11 @@ class PipelineRuntime:
 
     def view(self) -> m.Pipeline:
         per_stage = self.store.dlq_count_by_stage(self.name)
+        bypassed = self.store.bypassed_count_by_stage(self.name)
         by_status = self.store.saga_count_by_status(self.name)
         return m.Pipeline(
             name=self.name,
-            stages=[st.view(per_stage.get(st.name, 0)) for st in self.stages],
+            stages=[st.view(per_stage.get(st.name, 0), bypassed.get(st.name, 0)) for st in self.stages],
             input_offset=self.next_offset,
             dlq_size=sum(per_stage.values()),
             sagas_in_flight=sum(by_status.get(s, 0) for s in ("running", "compensating", "stuck")),
@@ -112,10 +120,16 @@ class PipelineRuntime:
         view.details["dry_run"] = True
         return view
 
+    def _not_disabled(self, st: StageRuntime, verb: str) -> None:
+        if st.state == "disabled":
+            raise ConflictError(f"stage {st.name!r} is disabled ({st.note}); {verb} does not apply to a disabled "
+                                "stage; enable it first", detail={"state": st.state, "reason": st.note})
+
     def pause(self, name: str, until: datetime | None = None, *, if_match: int | None = None,
               dry_run: bool = False) -> m.Stage:
         st = self.stage(name)
         self._check_version(st, if_match)
+        self._not_disabled(st, "pause")
         until_ts = to_ts(until)
         if until_ts is not None and until_ts <= now():
             raise UnprocessableError("'until' must be in the future", detail={"until": m.format_time(until)})
@@ -128,6 +142,7 @@ class PipelineRuntime:
     def resume(self, name: str, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
         st = self.stage(name)
         self._check_version(st, if_match)
+        self._not_disabled(st, "resume")
         if dry_run:
             return self._preview(st, state="running", paused_until=None)
         if st.state != "running":
@@ -137,6 +152,7 @@ class PipelineRuntime:
     def drain(self, name: str, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
         st = self.stage(name)
         self._check_version(st, if_match)
+        self._not_disabled(st, "drain")
         if dry_run:
             return self._preview(st, state=st.state if st.state == "paused" else "draining")
         if st.state == "running":
@@ -154,6 +170,46 @@ class PipelineRuntime:
             return self._preview(st, parallelism=parallelism)
         if parallelism != st.parallelism:
             st.change(parallelism=parallelism)
+        return st.view()
+
+    def limit(self, name: str, rate: str | None, burst: int | None = None, *, if_match: int | None = None,
+              dry_run: bool = False) -> m.Stage:
+        """Set the stage's rate limit (`rate` None: clear it), live; the runtime keeps it across restarts."""
+        st = self.stage(name)
+        if rate is None and burst is not None:
+            raise UnprocessableError("burst goes with a rate; to clear the limit send rate null alone")
+        try:
+            limit = None if rate is None else rate_limit(rate, burst, option="rate")
+        except UsageError as exc:  # well-formed JSON, but not a rate: 422, as the document says
+            raise UnprocessableError(exc.message, hint=exc.hint) from None
+        self._check_version(st, if_match)
+        if dry_run:
+            return self._preview(st, rate_limit=limit)
+        if limit != st.rate_limit:
+            st.change(rate_limit=limit)
+        return st.view()
+
+    def disable(self, name: str, reason: str, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
+        """Bypass the stage: queued and new items flow on unprocessed, each recorded for `replay_skipped`."""
+        st = self.stage(name)
+        reason = reason.strip()
+        if not reason:
+            raise UsageError("reason must not be blank")
+        self._check_version(st, if_match)
+        if dry_run:
+            return self._preview(st, state="disabled", paused_until=None, disabled_reason=reason)
+        if st.state != "disabled" or st.note != reason:
+            st.change(state="disabled", note=reason)
+        return st.view()
+
+    def enable(self, name: str, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
+        st = self.stage(name)
+        self._check_version(st, if_match)
+        if dry_run:
+            return self._preview(st, state="running", disabled_reason=None) if st.state == "disabled" \
+                else self._preview(st)
+        if st.state == "disabled":
+            st.change(state="running")
         return st.view()
 
     # DLQ -----------------------------------------------------------------------------------------------
@@ -257,8 +313,34 @@ class PipelineRuntime:
         row = dict(id=job_id, pipeline=self.name, stage=stage.name, state="planned" if req.dry_run else "pending",
                    from_offset=req.from_offset, to_offset=req.to_offset, from_time=to_ts(req.from_time),
                    to_time=to_ts(req.to_time), start_offset=start, end_offset=end, cursor=start, total=total,
-                   replayed=0, skipped=done if req.dry_run else 0, created_at=t, finished_at=None, error=None)
+                   replayed=0, skipped=done if req.dry_run else 0, created_at=t, finished_at=None, error=None,
+                   source="range")
         if req.dry_run:
+            return replay_job(row)
+        with self.store.tx():
+            self.store.add_replay(row)
+        self._spawn_replay(job_id)
+        return replay_job(row)
+
+    def replay_skipped(self, name: str, *, dry_run: bool = False) -> m.ReplayJob:
+        """A job that feeds the items `name` bypassed while disabled back into it, each once (its record goes)."""
+        st = self.stage(name)
+        if st.state == "disabled":
+            raise ConflictError(f"stage {name!r} is still disabled ({st.note}): its items would be bypassed again; "
+                                "enable it first", detail={"state": st.state})
+        for job_id in self.store.active_replays(self.name):
+            other = self.store.replay_row(job_id)
+            if other is not None and other["source"] == "skipped" and other["stage"] == name:
+                raise ConflictError(f"replay job {job_id} is already replaying the items stage {name!r} skipped",
+                                    detail={"job": job_id})
+        upto = self.store.bypassed_last(self.name, name)
+        total, done = self.store.bypassed_counts(self.name, name, upto)
+        job_id = ("plan-" if dry_run else "replay-") + uuid.uuid4().hex[:12]
+        row = dict(id=job_id, pipeline=self.name, stage=name, state="planned" if dry_run else "pending",
+                   from_offset=None, to_offset=None, from_time=None, to_time=None, start_offset=0, end_offset=upto,
+                   cursor=0, total=total, replayed=0, skipped=done if dry_run else 0, created_at=now(),
+                   finished_at=None, error=None, source="skipped")
+        if dry_run:
             return replay_job(row)
         with self.store.tx():
             self.store.add_replay(row)
@@ -277,29 +359,11 @@ class PipelineRuntime:
         st = self.by_name.get(job["stage"]) if job else None
         if job is None or st is None:
             return
-        last = self.stages[-1].name
         with store.tx():
             store.set_replay_state(job_id, "running", only_from="pending")
-        cursor = job["cursor"]
         try:
-            while rows := store.inputs(self.name, cursor, job["end_offset"], 100):
-                for r in rows:
-                    done = store.is_applied(self.name, last, r["key"])
-                    if not done:
-                        await st.wait_room()
-                    if store.replay_state(job_id) != "running":
-                        return
-                    cursor = r["offset"] + 1
-                    t = now()
-                    with store.tx():
-                        if done:
-                            store.advance_replay(job_id, cursor, skipped=1)
-                        else:
-                            wid = store.add_work(self.name, st.name, r["key"], r["offset"], r["payload"], "replay", t)
-                            store.advance_replay(job_id, cursor, replayed=1)
-                    if not done:
-                        self.scheduler.admit(st, Work(wid, r["key"], r["offset"], loads(r["payload"]), "replay", t))
-                    await asyncio.sleep(0)
+            if not await self._feed(job_id, job, st):
+                return
             with store.tx():
                 store.set_replay_state(job_id, "completed", only_from="running", finished_at=now())
         except asyncio.CancelledError:
@@ -308,6 +372,45 @@ class PipelineRuntime:
             log.exception("replay %s failed", job_id)
             with store.tx():
                 store.set_replay_state(job_id, "failed", finished_at=now(), error=type(exc).__name__)
+
+    async def _feed(self, job_id: str, job: Any, st: StageRuntime) -> bool:
+        """Feed the job's items into its stage, one committed step per item, so progress survives a crash.
+
+        A range job feeds the inputs of its range, skipping those the last stage applied; a
+        `skipped` job feeds the records of what the stage bypassed (up to the job's end),
+        skipping those the stage applied since, and drops each record in the step that
+        feeds it, so a crash or a second job never feeds one twice. False: the job was stopped.
+        """
+        store, cursor = self.store, job["cursor"]
+        skipped = job["source"] == "skipped"
+        applied_at = st.name if skipped else self.stages[-1].name
+
+        def page() -> list[Any]:
+            if skipped:
+                return store.bypassed_rows(self.name, st.name, cursor, job["end_offset"], 100)
+            return store.inputs(self.name, cursor, job["end_offset"], 100)
+
+        while rows := page():
+            for r in rows:
+                done = store.is_applied(self.name, applied_at, r["key"])
+                if not done:
+                    await st.wait_room()
+                if store.replay_state(job_id) != "running":
+                    return False
+                cursor = r["seq"] if skipped else r["offset"] + 1
+                t = now()
+                with store.tx():
+                    if skipped:
+                        store.drop_bypassed(r["seq"])
+                    if done:
+                        store.advance_replay(job_id, cursor, skipped=1)
+                    else:
+                        wid = store.add_work(self.name, st.name, r["key"], r["offset"], r["payload"], "replay", t)
+                        store.advance_replay(job_id, cursor, replayed=1)
+                if not done:
+                    self.scheduler.admit(st, Work(wid, r["key"], r["offset"], loads(r["payload"]), "replay", t))
+                await asyncio.sleep(0)
+        return True
 
     def replay_get(self, job_id: str) -> m.ReplayJob:
         row = self.store.replay_row(job_id, self.name)

@@ -26,7 +26,7 @@ Run = Callable[..., Any]  # (*argv) -> a result with rc, stdout, stderr and json
 
 STAGE_KEYS = {"kind", "pipeline", "name", "state", "parallelism", "min_parallelism", "max_parallelism", "in_flight",
               "queue_depth", "queue_capacity", "processed", "failed", "throughput", "error_rate", "errors_by_kind",
-              "dlq_size", "paused_until", "version", "details"}
+              "dlq_size", "paused_until", "rate_limit", "disabled_reason", "bypassed", "version", "details"}
 
 
 @pytest.fixture(params=["fake", "server"])

@@ -22,6 +22,11 @@ VERBS = {
     "drain": (("drain", "parse"), "drain"),
     "scale": (("scale", "parse", "--parallelism", "5", "--expect-current", "2"), "scale"),
     "replay": (("replay", "--from-offset", "0", "--to-offset", "10", "--stage", "enrich"), "replay"),
+    "replay --skipped": (("replay", "--skipped", "enrich"), "replay_skipped"),
+    "limit": (("limit", "parse", "--rate", "50/s", "--burst", "5"), "limit"),
+    "limit --clear": (("limit", "parse", "--clear"), "limit"),
+    "disable": (("disable", "parse", "--reason", "vendor outage"), "disable"),
+    "enable": (("enable", "parse"), "enable"),
     "dlq redrive": (("dlq", "redrive", "--stage", "parse"), "dlq_redrive"),
     "dlq purge": (("dlq", "purge", "dlq-1", "dlq-2"), "dlq_purge"),
     "saga force-fail": (("saga", "force-fail", "order-1", "--reason", "refund"), "saga_force_fail"),
@@ -44,8 +49,14 @@ def test_every_mutating_verb_plans_and_apply_makes_exactly_its_call(fake: Harnes
     argv, call = VERBS[name]
     if name == "resume":
         fake.plane.stages["parse"].state = "paused"
+    if name == "enable":
+        fake.plane.stages["parse"].state = "disabled"
+    if name == "limit --clear":
+        from pipelinectl.model import RateLimit
+
+        fake.plane.stages["parse"].rate_limit = RateLimit(rate="5/s", per_second=5.0, burst=5)
     plan = plan_of(fake, *argv)
-    assert plan["action"]["verb"] == name.removesuffix(" --query")
+    assert plan["action"]["verb"] == name.split(" --")[0]
     assert plan["target"]["context"] == "test" and plan["target"]["driver"] == "fake"
     assert plan["preconditions"], "every verb relies on something it read"
     assert fake.plane.calls == [], "planning changes nothing"

@@ -67,7 +67,7 @@ def test_table_lists_every_stage_of_the_plane_plain_when_piped(env, server):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("PIPELINE orders")
     assert "context demo" in lines[0]
-    assert lines[1].split() == ["STAGE", "STATE", "PARALLELISM", "IN-FLIGHT", "QUEUE", "THROUGHPUT", "ERRORS", "DLQ"]
+    assert lines[1].split() == ["STAGE", "STATE", "PARALLELISM", "IN-FLIGHT", "QUEUE", "THROUGHPUT", "LIMIT", "ERRORS", "DLQ"]
     shown = [line.split()[0] for line in lines[2:] if line.strip()]
     expected = [s["name"] for p in plane_pipelines(server) for s in p["stages"]]
     assert shown == expected
@@ -78,7 +78,7 @@ def test_wide_adds_columns(env):
     result = env.run("status", "-o", "wide")
     assert result.rc == 0, result
     header = result.stdout.splitlines()[1]
-    for column in ("PROCESSED", "FAILED", "ERRORS BY KIND", "VERSION", "PAUSED UNTIL"):
+    for column in ("PROCESSED", "FAILED", "ERRORS BY KIND", "BYPASSED", "VERSION", "PAUSED UNTIL"):
         assert column in header
 
 

@@ -67,5 +67,5 @@ def test_failing_is_a_state_to_wait_for_as_status_shows_it():
     assert parse_condition("state!=failing").holds(observed_state(healthy, "failing"))
     # a failing stage is still running: waiting for running after a resume is not held up by its errors
     assert parse_condition("state=running").holds(observed_state(failing, "running"))
-    with pytest.raises(UsageError, match="choose from running, paused, draining, failing"):
+    with pytest.raises(UsageError, match="choose from running, paused, draining, disabled, failing"):
         parse_condition("state=sleeping")

@@ -48,7 +48,8 @@ class FakePlane(UnsupportedVerbs):
     def __init__(self) -> None:
         self.stages = {
             "parse": Stage(pipeline="orders", name="parse", parallelism=2, min_parallelism=1, max_parallelism=8),
-            "enrich": Stage(pipeline="orders", name="enrich", parallelism=4, min_parallelism=1, max_parallelism=16),
+            "enrich": Stage(pipeline="orders", name="enrich", parallelism=4, min_parallelism=1, max_parallelism=16,
+                            bypassed=3),
         }
         self.dlq: dict[str, DLQItem] = {}
         for n in range(1, 8):
@@ -131,6 +132,28 @@ class FakePlane(UnsupportedVerbs):
         if not st.min_parallelism <= parallelism <= st.max_parallelism:
             raise UsageError(f"parallelism {parallelism} out of range")
         return self._change("scale", pipeline, stage, dry_run, expected_version, parallelism=parallelism)
+
+    def limit(self, pipeline, stage, rate, *, dry_run=False, expected_version=None):  # type: ignore[no-untyped-def]
+        return self._change("limit", pipeline, stage, dry_run, expected_version, rate_limit=rate)
+
+    def disable(self, pipeline, stage, reason, *, dry_run=False, expected_version=None):  # type: ignore[no-untyped-def]
+        return self._change("disable", pipeline, stage, dry_run, expected_version, state="disabled",
+                            disabled_reason=reason)
+
+    def enable(self, pipeline, stage, *, dry_run=False, expected_version=None):  # type: ignore[no-untyped-def]
+        return self._change("enable", pipeline, stage, dry_run, expected_version, state="running",
+                            disabled_reason=None)
+
+    def replay_skipped(self, pipeline, stage, *, dry_run=False):  # type: ignore[no-untyped-def]
+        st = self._stage(pipeline, stage)
+        job = ReplayJob(id=f"replay-{len(self.jobs) + 1}", pipeline=pipeline, stage=stage, source="skipped",
+                        state="planned" if dry_run else "pending", total=st.bypassed)
+        if not dry_run:
+            self.calls.append(("replay_skipped", (pipeline, stage)))
+            self._rid()
+            st.bypassed = 0
+            self.jobs[job.id] = job
+        return job
 
     # -- replay -----------------------------------------------------------------------------------
     def replay(self, request: ReplayRequest) -> ReplayJob:

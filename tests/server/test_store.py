@@ -65,7 +65,7 @@ def test_a_transaction_commits_what_was_queued_before_it_first(store):
         with store.tx():  # sees the queued part, and commits after it
             assert store.stage_row("p", "queued") is not None
             store.save_stage_settings("p", "queued", state="paused", parallelism=1, version=2, paused_until=None,
-                                      note=None)
+                                      note=None, rate_limit=None)
 
     asyncio.run(scenario())
     assert store.stage_row("p", "queued")["state"] == "paused"

@@ -35,7 +35,7 @@ def test_plain_view_shows_summary_and_every_stage():
     lines = text.splitlines()
     assert lines[0] == ("PIPELINE orders   context demo · driver http · input offset 42 · DLQ 7 · "
                         "sagas in flight 3 (running 1, stuck 2)")
-    assert lines[2].split() == ["parse", "failing", "1", "0", "5/100", "2.5/s", "10.0%", "7"]
+    assert lines[2].split() == ["parse", "failing", "1", "0", "5/100", "2.5/s", "-", "10.0%", "7"]
     assert lines[3].split()[:2] == ["ship", "paused"]
     assert "\x1b[" not in text
     wide = plain_view([p], wide=True, context=None)

@@ -55,6 +55,8 @@ NO_REPLAY = ("the Redis broker deletes a task message once a worker has taken it
              "tasks to replay from; re-send failed tasks with 'pipelinectl dlq redrive'")
 NO_DRAIN = ("Celery cannot stop producers from adding to a queue; use 'pipelinectl pause' to stop the workers "
             "taking tasks from it")
+NO_LIMIT = ("Celery's rate limits are per task type and per worker, not per queue: set one with "
+            "'celery -A APP control rate_limit TASK 50/s'")
 NO_SAGAS = "Celery has no sagas (a canvas chain is not tracked as one by the broker or result backend)"
 
 
@@ -753,6 +755,9 @@ class CeleryControlPlane(UnsupportedVerbs):
     # -- what Celery cannot do --------------------------------------------------------------------------------
     def drain(self, pipeline, stage, **kw):  # type: ignore[no-untyped-def]
         raise UnsupportedError.verb(self.driver, "drain", NO_DRAIN)
+
+    def limit(self, pipeline, stage, rate, **kw):  # type: ignore[no-untyped-def]
+        raise UnsupportedError.verb(self.driver, "limit", NO_LIMIT)
 
     def replay(self, request):  # type: ignore[no-untyped-def]
         raise UnsupportedError.verb(self.driver, "replay", NO_REPLAY)

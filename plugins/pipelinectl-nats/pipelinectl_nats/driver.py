@@ -35,6 +35,7 @@ from pipelinectl.plugin_api import (
     Stage,
     StaleVersionError,
     UnavailableError,
+    UnsupportedError,
     UnsupportedVerbs,
     UsageError,
     format_time,
@@ -401,6 +402,10 @@ class NatsControlPlane(UnsupportedVerbs):
             return await self.link.api(f"CONSUMER.PAUSE.{stream}.{stage}", {"pause_until": until})
         except ApiError as exc:
             raise api_error(exc, f"pause of stage '{stage}'") from exc
+
+    def limit(self, pipeline, stage, rate, **kw):  # type: ignore[no-untyped-def]
+        raise UnsupportedError.verb(self.driver, "limit", "JetStream's consumer rate limit (rate_limit_bps) is in "
+                                    "bits per second of push deliveries, not items per second")
 
     def scale(self, pipeline: str, stage: str, parallelism: int, *, dry_run: bool = False,
               expected_version: int | None = None) -> Stage:

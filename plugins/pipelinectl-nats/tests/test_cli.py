@@ -195,3 +195,19 @@ def test_ctrl_c_in_a_replay_removes_the_temporary_consumer_at_once(cli, server, 
     assert "never awaited" not in err and "Traceback" not in err
     assert admin.consumer_names("CL5") == ["parse"]  # not left for the 60 s inactivity timer
     assert admin.stream("CL5")["state"]["last_seq"] < 60000  # it was stopped before the end
+
+
+def test_stage_knobs_are_unsupported_in_one_line_and_change_nothing(cli, server, admin):
+    _pipeline(admin, "CLK")
+    _context(cli, server, "CLK")
+    before = cli.run("status", "-o", "json").json()
+    for argv, verb, why in (
+            (("limit", "parse", "--rate", "50/s"), "limit", "bits per second"),
+            (("disable", "parse", "--reason", "outage"), "disable", None),
+            (("enable", "parse"), "enable", None),
+            (("replay", "--skipped", "parse", "--yes"), "replay --skipped", None)):
+        refused = cli.run(*argv)
+        assert refused.rc == 7, refused
+        assert refused.stderr.startswith(f"error: '{verb}' is not supported by the nats driver"), refused
+        assert len(refused.stderr.strip().splitlines()) == 1 and (why is None or why in refused.stderr)
+    assert cli.run("status", "-o", "json").json()["items"][0]["stages"] == before["items"][0]["stages"]

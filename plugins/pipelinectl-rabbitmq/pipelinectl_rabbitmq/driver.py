@@ -150,6 +150,9 @@ class RabbitControlPlane(UnsupportedVerbs):
     def _no(self, verb: str, why: str) -> Any:
         raise UnsupportedError.verb(self.driver, verb, why)
 
+    def limit(self, pipeline, stage, rate, **kw):  # type: ignore[no-untyped-def]
+        return self._no("limit", "RabbitMQ has no delivery rate limit (prefetch bounds unacked messages, not a rate)")
+
     def drain(self, pipeline, stage, **kw):  # type: ignore[no-untyped-def]
         return self._no("drain", "a RabbitMQ queue has no draining state (it takes messages while it exists); "
                                  "use 'pause' to stop deliveries to its consumers")

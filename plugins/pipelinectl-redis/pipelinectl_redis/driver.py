@@ -380,6 +380,10 @@ class RedisControlPlane(UnsupportedVerbs):
             "a Redis stream has no input gate apart from its consumers; pause the stage and wait for "
             "its pending count (status) to reach 0")
 
+    def limit(self, pipeline, stage, rate, **kw):  # type: ignore[no-untyped-def]
+        raise UnsupportedError.verb(self.driver, "limit", "Redis Streams have no delivery rate limit for a "
+                                    "consumer group")
+
     def scale(self, pipeline: str, stage: str, parallelism: int, *, dry_run: bool = False,
               expected_version: int | None = None) -> Stage:
         name = self._one(pipeline)

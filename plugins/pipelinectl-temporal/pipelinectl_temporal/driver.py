@@ -26,12 +26,14 @@ from pipelinectl.plugin_api import (
     Connection,
     NotFoundError,
     Pipeline,
+    RateLimit,
     Saga,
     SagaFilter,
     Stage,
     UnsupportedError,
     UnsupportedVerbs,
     UsageError,
+    default_burst,
     parse_time,
 )
 
@@ -80,6 +82,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         Capability.STATUS,
         Capability.PAUSE,
         Capability.RESUME,
+        Capability.LIMIT,
         Capability.SAGA_LIST,
         Capability.SAGA_SHOW,
         Capability.SAGA_FORCE_FAIL,
@@ -641,14 +644,52 @@ class TemporalControlPlane(UnsupportedVerbs):
                 return oldest, True
         return oldest, False
 
+    def limit(self, pipeline: str, stage: str, rate: RateLimit | None, *, dry_run: bool = False,
+              expected_version: int | None = None) -> Stage:
+        """The rate limit of task queue `stage` (UpdateTaskQueueConfig, Temporal server 1.28+).
+
+        The server dispatches at most that many activity tasks a second from the queue, to all its
+        workers together (it overrides the workers' own limit); None puts back the default.
+        """
+        if rate is not None and rate.burst != default_burst(rate.per_second):
+            raise UnsupportedError.verb(DRIVER, "limit --burst", "a Temporal task queue's rate limit has no burst")
+        ns = self.namespace_of(pipeline)
+        if not dry_run:
+            update: dict[str, Any] = {"reason": "pipelinectl limit " + ("--clear" if rate is None else rate.rate)}
+            if rate is not None:
+                update["rateLimit"] = {"requestsPerSecond": rate.per_second}
+            self.http.request("POST", f"/api/v1/namespaces/{seg(ns)}/task-queues/{seg(stage)}/update-config",
+                              body={"namespace": ns, "taskQueue": stage, "taskQueueType": "TASK_QUEUE_TYPE_ACTIVITY",
+                                    "identity": IDENTITY, "updateQueueRateLimit": update})
+        view = self._queue_stage(ns, stage, "")
+        if dry_run:
+            view.rate_limit = rate
+            view.details["dry_run"] = True
+        return view
+
+    @staticmethod
+    def _queue_limit(config: dict[str, Any]) -> RateLimit | None:
+        """The activity queue's rate limit set through the API, as a RateLimit (Temporal counts per second)."""
+        rps = ((config.get("queueRateLimit") or {}).get("rateLimit") or {}).get("requestsPerSecond")
+        if not rps:
+            return None
+        per_second = float(rps)
+        return RateLimit(rate=f"{per_second:g}/s", per_second=per_second, burst=default_burst(per_second))
+
     def _queue_stage(self, ns: str, queue: str, scope: str) -> Stage:
         pollers: list[dict[str, Any]] = []
         backlog = 0
+        limit = None
         try:
             for kind in ("TASK_QUEUE_TYPE_WORKFLOW", "TASK_QUEUE_TYPE_ACTIVITY"):
+                activity = kind == "TASK_QUEUE_TYPE_ACTIVITY"
+                params = {"taskQueueType": kind, "reportStats": "true"}
+                if activity:
+                    params["reportConfig"] = "true"
                 data = self.http.request(
-                    "GET", f"/api/v1/namespaces/{seg(ns)}/task-queues/{seg(queue)}",
-                    params={"taskQueueType": kind, "reportStats": "true"})
+                    "GET", f"/api/v1/namespaces/{seg(ns)}/task-queues/{seg(queue)}", params=params)
+                if activity:
+                    limit = self._queue_limit(data.get("config") or {})
                 for p in data.get("pollers") or []:
                     pollers.append({"identity": p.get("identity"), "type": kind.rsplit("_", 1)[-1].lower(),
                                     "last_access": p.get("lastAccessTime")})
@@ -663,6 +704,6 @@ class TemporalControlPlane(UnsupportedVerbs):
                                         params={"query": q}).get("count") or 0)
         workers = sorted({p["identity"] for p in pollers if p.get("identity")})
         return Stage(pipeline=ns, name=queue, state="running", parallelism=len(workers),
-                     in_flight=running, queue_depth=backlog,
+                     in_flight=running, queue_depth=backlog, rate_limit=limit,
                      details={"kind": "task_queue", "workers": workers, "pollers": pollers,
                               "no_workers": not workers})

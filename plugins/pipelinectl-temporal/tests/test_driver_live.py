@@ -425,3 +425,33 @@ def test_cancel_compensates_completed_steps_in_reverse_and_ends_compensated(temp
     temporal.wait_status(NS, saga_id, {"CANCELED"})
     assert worker.effects_of(saga_id)[-2:] == ["undo_charge", "undo_reserve"]
     assert plane.saga_show(NS, saga_id).status == "compensated"
+
+
+def test_limit_sets_shows_and_clears_a_task_queue_rate_limit(temporal, uid):
+    from pipelinectl.plugin_api import rate_limit
+
+    queue = f"{uid}-limited"
+    driver = TemporalControlPlane(Connection(context="t", driver="temporal", url=temporal.http_url, namespace=NS,
+                                             settings={"task_queues": queue}))
+    try:
+        assert Capability.LIMIT in driver.capabilities
+        planned = driver.limit(NS, queue, rate_limit("20/s"), dry_run=True)
+        assert planned.rate_limit.rate == "20/s" and planned.details["dry_run"] is True
+        assert driver.status()[0].stages[0].rate_limit is None, "a dry run changes nothing"
+        done = driver.limit(NS, queue, rate_limit("3000/m"))
+        assert (done.rate_limit.rate, done.rate_limit.per_second) == ("50/s", 50.0)
+        (stage,) = driver.status()[0].stages  # read back from the server's task queue config
+        assert stage.name == queue and stage.rate_limit.per_second == 50.0
+        config = driver.http.request("GET", f"/api/v1/namespaces/{NS}/task-queues/{queue}",
+                                     params={"taskQueueType": "TASK_QUEUE_TYPE_ACTIVITY", "reportConfig": "true"})
+        assert config["config"]["queueRateLimit"]["rateLimit"]["requestsPerSecond"] == 50
+        with pytest.raises(UnsupportedError, match="no burst"):
+            driver.limit(NS, queue, rate_limit("5/s", 20))
+        assert driver.limit(NS, queue, None).rate_limit is None
+        assert driver.status()[0].stages[0].rate_limit is None
+        for verb in (lambda: driver.disable(NS, queue, "why"), lambda: driver.replay_skipped(NS, queue)):
+            with pytest.raises(UnsupportedError) as caught:
+                verb()
+            assert "\n" not in caught.value.one_line() and "temporal driver" in caught.value.message
+    finally:
+        driver.close()
