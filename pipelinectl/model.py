@@ -42,8 +42,9 @@ def stage_health(stage: Any) -> str:
     return str(stage.state)
 
 
-SagaStatus = Literal["running", "compensating", "completed", "compensated", "failed", "stuck"]
-SAGA_STATUSES: tuple[str, ...] = ("running", "compensating", "completed", "compensated", "failed", "stuck")
+SagaStatus = Literal["running", "compensating", "completed", "compensated", "failed", "stuck", "cancelled"]
+SAGA_STATUSES: tuple[str, ...] = ("running", "compensating", "completed", "compensated", "failed", "stuck",
+                                  "cancelled")
 StepStatus = Literal[
     "pending", "running", "completed", "failed", "timed_out",
     "compensating", "compensated", "compensation_failed", "skipped", "cancelled",
@@ -350,6 +351,37 @@ class BatchJob(Resource):
     failed: int = 0
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+@dataclass(kw_only=True)
+class AuditEntry(Resource):
+    """One state change in a plane's audit trail: who (a token's name, or `system`) did what to what."""
+
+    id: str
+    time: datetime
+    actor: str
+    verb: str
+    target: str
+    pipeline: str | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    result: str | None = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    plan: str | None = None  # the hash of the plan `pipelinectl apply` performed
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit entries to list; every given condition holds."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str | None = None
+    target: str | None = None
+    verb: str | None = None
+    pipeline: str | None = None
 
 
 @dataclass(kw_only=True)

@@ -193,6 +193,17 @@ COLUMNS: dict[str, list[Column]] = {
         Column("STEP", lambda e: e.step or "-", drop=1),
         Column("MESSAGE", lambda e: _text(e.message), clip=60),
     ],
+    "AuditEntry": [
+        Column("TIME", lambda e: format_time(e.time, timespec="seconds") or "-", drop=3),
+        Column("ACTOR", lambda e: e.actor),
+        Column("VERB", lambda e: e.verb),
+        Column("TARGET", lambda e: e.target),
+        Column("REASON", lambda e: _text(e.reason), clip=30, drop=2),
+        Column("RESULT", lambda e: _text(e.result), clip=40, drop=1),
+        Column("PIPELINE", lambda e: e.pipeline or "-", wide_only=True, drop=4),
+        Column("REQUEST ID", lambda e: e.request_id or "-", wide_only=True, drop=5),
+        Column("PLAN", lambda e: (e.plan or "-")[:19], wide_only=True, drop=6),
+    ],
     "BatchJob": [
         Column("ID", lambda b: b.id),
         Column("ACTION", lambda b: b.action),

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .model import (
+        AuditEntry,
+        AuditFilter,
         BatchJob,
         BulkResult,
         DLQFilter,
@@ -62,6 +64,7 @@ class Capability(str, Enum):
     SAGA_ADVANCE = "saga-advance"
     SAGA_QUERY = "saga-query"
     SAGA_BATCH = "saga-batch"
+    AUDIT = "audit"
 
 
 @dataclass
@@ -158,6 +161,11 @@ class ControlPlane(Protocol):
                    dry_run: bool = False) -> BatchJob: ...
     def saga_batch_show(self, pipeline: str, job_id: str) -> BatchJob: ...
 
+    # -- audit trail ------------------------------------------------------
+    def audit_list(self, selection: AuditFilter, *, page_size: int = 500) -> Iterator[AuditEntry]:
+        """The plane's own record of state changes (who did what), oldest first, page by page."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -187,6 +195,9 @@ VERB_NAMES: dict[str, str] = {
     "saga_force_fail": "saga force-fail",
     "saga_retry": "saga retry",
     "saga_force_complete": "saga force-complete",
+    "saga_cancel": "saga cancel",
+    "saga_advance": "saga advance",
+    "audit_list": "audit",
     "saga_batch_show": "saga batch",
     "saga_batch": "saga {action} --query",
 }
@@ -277,16 +288,19 @@ class UnsupportedVerbs:
         return self._unsupported("saga_force_complete")
 
     def saga_cancel(self, pipeline, saga_id, reason, **kw):  # type: ignore[no-untyped-def]
-        return self._unsupported("saga cancel")
+        return self._unsupported("saga_cancel")
 
     def saga_advance(self, pipeline, saga_id, step, reason, **kw):  # type: ignore[no-untyped-def]
-        return self._unsupported("saga advance")
+        return self._unsupported("saga_advance")
 
     def saga_batch(self, action, selection, reason, **kw):  # type: ignore[no-untyped-def]
         return self._unsupported("saga_batch", action=action)
 
     def saga_batch_show(self, pipeline, job_id):  # type: ignore[no-untyped-def]
         return self._unsupported("saga_batch_show")
+
+    def audit_list(self, selection, **kw):  # type: ignore[no-untyped-def]
+        return self._unsupported("audit_list")
 
     def close(self) -> None:
         pass

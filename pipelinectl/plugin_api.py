@@ -50,6 +50,8 @@ from .errors import (
 from .model import (
     ERROR_KINDS,
     SAGA_STATUSES,
+    AuditEntry,
+    AuditFilter,
     BatchJob,
     BulkResult,
     DLQFilter,
@@ -122,7 +124,8 @@ def plane_for(driver: str) -> tuple[Session, Any]:
 
 
 __all__ = [
-    "ERROR_KINDS", "SAGA_STATUSES", "UNREACHABLE_WITHIN", "AbortedError", "AlreadyExistsError", "Backoff", "BatchJob", "BulkResult", "Capability",
+    "ERROR_KINDS", "SAGA_STATUSES", "UNREACHABLE_WITHIN", "AbortedError", "AlreadyExistsError", "AuditEntry",
+    "AuditFilter", "Backoff", "BatchJob", "BulkResult", "Capability",
     "ConditionNotMetError", "ConflictError", "Connection", "ControlPlane", "DLQFilter", "DLQItem",
     "DeadlineExceededError", "DriverFactory", "ExitCode", "HttpApi", "InternalError", "NotFoundError",
     "PermissionDeniedError", "Pipeline", "PipelinectlError", "RateLimit", "ReplayJob", "ReplayRequest", "Resource", "Saga",

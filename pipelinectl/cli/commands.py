@@ -34,7 +34,8 @@ COMMANDS: dict[str, CommandSpec] = {
     "replay": CommandSpec("pipelinectl.cli.replay:app", "Replay an input range or a disabled stage's skipped items; list, show, cancel", "Control stages"),
     # Dead letters and sagas
     "dlq": CommandSpec("pipelinectl.cli.dlq:app", "List, inspect, redrive and purge dead-letter items", "Dead letters and sagas"),
-    "saga": CommandSpec("pipelinectl.cli.saga:app", "List and inspect sagas; force-fail, retry or force-complete one", "Dead letters and sagas"),
+    "saga": CommandSpec("pipelinectl.cli.saga:app", "List and inspect sagas; force-fail, retry, cancel, advance one", "Dead letters and sagas"),
+    "audit": CommandSpec("pipelinectl.cli.audit:audit", "Show the audit trail: every state change and who made it", "Inspect"),
     # Runbooks
     "apply": CommandSpec("pipelinectl.cli.plans:apply", "Perform exactly a plan made with VERB --dry-run -o yaml", "Runbooks and drills"),
     "drill": CommandSpec("pipelinectl.cli.drill:app", "Run and validate drill files (CI incident rehearsals)", "Runbooks and drills"),

@@ -233,7 +233,38 @@ def progress(session: Session, description: str, total: int | None) -> Iterator[
 
 
 __all__ = [
-    "TIME_FORMS", "action_text", "check_stage", "context_label", "current", "dry_run_note", "dry_run_option", "mutate",
+    "MAX_PAGE", "TIME_FORMS", "action_text", "check_stage", "context_label", "current", "dry_run_note",
+    "dry_run_option", "emit_listing", "listing_plan", "mutate",
     "parse_range", "parse_time", "pipeline_option", "plural", "progress", "read_before", "request_id", "say",
     "stage_name", "watch_deadline", "yes_option",
 ]
+
+
+# -- listings ------------------------------------------------------------------------------------------
+MAX_PAGE = 1000  # the largest page the APIs serve
+
+
+def listing_plan(session: Session, limit: int | None, table_default: int, default_page: int) -> tuple[int | None, int]:
+    """(cap, page size) of a list verb: tables stop at `table_default` unless --limit says otherwise;
+    -o jsonl/name stream everything page by page; a capped list asks for one page when it can."""
+    streaming = session.options.output in ("jsonl", "name")
+    cap = limit if limit is not None or streaming else table_default
+    return cap, (min(cap, MAX_PAGE) if cap is not None else default_page)
+
+
+def emit_listing(session: Session, items: Iterator[Any], *, cap: int | None, limit: int | None, kind: str,
+                 noun: str) -> None:
+    """Render a (lazily paged) listing: streamed as it arrives in -o jsonl/name, else collected first;
+    a table cut at its default cap says so."""
+    import itertools
+
+    if cap is not None:
+        items = itertools.islice(items, cap)
+    fmt = session.options.output
+    if fmt in ("jsonl", "name"):
+        session.renderer.emit(items, kind=kind)
+        return
+    listed = list(items)
+    session.renderer.emit(listed, kind=kind)
+    if limit is None and len(listed) == cap and fmt in ("table", "wide"):
+        session.info(f"showing the first {cap} {noun}; use --limit N, or -o jsonl for all of them")

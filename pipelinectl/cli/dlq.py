@@ -28,6 +28,8 @@ from pipelinectl.cli.common import (
     current,
     dry_run_note,
     dry_run_option,
+    emit_listing,
+    listing_plan,
     mutate,
     parse_range,
     pipeline_option,
@@ -65,7 +67,6 @@ def _group() -> None:
 
 CHUNK = 100  # IDs per redrive/purge request: bounded bodies, and a progress bar that moves
 TABLE_DEFAULT_LIMIT = 1000  # a table is for reading; -o jsonl streams everything
-MAX_PAGE = 1000  # the API's largest page
 SAMPLE = 10  # IDs a bulk dry run shows in a table, after the count; -o json lists them all
 
 # -- shared options ----------------------------------------------------------------------------------
@@ -146,23 +147,12 @@ def list_(
     target = session.pipeline(pipeline)
     selection = build_selection(session, target, stage=stage, error_kind=error_kind, since=since, until=until,
                                 may_wait=watch)
-    fmt = session.options.output
-    streaming = fmt in ("jsonl", "name")
-    cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
-    page_size = min(cap, MAX_PAGE) if cap is not None else 500  # a capped list: one request when it can
+    cap, page_size = listing_plan(session, limit, TABLE_DEFAULT_LIMIT, 500)
     if watch:
         _watch(session, selection, limit, page_size, interval)
         return
-    items = session.plane.dlq_list(selection, page_size=page_size)
-    if cap is not None:
-        items = itertools.islice(items, cap)
-    if streaming:
-        session.renderer.emit(items, kind="DLQItem")
-        return
-    listed = list(items)
-    session.renderer.emit(listed, kind="DLQItem")
-    if limit is None and len(listed) == cap and fmt in ("table", "wide"):
-        session.info(f"showing the first {cap} items; use --limit N, or -o jsonl for all of them")
+    emit_listing(session, session.plane.dlq_list(selection, page_size=page_size), cap=cap, limit=limit,
+                 kind="DLQItem", noun="items")
 
 
 def _watch(session: Session, selection: DLQFilter, limit: int | None, page_size: int, interval: float) -> None:

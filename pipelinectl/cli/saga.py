@@ -1,12 +1,14 @@
-"""Sagas: list, inspect (alias show), force-fail, retry, force-complete.
+"""Sagas: list, inspect (alias show), force-fail, retry, force-complete, cancel, advance.
 
 A saga is read first (an unknown ID is refused before anything is sent), the
 plane is asked for a dry run (a saga in the wrong status is refused before the
 prompt, not after), then force-fail and force-complete confirm, naming the
-saga, its status and the context. `--query` acts on many sagas at once through
-the engine's batch operation; it confirms too. `force_fail_saga`, `retry_saga`
-and `force_complete_saga` are the one-saga flows without the printing; the
-dashboard (pipelinectl.ui) calls them too, and `apply` through `plan_saga`.
+saga, its status and the context; so do cancel and advance. `--query` acts on
+many sagas at once through the engine's batch operation (advance: one saga after
+another, each at the named step); it confirms too. `force_fail_saga`,
+`retry_saga`, `force_complete_saga`, `cancel_saga` and `advance_saga` are the
+one-saga flows without the printing; the dashboard (pipelinectl.ui) calls them
+too, and `apply` through `plan_saga`.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ import typer
 from pipelinectl.cli import plans, targets
 from pipelinectl.cli.commands import CONTEXT_SETTINGS
 from pipelinectl.cli.common import (
+    MAX_PAGE,
     context_label,
     current,
     dry_run_note,
     dry_run_option,
+    emit_listing,
+    listing_plan,
     mutate,
     pipeline_option,
     plural,
@@ -47,7 +52,7 @@ app = typer.Typer(
 
 @app.callback()
 def _group() -> None:
-    """List and inspect sagas; force-fail, retry or force-complete one (or many with --query).
+    """List and inspect sagas; force-fail, retry, force-complete, cancel or advance one (or many with --query).
 
     Examples:
 
@@ -58,7 +63,6 @@ def _group() -> None:
 
 
 TABLE_DEFAULT_LIMIT = 1000
-MAX_PAGE = 1000  # the largest page the APIs serve
 _QUERY_HELP = "Select sagas with the engine's own query (e.g. a Temporal visibility query)."
 
 
@@ -107,19 +111,9 @@ def list_(
 
         raise typer.Exit(run_watch(fetch, output=session.options.output, interval=interval,
                                    redact=session.redact, color=session.color))
-    streaming = session.options.output in ("jsonl", "name")
-    cap = limit if limit is not None or streaming else TABLE_DEFAULT_LIMIT
-    page_size = min(cap, MAX_PAGE) if cap is not None else 200  # a capped list: one request when it can
-    sagas = session.plane.saga_list(selection, page_size=page_size)
-    if cap is not None:
-        sagas = itertools.islice(sagas, cap)
-    if streaming:
-        session.renderer.emit(sagas, kind="Saga")
-        return
-    listed = list(sagas)
-    session.renderer.emit(listed, kind="Saga")
-    if limit is None and len(listed) == cap and session.options.output in ("table", "wide"):
-        session.info(f"showing the first {cap} sagas; use --limit N, or -o jsonl for all of them")
+    cap, page_size = listing_plan(session, limit, TABLE_DEFAULT_LIMIT, 200)
+    emit_listing(session, session.plane.saga_list(selection, page_size=page_size), cap=cap, limit=limit,
+                 kind="Saga", noun="sagas")
 
 
 # -- inspect -------------------------------------------------------------------------------------------
@@ -245,7 +239,7 @@ def describe_saga(saga: Saga) -> str:
 class SagaChange:
     """What a saga verb did (or, on a dry run, would do): the saga as read before and as the plane answered."""
 
-    verb: str  # "force-fail" | "retry" | "force-complete"
+    verb: str  # "force-fail" | "retry" | "force-complete" | "cancel" | "advance"
     pipeline: str
     before: Saga
     after: Saga  # the plane's plan on a dry run
@@ -302,6 +296,54 @@ def force_complete_saga(session: Session, saga_id: str, reason: str | None, *, p
                 dry_run=dry_run, call=lambda dry: session.plane.saga_force_complete(target, saga_id, why, dry_run=dry))
 
 
+def cancel_saga(session: Session, saga_id: str, reason: str | None, *, pipeline: str | None = None,
+                dry_run: bool = False, yes: bool = False) -> SagaChange:
+    """The flow behind `saga cancel ID`: a reason is required; confirms."""
+    saga_id = targets.target(saga_id, "saga")
+    why = _reason(reason, "cancel")
+    target = session.pipeline(pipeline)
+    return _one(session, "cancel", saga_id, target, {"reason": why}, confirm=True, yes=yes, dry_run=dry_run,
+                call=lambda dry: session.plane.saga_cancel(target, saga_id, why, dry_run=dry))
+
+
+_NO_RESULT = object()  # `--result` not given (null is a result an operator may mean)
+
+
+def advance_saga(session: Session, saga_id: str, step: str | None, reason: str | None, *, result: Any = _NO_RESULT,
+                 pipeline: str | None = None, dry_run: bool = False, yes: bool = False) -> SagaChange:
+    """The flow behind `saga advance ID --step NAME`: step and reason required; confirms."""
+    saga_id = targets.target(saga_id, "saga")
+    step = _step(step)
+    why = _reason(reason, "advance")
+    target = session.pipeline(pipeline)
+    given = None if result is _NO_RESULT else result
+    arguments: dict[str, Any] = {"step": step, "reason": why}
+    if result is not _NO_RESULT:
+        arguments["result"] = result
+    return _one(session, "advance", saga_id, target, arguments, confirm=True, yes=yes, dry_run=dry_run,
+                call=lambda dry: session.plane.saga_advance(target, saga_id, step, why, result=given, dry_run=dry))
+
+
+def _step(step: str | None) -> str:
+    if step is None or not step.strip():
+        raise UsageError("saga advance needs --step NAME (the saga's current step, done by hand)",
+                         hint="see the current step with 'pipelinectl saga inspect ID'")
+    return step.strip()
+
+
+def parse_result(text: str | None) -> Any:
+    """--result as JSON, refused in one line when it is not (nothing is read or sent before)."""
+    if text is None:
+        return _NO_RESULT
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"invalid --result: not JSON ({str(exc).split(':')[0]})",
+                         hint='give a JSON value, e.g. --result \'{"payment": "manual-17"}\'') from None
+
+
 def _would(before: Saga, planned: Saga) -> str:
     """What the plane's dry-run answer says would happen (docs/api.md): `details.would`, and the
     status it would leave the saga in; never the current status passed off as the outcome."""
@@ -336,16 +378,26 @@ def _run_flow(session: Session, action: str, saga_id: str, pipeline: str | None,
     if action == "retry":
         return retry_saga(session, saga_id, reason, event_id=arguments.get("event_id"), pipeline=pipeline,
                           dry_run=dry_run)
+    if action == "cancel":
+        return cancel_saga(session, saga_id, reason, pipeline=pipeline, dry_run=dry_run, yes=yes)
+    if action == "advance":
+        return advance_saga(session, saga_id, arguments.get("step"), reason, pipeline=pipeline, dry_run=dry_run,
+                            yes=yes, result=arguments["result"] if "result" in arguments else _NO_RESULT)
     return force_complete_saga(session, saga_id, reason, pipeline=pipeline, dry_run=dry_run, yes=yes)
 
 
-@plans.builder("saga force-fail", "saga retry", "saga force-complete")
+@plans.builder("saga force-fail", "saga retry", "saga force-complete", "saga cancel", "saga advance")
 def plan_saga(session: Session, verb: str, target: dict[str, Any], arguments: dict[str, Any]) -> plans.Draft:
     """A saga verb's plan relies on the saga's status and current step; with --query, on the count matched."""
     action = verb.split(" ", 1)[1]
     if isinstance(arguments.get("reason"), str):
         arguments = {**arguments, "reason": arguments["reason"].strip() or None}
-    arguments = {k: v for k, v in arguments.items() if v is not None and v is not False}
+    kept = {k: v for k, v in arguments.items() if v is not None and v is not False and v is not _NO_RESULT}
+    if arguments.get("result", _NO_RESULT) is not _NO_RESULT:  # advance's result: any JSON value, null and false too
+        kept["result"] = arguments["result"]
+    arguments = kept
+    if target.get("query") and action == "advance":
+        return _plan_advance_many(session, target, arguments)
     if target.get("query"):
         return _plan_batch(session, action, target, arguments)
     change = _run_flow(session, action, target.get("saga") or "", target.get("pipeline"), arguments, dry_run=True)
@@ -374,6 +426,51 @@ def _plan_batch(session: Session, action: str, target: dict[str, Any], arguments
         preconditions=[plans.Precondition(f"pipeline/{pipeline}", {"sagas_matching_query": planned.total})],
         summary=f"{batch} would act on {plural(planned.total, 'saga')} matching {query!r}", result=planned,
         perform=lambda yes: _batch(session, batch, query, reason, pipeline, yes=yes, dry_run=False))
+
+
+def _at_step(session: Session, pipeline: str, query: str, step: str) -> list[Saga]:
+    """The sagas `query` selects that are at `step` now: what `saga advance --query` acts on."""
+    from pipelinectl.model import SagaFilter
+
+    found = session.plane.saga_list(SagaFilter(pipeline=pipeline, query=query), page_size=MAX_PAGE)
+    return [s for s in found if s.current_step == step]
+
+
+def _plan_advance_many(session: Session, target: dict[str, Any], arguments: dict[str, Any]) -> plans.Draft:
+    query, pipeline = target["query"], session.pipeline(target.get("pipeline"))
+    step, why = _step(arguments.get("step")), _reason(arguments.get("reason"), "advance")
+    result = arguments.get("result", _NO_RESULT)
+    ids = [s.id for s in _at_step(session, pipeline, query, step)]
+    return plans.Draft(
+        target={"pipeline": pipeline, "query": query}, arguments=arguments,
+        preconditions=[plans.Precondition(f"pipeline/{pipeline}", {"sagas_at_step": ids})],
+        summary=f"advance would record step {step} done by hand on {plural(len(ids), 'saga')} matching {query!r}",
+        result=None,
+        perform=lambda yes: _advance_many(session, query, step, why, result, pipeline, yes=yes, dry_run=False))
+
+
+def _advance_many(session: Session, query: str, step: str, reason: str, result: Any, pipeline: str, *, yes: bool,
+                  dry_run: bool) -> None:
+    """`saga advance --query Q --step S`: each matching saga at step S, one after another; confirms once."""
+    sagas = _at_step(session, pipeline, query, step)
+    what = f"advance step {step} of {plural(len(sagas), 'saga')} matching {query!r} in pipeline '{pipeline}'"
+    if dry_run:
+        dry_run_note(session, f"{what} would record the step done by hand on each")
+        return
+    if not sagas:
+        say(session, f"no saga matching {query!r} is at step {step}; nothing was changed")
+        return
+    session.confirm(what, yes=yes)
+    failed = 0
+    for saga in sagas:
+        try:
+            _report(session, advance_saga(session, saga.id, step, reason, result=result, pipeline=pipeline,
+                                          yes=True))
+        except ConflictError as exc:  # it moved on meanwhile: the others still go ahead
+            failed += 1
+            session.info(f"saga {saga.id}: {exc.message}")
+    if failed:
+        raise ConflictError(f"{plural(failed, 'saga')} of {len(sagas)} could not be advanced (see above)")
 
 
 def _batch(session: Session, action: str, query: str, reason: str, pipeline: str, *, yes: bool,
@@ -531,3 +628,84 @@ def force_complete(
                    arguments={"reason": reason})
         return
     _report(session, force_complete_saga(session, saga_id, reason, pipeline=pipeline, dry_run=dry_run, yes=yes))
+
+
+@app.command("cancel")
+def cancel(
+    saga_id: str | None = _ID,
+    reason: str | None = typer.Option(None, "--reason", "-r", metavar="TEXT", help="Why (required; recorded)."),
+    query: str | None = typer.Option(None, "--query", "-q", metavar="QUERY", help=_QUERY_HELP),
+    pipeline: str | None = pipeline_option(),
+    dry_run: bool = dry_run_option(),
+    yes: bool = yes_option(),
+) -> None:
+    """Cancel a running or stuck saga gracefully: no further step runs, the completed ones are compensated.
+
+    Compensations run in reverse order and the saga ends cancelled (on Temporal: the workflow
+    is asked to cancel; its own cancellation handling compensates). Asks first (off a terminal
+    it needs --yes). A finished saga is refused (exit 4). Unlike force-fail, it is not a
+    failure: nothing went wrong, the saga is no longer wanted.
+
+    Examples:
+
+      pipelinectl saga cancel saga-order-000042 --reason "customer cancelled, ticket OPS-9"
+
+      pipelinectl saga cancel --query "WorkflowType = 'order'" --reason "bad batch" --yes
+    """
+    session = current()
+    _target(saga_id, query, "cancel")
+    if plans.wanted(session, dry_run):
+        plans.emit(session, "saga cancel", target={"pipeline": pipeline, "saga": saga_id, "query": query},
+                   arguments={"reason": reason})
+        return
+    if query:
+        _batch(session, "cancel", query, _reason(reason, "cancel"), session.pipeline(pipeline), yes=yes,
+               dry_run=dry_run)
+        return
+    assert saga_id is not None
+    _report(session, cancel_saga(session, saga_id, reason, pipeline=pipeline, dry_run=dry_run, yes=yes))
+
+
+@app.command("advance")
+def advance(
+    saga_id: str | None = _ID,
+    step: str | None = typer.Option(None, "--step", "-s", metavar="NAME",
+                                    help="The saga's current step, done by hand (required)."),
+    result: str | None = typer.Option(None, "--result", metavar="JSON",
+                                      help="What the step would have returned (JSON; an object joins the "
+                                           "saga's data)."),
+    reason: str | None = typer.Option(None, "--reason", "-r", metavar="TEXT", help="Why (required; recorded)."),
+    query: str | None = typer.Option(None, "--query", "-q", metavar="QUERY", help=_QUERY_HELP),
+    pipeline: str | None = pipeline_option(),
+    dry_run: bool = dry_run_option(),
+    yes: bool = yes_option(),
+) -> None:
+    """Record the saga's current step as done by hand, and let the saga go on with the next one.
+
+    --step must name the current step (else exit 4, nothing changed); the saga must be
+    running or stuck. The step is marked advanced by an operator in the saga's events.
+    With --query, every matching saga at that step is advanced, one after another.
+    On Temporal the workflow must implement the 'pipelinectl.advance' update
+    (docs/plugins.md); one that does not is refused as unsupported (exit 7).
+
+    Examples:
+
+      pipelinectl saga advance saga-order-000042 --step charge --result '{"payment": "manual-17"}' --reason "charged by phone, OPS-7"
+
+      pipelinectl saga advance saga-order-000042 --step charge --reason OPS-7 --dry-run -o yaml > advance.yaml
+    """
+    session = current()
+    parsed = parse_result(result)  # first: bad JSON changes nothing and reads nothing
+    _target(saga_id, query, "advance")
+    arguments = {"step": step, "reason": reason, "result": parsed}
+    if plans.wanted(session, dry_run):
+        plans.emit(session, "saga advance", target={"pipeline": pipeline, "saga": saga_id, "query": query},
+                   arguments=arguments)
+        return
+    if query:
+        _advance_many(session, query, _step(step), _reason(reason, "advance"), parsed, session.pipeline(pipeline),
+                      yes=yes, dry_run=dry_run)
+        return
+    assert saga_id is not None
+    _report(session, advance_saga(session, saga_id, step, reason, result=parsed, pipeline=pipeline,
+                                  dry_run=dry_run, yes=yes))

@@ -38,6 +38,8 @@ from pipelinectl.errors import (
     from_canonical,
 )
 from pipelinectl.model import (
+    AuditEntry,
+    AuditFilter,
     BulkResult,
     DLQFilter,
     DLQItem,
@@ -81,8 +83,6 @@ class HttpControlPlane:
         Capability.SAGA_QUERY,
         Capability.SAGA_BATCH,
         Capability.SAGA_TERMINATE,
-        Capability.SAGA_CANCEL,
-        Capability.SAGA_ADVANCE,
     }
 
     # Retry shape (pipelinectl.transport): full jitter over base * 2**attempt, capped; at most `max_attempts` tries.
@@ -590,6 +590,23 @@ class HttpControlPlane:
 
     def saga_force_complete(self, pipeline: str, saga_id: str, reason: str, *, dry_run: bool = False) -> Saga:
         return self._saga_verb("force-complete", pipeline, saga_id, self._body(reason=reason, dry_run=dry_run))
+
+    def saga_cancel(self, pipeline: str, saga_id: str, reason: str, *, dry_run: bool = False) -> Saga:
+        return self._saga_verb("cancel", pipeline, saga_id, self._body(reason=reason, dry_run=dry_run))
+
+    def saga_advance(self, pipeline: str, saga_id: str, step: str, reason: str, *, result: Any = None,
+                     dry_run: bool = False) -> Saga:
+        body = self._body(step=step, reason=reason, dry_run=dry_run)
+        if result is not None:
+            body["result"] = result  # as given: a JSON value, not a time to format
+        return self._saga_verb("advance", pipeline, saga_id, body)
+
+    # -- audit trail --------------------------------------------------------
+    def audit_list(self, selection: AuditFilter, *, page_size: int = 500) -> Iterator[AuditEntry]:
+        params = {"since": format_time(selection.since), "until": format_time(selection.until),
+                  "actor": selection.actor, "target": selection.target, "verb": selection.verb,
+                  "pipeline": selection.pipeline}
+        return self._pages("/v1/audit", params, page_size, AuditEntry)
 
     def saga_batch(self, action: str, selection: SagaFilter, reason: str, *, dry_run: bool = False) -> Any:
         raise UnsupportedError.verb(self.driver, f"saga {action} --query",

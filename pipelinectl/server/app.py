@@ -38,6 +38,7 @@ from pipelinectl.errors import (
     UsageError,
 )
 
+from . import audit
 from .auth import Authenticator
 from .runtime import Runtime
 from .store import dumps, now
@@ -98,6 +99,11 @@ class SagaList(m.ResourceList):
     items: list[m.Saga] = field(default_factory=list)
 
 
+@dataclass(kw_only=True)
+class AuditEntryList(m.ResourceList):
+    items: list[m.AuditEntry] = field(default_factory=list)
+
+
 class DryRunBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dry_run: bool = False
@@ -145,7 +151,7 @@ class ReplayBody(DryRunBody):
 
 
 ErrorKindLit = Literal["validation", "transient", "persistent", "fatal"]
-SagaStatusLit = Literal["running", "compensating", "completed", "compensated", "failed", "stuck"]
+SagaStatusLit = Literal["running", "compensating", "completed", "compensated", "failed", "stuck", "cancelled"]
 FILTERS = ("stage", "error_kind", "since", "until")
 
 
@@ -176,6 +182,12 @@ class ReasonBody(DryRunBody):
 
 class RetryBody(DryRunBody):
     reason: str | None = Field(None, max_length=2000)
+
+
+class AdvanceBody(ReasonBody):
+    step: str = Field(min_length=1, max_length=200, description="the saga's current step (else 409)")
+    result: Any = Field(None, description="what the step would have returned; an object merges into the "
+                        "saga's data")
 
 
 # What each documented error answer means; the code in front of it comes from errors.py.
@@ -360,7 +372,18 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
     async def mutate(request: Request, principal: str, body: BaseModel | None, dry_run: bool,
                      action: Callable[[], Awaitable[m.Resource]], status: int = 200,
                      etag: bool = False) -> JSONResponse:
-        """Run a mutation once per Idempotency-Key: a repeat returns the stored first answer."""
+        """Run a mutation once per Idempotency-Key: a repeat returns the stored first answer.
+
+        What the action records in the audit trail is attributed to this request's caller.
+        """
+        caller = audit.Caller(actor=principal, request_id=rid(request),
+                              idempotency_key=(request.headers.get("idempotency-key") or None),
+                              plan=(request.headers.get("pipelinectl-plan") or "")[:100] or None)
+        with audit.acting(caller):
+            return await _mutate(request, principal, body, dry_run, action, status, etag)
+
+    async def _mutate(request: Request, principal: str, body: BaseModel | None, dry_run: bool,
+                      action: Callable[[], Awaitable[m.Resource]], status: int, etag: bool) -> JSONResponse:
         key = request.headers.get("idempotency-key")
         if not key:
             return respond(await action(), status, etag)
@@ -636,6 +659,37 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
         dry = dry_run or body.dry_run
         p = running().pipeline(pipeline)
         return await mutate(request, who, body, dry, lambda: p.sagas.force_complete(saga_id, body.reason, dry))
+
+    @app.post("/v1/pipelines/{pipeline}/sagas/{saga_id}/cancel", response_model=m.Saga, tags=["sagas"],
+              responses=mutation(409))
+    async def cancel_saga(request: Request, pipeline: str, saga_id: str, body: ReasonBody, dry_run: bool = dry_q,
+                          idempotency_key: str = idem,
+                          who: str = ADMIN) -> JSONResponse:
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        return await mutate(request, who, body, dry, lambda: p.sagas.cancel(saga_id, body.reason, dry))
+
+    @app.post("/v1/pipelines/{pipeline}/sagas/{saga_id}/advance", response_model=m.Saga, tags=["sagas"],
+              responses=mutation(409))
+    async def advance_saga(request: Request, pipeline: str, saga_id: str, body: AdvanceBody,
+                           dry_run: bool = dry_q, idempotency_key: str = idem,
+                           who: str = ADMIN) -> JSONResponse:
+        dry = dry_run or body.dry_run
+        p = running().pipeline(pipeline)
+        return await mutate(request, who, body, dry,
+                            lambda: p.sagas.advance(saga_id, body.step, body.reason, body.result, dry))
+
+    @app.get("/v1/audit", response_model=AuditEntryList, tags=["audit"], responses=READ)
+    async def list_audit(request: Request, since: datetime | None = None, until: datetime | None = None,
+                         actor: str | None = Query(None, max_length=200, description="a token's name, or system"),
+                         target: str | None = Query(None, max_length=200, description="a stage, saga or job"),
+                         verb: str | None = Query(None, max_length=200, description="e.g. pause, saga cancel"),
+                         pipeline: str | None = Query(None, max_length=200),
+                         page_size: int = Query(100, ge=1, le=1000), page_token: str | None = page_q,
+                         who: str = VIEWER) -> JSONResponse:
+        f = m.AuditFilter(since=since, until=until, actor=actor, target=target, verb=verb, pipeline=pipeline)
+        items, token, total = audit.listing(running().store, f, page_size, page_token)
+        return respond(AuditEntryList(items=items, next_page_token=token, total=total))
 
     default_openapi = app.openapi
 

@@ -1,8 +1,11 @@
 """Bearer-token auth: a token file maps tokens to roles (viewer < operator < admin).
 
 Tokens are compared in constant time and never logged; a principal is known
-by the token's `name` (or a short hash), which is what logs and the
-idempotency store use.
+by the token's `name` (or, for an entry without one, `token-` and a short hash
+of the token), which is what logs, the idempotency store and the audit trail
+record. Two tokens may share a name (one person's old and new token while it is
+rotated); `system` (the plane's own actor in the audit trail) and `anonymous`
+(auth off) are reserved.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class Principal:
 
 
 ANONYMOUS = Principal("anonymous", "admin")  # only when auth is off (loopback demo)
+RESERVED = frozenset({"system", "anonymous"})
 
 
 class TokenFileError(ValueError):
@@ -55,6 +59,8 @@ def load_tokens(path: str | Path) -> dict[str, Principal]:
         if role not in ROLES:
             raise TokenFileError(f"token file entry {i}: role must be one of {', '.join(ROLES)}")
         name = str(entry.get("name") or "token-" + hashlib.sha256(entry["token"].encode()).hexdigest()[:8])
+        if name in RESERVED:
+            raise TokenFileError(f"token file entry {i}: name {name!r} is reserved (the plane's own actor)")
         tokens[entry["token"]] = Principal(name, role)
     return tokens
 

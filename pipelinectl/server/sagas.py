@@ -19,6 +19,7 @@ from typing import Any
 from pipelinectl import model as m
 from pipelinectl.errors import ConflictError, NotFoundError, UsageError
 
+from . import audit
 from .definition import SagaDef, Step, classify
 from .rows import decode_token, encode_token, to_dt
 from .store import Store, dumps, loads, now
@@ -26,11 +27,12 @@ from .store import Store, dumps, loads, now
 log = logging.getLogger("pipelinectl.server")
 
 LEASE = 5.0
-TERMINAL = ("completed", "compensated", "failed")
+TERMINAL = ("completed", "compensated", "failed", "cancelled")
 ACTIVE = ("running", "compensating")
 FORWARD_DONE = ("completed", "compensating", "compensated", "compensation_failed")
 COMPENSABLE = ("completed", "compensating", "compensation_failed")  # forward done, not yet undone
 UNFINISHED = ("pending", "running", "failed", "cancelled")
+CANCELLABLE = ("running", "stuck")  # forward steps still to come
 
 
 @dataclass
@@ -71,10 +73,21 @@ class SagaCoordinator:
         return row
 
     def _claim(self, sid: str) -> bool:
-        """Take the lease if nobody (alive) holds it: one coordinator per saga at a time."""
+        """Take the lease if nobody (alive) holds it: one coordinator per saga at a time.
+
+        Taking over a lease another coordinator left to run out is recovering its saga after a crash:
+        that goes into the audit trail, in the same transaction.
+        """
         t = now()
         with self.store.tx():
-            return self.store.claim_saga(sid, self.instance, t + LEASE, t)
+            row = self.store.saga_row(self.pipeline, sid)
+            claimed = self.store.claim_saga(sid, self.instance, t + LEASE, t)
+            if claimed and row is not None and row["owner"] not in (None, self.instance):
+                audit.record(self.store, "saga recover", pipeline=self.pipeline, target=sid, system=True,
+                             arguments={"status": row["status"], "step_index": row["current"]},
+                             reason="its coordinator's lease ran out (crashed or stopped)",
+                             result=f"resumed {row['status']}")
+            return claimed
 
     def _spawn(self, sid: str) -> None:
         if sid in self.running or self.stopping():
@@ -169,6 +182,9 @@ class SagaCoordinator:
                         self.store.update_saga(sid, status="stuck", last_error=message, owner=None)
                         self.store.saga_event(sid, "saga_stuck", step.name,
                                     f"retries exhausted after {attempt} attempts: {message}")
+                        audit.record(self.store, "saga stuck", pipeline=self.pipeline, target=sid, system=True,
+                                     arguments={"step": step.name, "attempts": attempt},
+                                     reason="retries exhausted", result=message[:200])
                     else:
                         self.store.update_saga(sid, status="compensating", phase="compensate", last_error=message)
                         self.store.saga_event(sid, "step_failed", step.name, message)
@@ -222,10 +238,11 @@ class SagaCoordinator:
         forced_empty = row["phase"] == "force-fail" and not done
         with self.store.tx():
             self._skip_pending(sid)
-            status = "failed" if forced_empty else "compensated"
+            status = "failed" if forced_empty else "cancelled" if row["phase"] == "cancel" else "compensated"
             self.store.update_saga(sid, status=status, closed_at=now(), owner=None)
             self.store.saga_event(sid, f"saga_{status}",
-                        message="nothing to compensate" if forced_empty else "completed steps compensated in reverse")
+                        message="nothing to compensate" if forced_empty or not done
+                        else "completed steps compensated in reverse")
 
     async def _cancel(self, sid: str) -> None:
         task = self.running.pop(sid, None)
@@ -276,6 +293,7 @@ class SagaCoordinator:
             self.store.update_saga(sid, status="compensating", phase="force-fail", last_error=f"force-failed: {reason}",
                          owner=None)
             self.store.saga_event(sid, "force_fail", message=reason)
+            self._audit("saga force-fail", sid, row, reason, "compensating")
         self._spawn(sid)
         await self._settle(sid, 5.0)
         return self.get(sid)
@@ -302,6 +320,8 @@ class SagaCoordinator:
                 self.store.update_saga_steps(sid, ("failed", "cancelled", "running", "skipped"), from_idx=row["current"],
                                              status="pending", error=None)
             self.store.saga_event(sid, "retry", message=(reason or "").strip() or None)
+            self._audit("saga retry", sid, row, (reason or "").strip() or None,
+                        "compensating" if comp_failed else "running")
         self._spawn(sid)
         return self.get(sid)
 
@@ -319,7 +339,89 @@ class SagaCoordinator:
             n = len(self.store.saga_steps(sid))
             self.store.update_saga(sid, status="completed", current=n, closed_at=now(), owner=None)
             self.store.saga_event(sid, "force_complete", message=reason)
+            self._audit("saga force-complete", sid, row, reason, "completed")
         return self.get(sid)
+
+    async def cancel(self, sid: str, reason: str | None, dry_run: bool = False) -> m.Saga:
+        """Graceful: no further forward step; the completed ones are compensated in reverse; ends cancelled.
+
+        One transaction moves it to compensating with phase `cancel`, so a crash right after resumes the
+        compensation (the next lease holder runs it) and still ends cancelled.
+        """
+        row = self._row(sid)
+        reason = self._need_reason(reason)
+        if row["status"] not in CANCELLABLE:
+            raise ConflictError(f"saga {sid!r} is {row['status']}; cancel needs a running or stuck saga",
+                                detail={"status": row["status"]})
+        names = [r["name"] for r in self.store.saga_steps(sid, COMPENSABLE, newest_first=True)]
+        if dry_run:
+            would = (f"stop, compensate {', '.join(names)} (in reverse), then end cancelled" if names
+                     else "stop and end cancelled: no completed step to compensate")
+            return self._dry(sid, "compensating" if names else "cancelled", would, compensate=names)
+        await self._cancel(sid)
+        with self.store.tx():
+            self.store.update_saga_steps(sid, ("running",), status="cancelled", finished_at=now())
+            self.store.update_saga(sid, status="compensating", phase="cancel", last_error=f"cancelled: {reason}",
+                                   owner=None)
+            self.store.saga_event(sid, "cancel", message=reason)
+            self._audit("saga cancel", sid, row, reason, "compensating", compensate=names)
+        self._spawn(sid)
+        await self._settle(sid, 5.0)
+        return self.get(sid)
+
+    async def advance(self, sid: str, step: str, reason: str | None, result: Any = None,
+                      dry_run: bool = False) -> m.Saga:
+        """An operator did the current step by hand: record it done with `result` and go on with the next.
+
+        A dict result merges into the saga's data as the step's own return value would. Refused (409)
+        unless the saga is running or stuck and `step` is its current step.
+        """
+        reason = self._need_reason(reason)
+        row = self._check_advance(self._row(sid), step)
+        steps = self.defs[row["definition"]].steps
+        following = steps[row["current"] + 1].name if row["current"] + 1 < len(steps) else None
+        if dry_run:
+            would = f"record step {step} done by hand, then " + (f"go on with {following}" if following
+                                                                 else "complete the saga")
+            return self._dry(sid, "running", would, step=step, next_step=following)
+        await self._cancel(sid)
+        try:  # it may have moved on while its step was being stopped
+            row = self._check_advance(self._row(sid), step)
+        except ConflictError:
+            self._spawn(sid)  # drive it on as before
+            raise
+        idx = row["current"]
+        data = loads(row["data"]) or {}
+        if isinstance(result, dict):
+            data.update(result)
+        shown = dumps(result)
+        with self.store.tx():
+            self.store.update_saga_step(sid, idx, status="completed", finished_at=now(), error=None)
+            self.store.update_saga(sid, status="running", phase="forward", current=idx + 1, data=dumps(data),
+                                   last_error=None, closed_at=None, owner=None)
+            caller = audit.current_actor()
+            self.store.saga_event(sid, "step_advanced", step,
+                                  f"advanced by operator {caller}: {reason}; result {shown[:300]}")
+            self._audit("saga advance", sid, row, reason, f"step {step} done, next {following or '(end)'}",
+                        step=step, result=result)
+        self._spawn(sid)
+        return self.get(sid)
+
+    def _check_advance(self, row: Any, step: str) -> Any:
+        sid, status = row["id"], row["status"]
+        if status not in CANCELLABLE:
+            raise ConflictError(f"saga {sid!r} is {status}; advance needs a running or stuck saga",
+                                detail={"status": status})
+        names = [s["name"] for s in self.store.saga_steps(sid)]
+        current = names[row["current"]] if row["current"] < len(names) else None
+        if step != current:
+            raise ConflictError(f"step {step!r} is not the current step of saga {sid!r} (it is {current!r}); "
+                                "nothing was changed", detail={"status": status, "current_step": current})
+        return row
+
+    def _audit(self, verb: str, sid: str, row: Any, reason: str | None, outcome: str, **arguments: Any) -> None:
+        audit.record(self.store, verb, pipeline=self.pipeline, target=sid, reason=reason,
+                     arguments={"status_before": row["status"], **arguments}, result=outcome)
 
     # views --------------------------------------------------------------------------------------------
     def get(self, sid: str, full: bool = True, row: Any = None) -> m.Saga:

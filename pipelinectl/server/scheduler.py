@@ -31,8 +31,9 @@ from typing import Any
 
 from pipelinectl import model as m
 
+from . import audit
 from .definition import Item, SagaStarter, StageDef, classify
-from .rows import to_dt
+from .rows import dlq_id, to_dt
 from .store import Store, dumps, loads, now
 
 log = logging.getLogger("pipelinectl.server")
@@ -217,7 +218,10 @@ class StageRuntime:
 
     def check_drained(self) -> None:
         if self.state == "draining" and not self.queue and self.in_flight == 0 and self.reserved == 0:
-            self.change(state="paused", note="drained")
+            with self.p.store.tx():
+                self.change(state="paused", note="drained")
+                audit.record(self.p.store, "drained", pipeline=self.p.name, target=self.name, system=True,
+                             reason="drain finished: queue empty, nothing in flight", result="paused")
 
     def idle(self) -> bool:
         """Some worker of this stage waits for an item to arrive."""
@@ -513,9 +517,14 @@ class DeadLetter:
     def run(self) -> None:
         st, work = self.stage, self.work
         store = st.p.store
-        store.dead_letter(st.p.name, st.name, work.key, work.offset, dumps(work.payload), self.kind, self.message,
-                          self.attempts, work.first_seen, self.t, {"origin": work.origin})
+        seq = store.dead_letter(st.p.name, st.name, work.key, work.offset, dumps(work.payload), self.kind,
+                                self.message, self.attempts, work.first_seen, self.t, {"origin": work.origin})
         store.drop_work(work.id)
+        why = "retries exhausted" if self.kind == "transient" else f"{self.kind} error"
+        audit.record(store, "dead-letter", pipeline=st.p.name, target=st.name, system=True,
+                     arguments={"item": dlq_id(seq), "key": work.key, "error_kind": self.kind,
+                                "attempts": self.attempts},
+                     reason=why, result=self.message[:200])
         store.count(st.p.name, st.name, failed=1, errors_by_kind=st.errors_by_kind)
 
     def done(self, error: BaseException | None) -> None:
@@ -638,7 +647,10 @@ class Scheduler:
         t = now()
         for st in self.stages:
             if st.state == "paused" and st.paused_until is not None and st.paused_until <= t:
-                st.change(state="running")
+                with self.store.tx():
+                    st.change(state="running")
+                    audit.record(self.store, "resume", pipeline=self.name, target=st.name, system=True,
+                                 reason="pause --until reached", result="running")
 
     # input ----------------------------------------------------------------------------------------------
     async def ingest(self, key: str, payload: Any) -> int:

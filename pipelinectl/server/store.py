@@ -91,6 +91,11 @@ CREATE TABLE IF NOT EXISTS idempotency(
   key TEXT NOT NULL, principal TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
   body_hash TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL, created REAL NOT NULL,
   PRIMARY KEY (key, principal));
+CREATE TABLE IF NOT EXISTS audit(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, actor TEXT NOT NULL, verb TEXT NOT NULL,
+  pipeline TEXT, target TEXT NOT NULL, arguments TEXT NOT NULL DEFAULT '{}', reason TEXT, result TEXT,
+  request_id TEXT, idempotency_key TEXT, plan TEXT);
+CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
 """
 
 # Columns added after a table first shipped: a database made by an older server gets them at open.
@@ -176,6 +181,27 @@ class DLQQuery:
             args += self.seqs
         for clause, value in (("stage=?", self.stage), ("error_kind=?", self.error_kind),
                               ("last_seen>=?", self.since), ("last_seen<?", self.until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        return " AND ".join(where), args
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit entries a listing means (all given conditions hold)."""
+
+    since: float | None = None
+    until: float | None = None
+    actor: str | None = None
+    verb: str | None = None
+    target: str | None = None
+    pipeline: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        where, args = ["1=1"], []
+        for clause, value in (("time>=?", self.since), ("time<?", self.until), ("actor=?", self.actor),
+                              ("verb=?", self.verb), ("target=?", self.target), ("pipeline=?", self.pipeline)):
             if value is not None:
                 where.append(clause)
                 args.append(value)
@@ -630,6 +656,22 @@ class Store:
         where, args = self._saga_where(pipeline, status, definition)
         return self._all(f"SELECT rowid AS rid, * FROM sagas WHERE {where} AND rowid<? ORDER BY rowid DESC LIMIT ?",
                          [*args, before, limit])
+
+    # audit: the trail of state changes (pipelinectl.server.audit writes it) -----------------------------
+    def add_audit(self, row: dict[str, Any]) -> int:
+        """Append one entry; join the caller's transaction so the entry commits with the change it records."""
+        assert self._depth, "add_audit() belongs inside the transaction of the change it records"
+        return self._run(f"INSERT INTO audit({','.join(row)}) VALUES ({','.join('?' * len(row))})",
+                         list(row.values())).lastrowid
+
+    def audit_rows(self, q: AuditQuery, *, after: int = 0, limit: int) -> list[Row]:
+        """Matching entries, oldest first, from sequence number `after` (exclusive)."""
+        where, args = q.where()
+        return self._all(f"SELECT * FROM audit WHERE {where} AND seq>? ORDER BY seq LIMIT ?", [*args, after, limit])
+
+    def audit_total(self, q: AuditQuery) -> int:
+        where, args = q.where()
+        return self._scalar(f"SELECT COUNT(*) FROM audit WHERE {where}", args)
 
     # idempotency: first answers to mutations, by Idempotency-Key -----------------------------------------
     def idempotent_answer(self, key: str, principal: str, newer_than: float) -> Row | None:

@@ -24,6 +24,7 @@ from pipelinectl.errors import ConflictError, NotFoundError, StaleVersionError, 
 
 from pipelinectl.rates import rate_limit
 
+from . import audit
 from .definition import Pipeline
 from .rows import decode_token, dlq_id, dlq_item, encode_token, parse_dlq_id, replay_job, to_ts
 from .sagas import SagaCoordinator
@@ -125,6 +126,17 @@ class PipelineRuntime:
             raise ConflictError(f"stage {st.name!r} is disabled ({st.note}); {verb} does not apply to a disabled "
                                 "stage; enable it first", detail={"state": st.state, "reason": st.note})
 
+    def _change(self, st: StageRuntime, verb: str, arguments: dict[str, Any], *, reason: str | None = None,
+                **changes: Any) -> m.Stage:
+        """A stage verb's change (none: it already holds) and its audit entry, in one transaction."""
+        with self.store.tx():
+            if changes:
+                st.change(**changes)
+            result = f"{st.state}, parallelism {st.parallelism}, version {st.version}"
+            audit.record(self.store, verb, pipeline=self.name, target=st.name, arguments=arguments, reason=reason,
+                         result=result + ("" if changes else " (unchanged)"))
+        return st.view()
+
     def pause(self, name: str, until: datetime | None = None, *, if_match: int | None = None,
               dry_run: bool = False) -> m.Stage:
         st = self.stage(name)
@@ -135,9 +147,10 @@ class PipelineRuntime:
             raise UnprocessableError("'until' must be in the future", detail={"until": m.format_time(until)})
         if dry_run:
             return self._preview(st, state="paused", paused_until=until)
+        changes = {}
         if st.state != "paused" or st.paused_until != until_ts:
-            st.change(state="paused", paused_until=until_ts, note="paused by operator")
-        return st.view()
+            changes = dict(state="paused", paused_until=until_ts, note="paused by operator")
+        return self._change(st, "pause", {"until": m.format_time(until)} if until else {}, **changes)
 
     def resume(self, name: str, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
         st = self.stage(name)
@@ -145,9 +158,7 @@ class PipelineRuntime:
         self._not_disabled(st, "resume")
         if dry_run:
             return self._preview(st, state="running", paused_until=None)
-        if st.state != "running":
-            st.change(state="running")
-        return st.view()
+        return self._change(st, "resume", {}, **({"state": "running"} if st.state != "running" else {}))
 
     def drain(self, name: str, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
         st = self.stage(name)
@@ -155,9 +166,7 @@ class PipelineRuntime:
         self._not_disabled(st, "drain")
         if dry_run:
             return self._preview(st, state=st.state if st.state == "paused" else "draining")
-        if st.state == "running":
-            st.change(state="draining")
-        return st.view()
+        return self._change(st, "drain", {}, **({"state": "draining"} if st.state == "running" else {}))
 
     def scale(self, name: str, parallelism: int, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
         st = self.stage(name)
@@ -168,9 +177,8 @@ class PipelineRuntime:
         self._check_version(st, if_match)
         if dry_run:
             return self._preview(st, parallelism=parallelism)
-        if parallelism != st.parallelism:
-            st.change(parallelism=parallelism)
-        return st.view()
+        return self._change(st, "scale", {"parallelism": parallelism},
+                            **({"parallelism": parallelism} if parallelism != st.parallelism else {}))
 
     def limit(self, name: str, rate: str | None, burst: int | None = None, *, if_match: int | None = None,
               dry_run: bool = False) -> m.Stage:
@@ -185,9 +193,8 @@ class PipelineRuntime:
         self._check_version(st, if_match)
         if dry_run:
             return self._preview(st, rate_limit=limit)
-        if limit != st.rate_limit:
-            st.change(rate_limit=limit)
-        return st.view()
+        arguments = {"rate": limit.rate, "burst": limit.burst} if limit else {"clear": True}
+        return self._change(st, "limit", arguments, **({"rate_limit": limit} if limit != st.rate_limit else {}))
 
     def disable(self, name: str, reason: str, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
         """Bypass the stage: queued and new items flow on unprocessed, each recorded for `replay_skipped`."""
@@ -198,9 +205,8 @@ class PipelineRuntime:
         self._check_version(st, if_match)
         if dry_run:
             return self._preview(st, state="disabled", paused_until=None, disabled_reason=reason)
-        if st.state != "disabled" or st.note != reason:
-            st.change(state="disabled", note=reason)
-        return st.view()
+        changes = dict(state="disabled", note=reason) if st.state != "disabled" or st.note != reason else {}
+        return self._change(st, "disable", {}, reason=reason, **changes)
 
     def enable(self, name: str, *, if_match: int | None = None, dry_run: bool = False) -> m.Stage:
         st = self.stage(name)
@@ -208,9 +214,7 @@ class PipelineRuntime:
         if dry_run:
             return self._preview(st, state="running", disabled_reason=None) if st.state == "disabled" \
                 else self._preview(st)
-        if st.state == "disabled":
-            st.change(state="running")
-        return st.view()
+        return self._change(st, "enable", {}, **({"state": "running"} if st.state == "disabled" else {}))
 
     # DLQ -----------------------------------------------------------------------------------------------
     def _dlq_query(self, f: m.DLQFilter) -> DLQQuery:
@@ -266,7 +270,18 @@ class PipelineRuntime:
                 self.store.drop_dead_letters([r["seq"]])
             self.scheduler.admit(st, Work(wid, r["key"], r["offset"], loads(r["payload"]), "redrive", first_seen))
             result.succeeded.append(dlq_id(r["seq"]))
+        # Each item moves in its own transaction; the entry follows the last of them.
+        with self.store.tx():
+            self._audit_bulk(result, f)
         return result
+
+    def _audit_bulk(self, result: m.BulkResult, f: m.DLQFilter) -> None:
+        selection = {k: v for k, v in (("ids", f.ids[:100] or None), ("all", f.all or None), ("stage", f.stage),
+                                       ("error_kind", f.error_kind), ("since", m.format_time(f.since)),
+                                       ("until", m.format_time(f.until))) if v}
+        audit.record(self.store, f"dlq {result.action}", pipeline=self.name, target=f.stage or "dlq",
+                     arguments={**selection, "items": result.succeeded[:100]},
+                     result=f"{len(result.succeeded)} {result.action}d, {len(result.failed)} failed")
 
     def dlq_purge(self, f: m.DLQFilter, dry_run: bool = False) -> m.BulkResult:
         rows, failed = self._dlq_select(f)
@@ -275,7 +290,8 @@ class PipelineRuntime:
         if not dry_run:
             with self.store.tx():
                 self.store.drop_dead_letters([r["seq"] for r in rows])
-            result.succeeded = ids
+                result.succeeded = ids
+                self._audit_bulk(result, f)
         return result
 
     # replay ---------------------------------------------------------------------------------------------
@@ -319,6 +335,11 @@ class PipelineRuntime:
             return replay_job(row)
         with self.store.tx():
             self.store.add_replay(row)
+            ranged = {k: v for k, v in (("from_offset", req.from_offset), ("to_offset", req.to_offset),
+                                        ("from_time", m.format_time(req.from_time)),
+                                        ("to_time", m.format_time(req.to_time))) if v is not None}
+            audit.record(self.store, "replay", pipeline=self.name, target=stage.name, arguments=ranged,
+                         result=f"job {job_id}: {total} items from offset {start} to {end}")
         self._spawn_replay(job_id)
         return replay_job(row)
 
@@ -344,6 +365,8 @@ class PipelineRuntime:
             return replay_job(row)
         with self.store.tx():
             self.store.add_replay(row)
+            audit.record(self.store, "replay skipped", pipeline=self.name, target=name,
+                         result=f"job {job_id}: {total} bypassed items")
         self._spawn_replay(job_id)
         return replay_job(row)
 
@@ -428,6 +451,8 @@ class PipelineRuntime:
                                 detail={"state": job.state})
         with self.store.tx():
             self.store.set_replay_state(job_id, "cancelled", finished_at=now())
+            audit.record(self.store, "replay cancel", pipeline=self.name, target=job_id,
+                         arguments={"stage": job.stage}, result=f"cancelled (was {job.state})")
         task = self.replays.pop(job_id, None)
         if task is not None:
             task.cancel()

@@ -34,6 +34,9 @@ MATRIX = [
     ("POST", P + "/sagas/saga-none/force-fail", {"reason": "r", "dry_run": True}, "admin"),
     ("POST", P + "/sagas/saga-none/retry", {"reason": "r", "dry_run": True}, "operator"),
     ("POST", P + "/sagas/saga-none/force-complete", {"reason": "r", "dry_run": True}, "admin"),
+    ("POST", P + "/sagas/saga-none/cancel", {"reason": "r", "dry_run": True}, "admin"),
+    ("POST", P + "/sagas/saga-none/advance", {"reason": "r", "step": "charge", "dry_run": True}, "admin"),
+    ("GET", "/v1/audit", None, "viewer"),
 ]
 
 

@@ -121,3 +121,14 @@ def start_server(tmp_path: Path, *, demo: bool = True, auth: bool = True, pipeli
     server = RunningServer(url=f"http://127.0.0.1:{port}", db=db, log=tmp_path / f"server-{port}.log", args=args,
                            env=full_env, tokens=tokens)
     return server.start()
+
+
+def eventually(what: str, probe, timeout: float = 40.0):  # noqa: ANN001, ANN201
+    """Poll `probe` until it returns something truthy (returned), or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "docs" / "schema" / "output.schema.json"
 
 # Resources that commands print (request/filter dataclasses are inputs, not output).
-OUTPUT_MODELS = ["Pipeline", "Stage", "RateLimit", "ReplayJob", "DLQItem", "BulkResult", "Saga", "SagaStep", "SagaEvent", "BatchJob"]
-LISTED = ["Pipeline", "Stage", "ReplayJob", "DLQItem", "Saga", "BatchJob"]
+OUTPUT_MODELS = ["Pipeline", "Stage", "RateLimit", "ReplayJob", "DLQItem", "BulkResult", "Saga", "SagaStep", "SagaEvent",
+                 "BatchJob", "AuditEntry"]
+LISTED = ["Pipeline", "Stage", "ReplayJob", "DLQItem", "Saga", "BatchJob", "AuditEntry"]
 ENUMS = {
     ("Stage", "state"): list(STAGE_STATES),
     ("ReplayJob", "state"): list(REPLAY_STATES),

@@ -8,6 +8,8 @@ id; the latest run is meant). Context settings (`config set-context ... --set`):
   compensation_words activity-name words marking a compensation (default undo, compensate, ...)
   pause_scope        "activities" (default: pause/resume a workflow's pending activities) or
                      "workflow" (PauseWorkflowExecution; the server must enable it)
+  identity           who the history records as the sender of each request
+                     (default pipelinectl:USER@HOST); what `pipelinectl audit` shows as the actor
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 from pipelinectl.plugin_api import (
     SAGA_STATUSES,
+    AuditEntry,
+    AuditFilter,
     BatchJob,
     Capability,
     ConflictError,
@@ -41,7 +45,19 @@ from . import mapping
 from .client import TemporalHTTP, seg
 
 DRIVER = "temporal"
-IDENTITY = "pipelinectl"
+AUDIT_SCAN_CAP = 200  # workflows whose histories one `audit` reads (newest first), unless --target names one
+
+
+def default_identity() -> str:
+    """`pipelinectl:USER@HOST`, as the temporal CLI's `temporal-cli:USER@HOST`: who did it, from where."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"pipelinectl:{user}@{socket.gethostname()}"
 ADVANCE_UPDATE = mapping.ADVANCE_UPDATE  # the update a workflow implements to opt into `saga advance`
 # First server version whose HTTP API has workflow-scoped activity pause/unpause/reset
 # (`/workflows/{id}/activities/{activity}/pause`), verified against 1.32.0. Older
@@ -92,6 +108,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         Capability.SAGA_ADVANCE,
         Capability.SAGA_QUERY,
         Capability.SAGA_BATCH,
+        Capability.AUDIT,
     })
 
     def __init__(self, connection: Connection, transport: Any = None) -> None:
@@ -107,6 +124,7 @@ class TemporalControlPlane(UnsupportedVerbs):
                              f"not '{settings.get('stuck_attempts')}'") from None
         words = _as_list(settings.get("compensation_words"))
         self.compensation_words = tuple(w.lower() for w in words) or mapping.DEFAULT_COMPENSATION_WORDS
+        self.identity = str(settings.get("identity") or default_identity())
         self.pause_scope = str(settings.get("pause_scope") or "activities").lower()
         if self.pause_scope not in ("activities", "workflow"):
             raise UsageError(f"context '{connection.context}': pause_scope must be 'activities' or 'workflow', "
@@ -157,6 +175,38 @@ class TemporalControlPlane(UnsupportedVerbs):
     def server_version(self) -> str | None:
         """Shown by `pipelinectl version`."""
         return f"Temporal {self.http.system_info().get('serverVersion', '?')}"
+
+    # -- audit trail: the operator requests in workflow histories ----------------
+    def audit_list(self, selection: AuditFilter, *, page_size: int = 500) -> Iterator[AuditEntry]:
+        """Each workflow's history events that carry a sender's identity (cancel, terminate, signal,
+        update, reset, start), filtered as the reference plane filters its trail.
+
+        Workflows are those --target names, else the newest AUDIT_SCAN_CAP that were open at or after
+        --since (still running, or closed since then): an event at time t needs its workflow open at t.
+        """
+        ns = self.namespace_of(selection.pipeline)
+        clauses = []
+        if selection.target:
+            clauses.append(f"WorkflowId = {mapping.quote_value(selection.target)}")
+        if selection.since:
+            since = selection.since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            clauses.append(f"(ExecutionStatus = 'Running' OR CloseTime >= '{since}')")
+        params: dict[str, Any] = {"pageSize": min(max(page_size, 1), AUDIT_SCAN_CAP)}
+        if clauses:
+            params["query"] = " AND ".join(clauses)
+        page = self.http.request("GET", f"/api/v1/namespaces/{seg(ns)}/workflows", params=params)
+        entries: list[AuditEntry] = []
+        for info in page.get("executions") or []:
+            execution = info.get("execution") or {}
+            wid = execution.get("workflowId") or ""
+            events = self._history(ns, wid, execution.get("runId"))
+            entries += mapping.audit_entries(wid, ns, events)
+        entries.sort(key=lambda e: e.time)
+        for e in entries:
+            if ((selection.since is None or e.time >= selection.since)
+                    and (selection.until is None or e.time < selection.until)
+                    and selection.actor in (None, e.actor) and selection.verb in (None, e.verb)):
+                yield e
 
     # -- sagas: read ------------------------------------------------------
     def saga_list(self, selection: SagaFilter, *, page_size: int = 200) -> Iterator[Saga]:
@@ -268,10 +318,10 @@ class TemporalControlPlane(UnsupportedVerbs):
         execution = {"workflowId": saga_id, "runId": saga.details.get("run_id")}
         if terminate:
             self.http.request("POST", self._wf(ns, saga_id, "/terminate"), body={
-                "namespace": ns, "workflowExecution": execution, "reason": reason, "identity": IDENTITY})
+                "namespace": ns, "workflowExecution": execution, "reason": reason, "identity": self.identity})
         else:
             self.http.request("POST", self._wf(ns, saga_id, "/cancel"), retry=True, body={
-                "namespace": ns, "workflowExecution": execution, "reason": reason, "identity": IDENTITY,
+                "namespace": ns, "workflowExecution": execution, "reason": reason, "identity": self.identity,
                 "requestId": str(uuid.uuid4())})
         return self.saga_show(ns, saga_id)
 
@@ -302,13 +352,13 @@ class TemporalControlPlane(UnsupportedVerbs):
             return saga
         request = {"step": step, "activity_type": current.details.get("activity_type"),
                    "activity_id": current.details.get("activity_id"), "result": result, "reason": reason,
-                   "identity": IDENTITY}
+                   "identity": self.identity}
         update_id = f"pipelinectl-advance-{uuid.uuid4()}"
         answer = self.http.request("POST", self._wf(ns, saga_id, f"/update/{seg(ADVANCE_UPDATE)}"), retry=True, body={
             "namespace": ns,
             "workflowExecution": {"workflowId": saga_id, "runId": saga.details.get("run_id")},
             "waitPolicy": {"lifecycleStage": "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"},
-            "request": {"meta": {"updateId": update_id, "identity": IDENTITY},
+            "request": {"meta": {"updateId": update_id, "identity": self.identity},
                         "input": {"name": ADVANCE_UPDATE, "args": [request]}},
         })
         failure = (answer.get("outcome") or {}).get("failure")
@@ -377,7 +427,7 @@ class TemporalControlPlane(UnsupportedVerbs):
             "reason": reason,
             "workflowTaskFinishEventId": str(event_id),
             "requestId": str(uuid.uuid4()),
-            "identity": IDENTITY,
+            "identity": self.identity,
         })
         fresh = self.saga_show(ns, saga_id)
         fresh.details["reset_from_run"] = saga.details.get("run_id")
@@ -414,7 +464,7 @@ class TemporalControlPlane(UnsupportedVerbs):
         if version and version < (1, 27):
             raise UnsupportedError.verb(DRIVER, f"activity {op}",
                                         f"Temporal server {'.'.join(map(str, version))} has no activity {op}")
-        body: dict[str, Any] = {"namespace": ns, "identity": IDENTITY}
+        body: dict[str, Any] = {"namespace": ns, "identity": self.identity}
         if version >= WORKFLOW_SCOPED_ACTIVITY_API:
             path = self._wf(ns, saga_id, f"/activities/{seg(activity_id)}/{op}")
             body.update({"workflowId": saga_id, "activityId": activity_id})
@@ -453,7 +503,7 @@ class TemporalControlPlane(UnsupportedVerbs):
             raise UsageError("a batch needs a query or a filter; refusing to act on every workflow")
         reason = reason or f"{action} with pipelinectl"  # Temporal requires a reason
         total = self.saga_count(selection)
-        op_body: dict[str, Any] = {"identity": IDENTITY}
+        op_body: dict[str, Any] = {"identity": self.identity}
         if operation == "resetOperation":
             operation, op_body = self._retry_operation(selection, query, total)
         if dry_run:
@@ -484,9 +534,9 @@ class TemporalControlPlane(UnsupportedVerbs):
                 raise UnsupportedError.verb(DRIVER, "saga retry --query (running sagas)",
                                             f"batch activity reset is used from Temporal 1.32; server is "
                                             f"{'.'.join(map(str, version))}")
-            return "resetActivitiesOperation", {"identity": IDENTITY, "matchAll": True, "resetAttempts": True,
+            return "resetActivitiesOperation", {"identity": self.identity, "matchAll": True, "resetAttempts": True,
                                                 "resetHeartbeat": True, "keepPaused": False}
-        return "resetOperation", {"identity": IDENTITY, "options": {"lastWorkflowTask": {}}}
+        return "resetOperation", {"identity": self.identity, "options": {"lastWorkflowTask": {}}}
 
     def _batch_show(self, ns: str, job_id: str, attempts: int = 1) -> BatchJob:
         for attempt in range(attempts):
@@ -567,7 +617,7 @@ class TemporalControlPlane(UnsupportedVerbs):
                 self.http.request("POST", self._wf(ns, workflow_id, f"/{op}"), retry=True, body={
                     "namespace": ns, "workflowId": workflow_id,
                     "runId": (info.get("execution") or {}).get("runId"),
-                    "identity": IDENTITY, "reason": f"{verb} with pipelinectl", "requestId": str(uuid.uuid4())})
+                    "identity": self.identity, "reason": f"{verb} with pipelinectl", "requestId": str(uuid.uuid4())})
             except UnsupportedError as exc:
                 raise UnsupportedError.verb(DRIVER, f"{verb} (workflow)", exc.message) from None
             status = mapping.temporal_status(

@@ -20,7 +20,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from pipelinectl.plugin_api import Saga, SagaEvent, SagaStep, parse_time
+from pipelinectl.plugin_api import AuditEntry, Saga, SagaEvent, SagaStep, parse_time
 
 TEMPORAL_STATUS = {
     "WORKFLOW_EXECUTION_STATUS_RUNNING": "Running",
@@ -464,3 +464,63 @@ def _reset_points(steps: list[SagaStep], wft_before: dict[str, int | None],
                 points["before_failed_step"] = before
             break
     return points
+
+
+# -- the audit trail: operator requests recorded in a workflow's history, with the identity that sent them --
+# event type -> (the verb as pipelinectl names it, the attribute holding the reason)
+AUDITED_EVENTS = {
+    "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED": ("start", None),
+    "EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED": ("saga cancel", "cause"),
+    "EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED": ("saga force-fail --terminate", "reason"),
+    "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED": ("signal", None),
+    "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED": ("update", None),
+    "EVENT_TYPE_WORKFLOW_TASK_FAILED": ("saga retry", None),  # only a reset's (cause RESET_WORKFLOW)
+}
+
+
+def audit_entries(workflow_id: str, namespace: str, events: list[dict[str, Any]]) -> list[AuditEntry]:
+    """The history events of one run that an operator (or a client) caused, as AuditEntry, oldest first.
+
+    The actor is the `identity` the sender set (pipelinectl sends `pipelinectl:USER@HOST`, or the
+    context's `identity` setting); events without one (a worker's own decisions) are not listed.
+    """
+    out: list[AuditEntry] = []
+    for event in events:
+        kind = event.get("eventType") or ""
+        if kind not in AUDITED_EVENTS:
+            continue
+        attrs = _attrs(event)
+        verb, reason_key = AUDITED_EVENTS[kind]
+        identity = attrs.get("identity")
+        arguments: dict[str, Any] = {}
+        reason = attrs.get(reason_key) if reason_key else None
+        if kind == "EVENT_TYPE_WORKFLOW_TASK_FAILED":
+            if attrs.get("cause") != "WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW":
+                continue
+            reason = (attrs.get("failure") or {}).get("message")
+            arguments["base_run_id"] = attrs.get("baseRunId")
+        elif kind == "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED":
+            verb = f"signal {attrs.get('signalName')}"
+        elif kind == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED":
+            request = attrs.get("acceptedRequest") or {}
+            identity = (request.get("meta") or {}).get("identity")
+            name = (request.get("input") or {}).get("name")
+            verb = "saga advance" if name == ADVANCE_UPDATE else f"update {name}"
+            args = (request.get("input") or {}).get("args") or []
+            if isinstance(args, dict):  # Payloads, as the proto JSON spells them
+                args = args.get("payloads") or []
+            first = args[0] if args else None  # the HTTP API's shorthand: the JSON value itself
+            if isinstance(first, dict) and "metadata" in first:
+                first = payload_value(first)
+            if isinstance(first, dict):
+                reason = first.get("reason")
+                arguments = {k: first.get(k) for k in ("step", "result") if k in first}
+        elif kind == "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED":
+            arguments["workflow_type"] = (attrs.get("workflowType") or {}).get("name")
+        if not identity:
+            continue
+        out.append(AuditEntry(
+            id=f"{workflow_id}/{event.get('eventId')}", time=parse_time(event.get("eventTime")), actor=str(identity),
+            verb=verb, target=workflow_id, pipeline=namespace, arguments=arguments, reason=reason,
+            result=event_name(kind), details={"event_id": int(event.get("eventId") or 0)}))
+    return out

@@ -258,3 +258,38 @@ def test_set_context_status_pause_resume_and_batches(tmp_path, temporal, worker,
     batches = env.run("temporal", "batches", "-o", "json")
     assert batches.rc == 0, batches
     assert batches.json()["kind"] == "BatchJobList"
+
+
+def test_cancel_advance_and_audit_from_history(cli, temporal, worker, uid):
+    """saga cancel and saga advance through the CLI; `audit` reads them back from the histories,
+    with the identity the driver sent (the context's `identity` setting)."""
+    cli.run("config", "set-context", "t", "--set", "identity=ops-alice")
+    stuck, held = f"{uid}-adv", f"{uid}-cxl"
+    temporal.start_saga(NS, stuck, {"id": stuck, "stuck_at": "charge"})
+    temporal.start_saga(NS, held, {"id": held, "hold": 60})
+    wait_for(lambda: "charge" in worker.effects_of(held), what="charge to run")
+    wait_for(lambda: cli.run("saga", "inspect", stuck, "-o", "json").json()["status"] == "stuck", what="stuck")
+
+    bad = cli.run("saga", "advance", stuck, "--step", "charge", "--result", "[1,", "--reason", "x", "--yes")
+    assert bad.rc == 2 and "invalid --result" in bad.stderr
+    advanced = cli.run("saga", "advance", stuck, "--step", "charge", "--result", '{"receipt": "r-9"}',
+                       "--reason", "charged by phone", "--yes")
+    assert advanced.rc == 0, advanced
+    temporal.wait_status(NS, stuck, {"COMPLETED"})
+    assert worker.effects_of(stuck)[-1] == "ship"
+
+    refused = cli.run("saga", "cancel", held, "--reason", "withdrawn")
+    assert refused.rc == 2 and temporal.status_of(NS, held) == "RUNNING"
+    cancelled = cli.run("saga", "cancel", held, "--reason", "withdrawn", "--yes")
+    assert cancelled.rc == 0, cancelled
+    temporal.wait_status(NS, held, {"CANCELED"})
+    assert worker.effects_of(held)[-2:] == ["undo_charge", "undo_reserve"]
+
+    trail = cli.run("audit", "--actor", "ops-alice", "--since", "-10m", "-o", "json")
+    assert trail.rc == 0, trail
+    mine = {(e["target"], e["verb"]) for e in trail.json()["items"]}
+    assert {(stuck, "saga advance"), (held, "saga cancel")} <= mine
+    [cancel] = [e for e in trail.json()["items"] if e["target"] == held and e["verb"] == "saga cancel"]
+    assert cancel["reason"] == "withdrawn" and cancel["result"] == "WorkflowExecutionCancelRequested"
+    [adv] = cli.run("audit", "--target", stuck, "--verb", "saga advance", "-o", "json").json()["items"]
+    assert adv["arguments"] == {"step": "charge", "result": {"receipt": "r-9"}} and adv["actor"] == "ops-alice"
