@@ -172,8 +172,17 @@ def ssl_context(connection: Connection) -> Any:
 
 @functools.cache
 def _default_context() -> Any:
-    """httpx's verifying context (certifi's CAs, honouring SSL_CERT_FILE), built once per process."""
-    return import_httpx().create_ssl_context()
+    """The verifying context httpx would build (SSL_CERT_FILE, else SSL_CERT_DIR, else certifi's CAs), once per process."""
+    import os
+    import ssl
+
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def tls_failure(text: str) -> bool:
@@ -218,20 +227,16 @@ class HttpApi:
         self._transport = transport
         self._user_agent = user_agent
         self._sleep = sleep
-        self._client: httpx.Client | None = None
+        self._client: StdlibHttp | HttpxClient | None = None
 
     # -- plumbing ---------------------------------------------------------------------------------------
-    def client(self) -> httpx.Client:
+    def client(self) -> StdlibHttp | HttpxClient:
+        """The stdlib client, or httpx for a proxy the environment names or a test's transport."""
         if self._client is None:
-            httpx = import_httpx()
             conn = self.connection
             verify = ssl_context(conn) if self.base_url.startswith("https") else False
             headers = {"Accept": "application/json", "User-Agent": self._user_agent, **(conn.headers or {})}
-            self._client = httpx.Client(
-                base_url=self.base_url, headers=headers, verify=verify, transport=self._transport,
-                follow_redirects=False,
-                timeout=httpx.Timeout(min(conn.timeout, 30.0), connect=connect_timeout(conn)),
-            )
+            self._client = http_client(self.base_url, verify=verify, headers=headers, transport=self._transport)
         return self._client
 
     def auth_headers(self) -> dict[str, str]:
@@ -263,30 +268,31 @@ class HttpApi:
 
     def _once(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
               headers: dict[str, str] | None) -> Any:
-        httpx = import_httpx()
         self.trace(f"> {method} {path}" + (f" {params}" if params else ""))
         started = time.monotonic()
+        conn = self.connection
         try:
-            response = self.client().request(method, path, params=params, json=body,
-                                             headers={**self.auth_headers(), **(headers or {})})
-        except httpx.InvalidURL as exc:
-            raise unsendable(method, exc) from None
-        except httpx.ConnectTimeout:
-            raise UnreachableError(f"cannot reach {self.engine} at {self.base_url}: connect timed out",
-                                   hint=self.hint_unreachable) from None
-        except httpx.TimeoutException as exc:
-            raise UnavailableError(f"{self.engine} at {self.base_url} timed out ({type(exc).__name__})") from None
-        except httpx.ConnectError as exc:
-            raise self._connect_error(exc) from None
-        except httpx.TransportError as exc:
-            raise UnavailableError(f"cannot reach {self.engine} at {self.base_url}: {type(exc).__name__}",
+            response = self.client().request(method, self.base_url + path, params=params, json=body,
+                                             headers={**self.auth_headers(), **(headers or {})},
+                                             connect=connect_timeout(conn), read=min(conn.timeout, 30.0))
+        except TransportFailure as exc:
+            if exc.kind == "invalid-url":
+                raise unsendable(method, exc) from None
+            if exc.kind == "connect-timeout":
+                raise UnreachableError(f"cannot reach {self.engine} at {self.base_url}: connect timed out",
+                                       hint=self.hint_unreachable) from None
+            if exc.kind == "timeout":
+                raise UnavailableError(f"{self.engine} at {self.base_url} timed out ({exc.name})") from None
+            if exc.kind == "connect":
+                raise self._connect_error(exc) from None
+            raise UnavailableError(f"cannot reach {self.engine} at {self.base_url}: {exc.name}",
                                    hint=self.hint_unreachable) from None
         self.trace(f"< {response.status_code} {method} {path} ({(time.monotonic() - started) * 1000:.0f} ms)")
         if response.status_code < 300:
             return self.decode(response, path)
         raise self.error_from(response)
 
-    def _connect_error(self, exc: Exception) -> PipelinectlError:
+    def _connect_error(self, exc: TransportFailure) -> PipelinectlError:
         text = str(exc)
         if tls_failure(text):
             err = UnavailableError(f"the TLS certificate of {self.base_url} is not trusted"
@@ -294,10 +300,10 @@ class HttpApi:
                                    hint="give the context its CA with --ca-file FILE (verification stays on)")
             err.retryable = False  # type: ignore[attr-defined]  # retrying cannot fix a certificate
             return err
-        reason = "connection refused" if "refused" in text.lower() or "errno 111" in text.lower() else type(exc).__name__
+        reason = "connection refused" if "refused" in text.lower() or "errno 111" in text.lower() else exc.name
         return UnreachableError(f"cannot reach {self.engine} at {self.base_url}: {reason}", hint=self.hint_unreachable)
 
-    def decode(self, response: httpx.Response, path: str) -> Any:
+    def decode(self, response: Response, path: str) -> Any:
         if not response.content:
             return {}
         try:
@@ -305,7 +311,7 @@ class HttpApi:
         except ValueError:
             raise InternalError(f"{self.engine} answered {path} with non-JSON content") from None
 
-    def error_from(self, response: httpx.Response) -> PipelinectlError:
+    def error_from(self, response: Response) -> PipelinectlError:
         """An HTTP failure as an error kind; override to read the engine's error body."""
         message = f"{self.engine} answered HTTP {response.status_code}"
         try:
@@ -319,8 +325,225 @@ class HttpApi:
         return self.with_retry_after(error_class_for_status(response.status_code)(message), response)
 
     @staticmethod
-    def with_retry_after(err: PipelinectlError, response: httpx.Response) -> PipelinectlError:
+    def with_retry_after(err: PipelinectlError, response: Response) -> PipelinectlError:
         value = response.headers.get("Retry-After", "")
         if value.isdigit():
             err.retry_after = float(value)  # type: ignore[attr-defined]
         return err
+
+
+# -- one client, two implementations --------------------------------------------------------------------
+
+
+class TransportFailure(Exception):
+    """A request that got no HTTP answer, in words both clients share.
+
+    `kind` is one of: invalid-url (nothing sent), connect-timeout, timeout (reading or
+    writing), connect (refused, DNS, TLS), network (reset, closed), protocol (the peer
+    spoke something else), protocol-local (a request we cannot send), proxy, unsupported (a URL scheme
+    neither client speaks). `str(self)` is the underlying reason, free of header values.
+    """
+
+    def __init__(self, kind: str, text: str, name: str | None = None) -> None:
+        super().__init__(text)
+        self.kind = kind
+        self.name = name or _HTTPX_NAMES.get(kind, kind)  # the name httpx gives the failure, for messages
+
+
+_HTTPX_NAMES = {"invalid-url": "InvalidURL", "connect-timeout": "ConnectTimeout", "timeout": "ReadTimeout",
+                "connect": "ConnectError", "network": "ReadError", "protocol": "RemoteProtocolError",
+                "protocol-local": "LocalProtocolError", "proxy": "ProxyError", "unsupported": "UnsupportedProtocol"}
+
+
+class Response:
+    """What a driver reads of an HTTP answer: status, reason, headers (case-insensitive get), body."""
+
+    def __init__(self, status_code: int, reason_phrase: str, headers: Any, content: bytes) -> None:
+        self.status_code = status_code
+        self.reason_phrase = reason_phrase
+        self.headers = headers
+        self.content = content
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.content)
+
+
+def _query_value(value: Any) -> str:
+    """A query value as httpx writes it (true/false, not True/False)."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return "" if value is None else str(value)
+
+
+MAX_URL_LENGTH = 65536  # httpx's limit: a longer URL is refused before anything is sent
+
+
+class StdlibHttp:
+    """A small HTTP/1.1 client on `http.client`: kept-alive connections, connect and read timeouts.
+
+    The CLI's requests are one-shot JSON calls, so importing httpx and httpcore (~70 ms of
+    every command's start) buys nothing there. This client does what the http driver needs:
+    one idle connection per thread's turn (a pool, so the page read ahead in a thread gets
+    its own), a connection the server closed while idle is noticed before it is reused (as
+    httpcore does) and never resent to, TLS verified with the given context, no redirects
+    followed, no body decompression (it asks for none). Proxies are not its business: the
+    driver uses httpx when the environment names one for the URL.
+    """
+
+    def __init__(self, base_url: str, *, verify: Any, headers: dict[str, str]) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        self.scheme = parts.scheme
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.verify = verify
+        self.headers = headers
+        self._idle: list[Any] = []
+
+    def _connection(self, connect: float) -> Any:
+        import http.client
+
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.sock is not None and not _readable(conn.sock):
+                return conn
+            conn.close()  # the server closed it (or sent something unasked): start afresh
+        if self.scheme == "https":
+            context = self.verify
+            if context is False:
+                import ssl
+
+                context = ssl._create_unverified_context()  # noqa: S323 - the context turned verification off
+            return http.client.HTTPSConnection(self.host, self.port, timeout=connect, context=context)
+        if self.scheme != "http":
+            raise TransportFailure("unsupported", f"Request URL has an unsupported protocol '{self.scheme}://'.")
+        return http.client.HTTPConnection(self.host, self.port, timeout=connect)
+
+    def request(self, method: str, url: str, *, params: dict[str, Any] | None, json: Any,
+                headers: dict[str, str], connect: float, read: float) -> Response:
+        import http.client
+        from urllib.parse import urlencode, urlsplit
+
+        if len(url) > MAX_URL_LENGTH:
+            raise TransportFailure("invalid-url", "URL too long")
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if params:
+            target += ("&" if parts.query else "?") + urlencode([(k, _query_value(v)) for k, v in params.items()])
+        body = None
+        sent = {**self.headers, **headers}
+        if json is not None:
+            import json as _json
+
+            body = _json.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+            sent["Content-Type"] = "application/json"
+        conn = self._connection(connect)
+        connected = conn.sock is not None
+        try:
+            if not connected:
+                conn.connect()
+                connected = True
+            conn.sock.settimeout(read)
+            try:
+                conn.request(method, target, body=body, headers=sent)
+            except http.client.InvalidURL as exc:
+                raise TransportFailure("invalid-url", str(exc)) from None
+            except ValueError:  # a header value with a line break (never echoed: it may be a token)
+                raise TransportFailure("protocol-local", "a request header has an invalid value") from None
+            answer = conn.getresponse()
+            content = answer.read()
+        except TransportFailure:
+            conn.close()
+            raise
+        except TimeoutError as exc:
+            conn.close()
+            raise TransportFailure("timeout" if connected else "connect-timeout", str(exc) or "timed out") from None
+        except http.client.RemoteDisconnected as exc:
+            conn.close()
+            raise TransportFailure("protocol", f"Server disconnected without sending a response. ({exc})") from None
+        except (http.client.HTTPException, UnicodeError) as exc:
+            conn.close()
+            raise TransportFailure("protocol", f"{type(exc).__name__}: {exc}") from None
+        except OSError as exc:
+            conn.close()
+            raise TransportFailure("network" if connected else "connect", str(exc) or type(exc).__name__) from None
+        if answer.will_close:
+            conn.close()
+        else:
+            self._idle.append(conn)
+        return Response(answer.status, answer.reason, answer.headers, content)
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+
+def _readable(sock: Any) -> bool:
+    """An idle kept-alive socket with something to read: the server closed it (or misbehaves)."""
+    import select
+
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
+class HttpxClient:
+    """The same calls through httpx: for a proxy the environment names, and for tests' mock transports."""
+
+    def __init__(self, *, verify: Any, headers: dict[str, str], transport: Any = None) -> None:
+        httpx = import_httpx()
+        self._httpx = httpx
+        self._client = httpx.Client(verify=verify, transport=transport, headers=headers,
+                                    follow_redirects=False, trust_env=True)
+
+    def request(self, method: str, url: str, *, params: dict[str, Any] | None, json: Any,
+                headers: dict[str, str], connect: float, read: float) -> Any:
+        httpx = self._httpx
+        try:
+            return self._client.request(method, url, params=params, json=json, headers=headers,
+                                        timeout=httpx.Timeout(read, connect=connect))
+        except (httpx.InvalidURL, httpx.TransportError) as exc:
+            raise TransportFailure(self._kind(exc), str(exc) or type(exc).__name__, type(exc).__name__) from None
+
+    def _kind(self, exc: Exception) -> str:
+        httpx = self._httpx
+        kinds = ((httpx.InvalidURL, "invalid-url"), (httpx.ConnectTimeout, "connect-timeout"),
+                 (httpx.TimeoutException, "timeout"), (httpx.ProxyError, "proxy"),
+                 (httpx.UnsupportedProtocol, "unsupported"), (httpx.LocalProtocolError, "protocol-local"),
+                 (httpx.ConnectError, "connect"), (httpx.RemoteProtocolError, "protocol"),
+                 (httpx.NetworkError, "network"))
+        return next((kind for cls, kind in kinds if isinstance(exc, cls)), "other")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def proxied(url: str) -> bool:
+    """The environment names a proxy for `url` (HTTP(S)_PROXY / ALL_PROXY, minus NO_PROXY), as httpx honours."""
+    import os
+
+    names = {k.lower() for k, v in os.environ.items() if v and k.lower() in ("http_proxy", "https_proxy", "all_proxy")}
+    if not names:
+        return False
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass_environment
+
+    proxies = getproxies()
+    scheme = urlsplit(url).scheme
+    if not (proxies.get(scheme) or proxies.get("all")):
+        return False
+    return not proxy_bypass_environment(urlsplit(url).hostname or "", proxies)
+
+
+def http_client(url: str, *, verify: Any, headers: dict[str, str], transport: Any = None) -> StdlibHttp | HttpxClient:
+    """The client for one remote: the stdlib one, unless a test's transport, a proxy or credentials
+    in the URL (httpx sends them as Basic auth) ask for httpx."""
+    if transport is not None or "@" in url.split("://", 1)[-1].split("/", 1)[0] or proxied(url):
+        return HttpxClient(verify=verify, headers=headers, transport=transport)
+    return StdlibHttp(url, verify=verify, headers=headers)

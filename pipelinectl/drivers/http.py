@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from pipelinectl.errors import (
@@ -57,13 +57,17 @@ from pipelinectl.redact import REDACTED, redact
 from pipelinectl.transport import (
     DEFAULT_BACKOFF,
     UNREACHABLE_WITHIN,
+    TransportFailure,
     connect_timeout,
-    import_httpx,
+    http_client,
     ssl_context,
     unsendable,
 )
 
-httpx = import_httpx()  # without httpx's own command line: ~0.1 s saved on every command
+if TYPE_CHECKING:
+    import httpx
+
+    from pipelinectl.transport import Response
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
@@ -117,13 +121,9 @@ class HttpControlPlane:
         # The verifying contexts are built once per process: --all-contexts builds many clients.
         verify = ssl_context(connection) if parts.scheme == "https" else False
         self._connect_timeout = connect_timeout(connection)
-        self._client = httpx.Client(
-            verify=verify,
-            transport=transport,
-            headers={"User-Agent": self._user_agent(), **(connection.headers or {})},
-            follow_redirects=False,
-            trust_env=True,
-        )
+        # The stdlib client (no httpx import on the CLI's path); httpx for a proxy or a test's transport.
+        self._client = http_client(self.base_url, verify=verify, transport=transport,
+                                   headers={"User-Agent": self._user_agent(), **(connection.headers or {})})
 
     # -- setup --------------------------------------------------------------
     @staticmethod
@@ -166,25 +166,23 @@ class HttpControlPlane:
             self._trace(f"> {method} {self._show_url(url, query)} {self._show_headers(headers)}")
             sent = self._clock()
             try:
-                response = self._client.request(
-                    method, url, params=query or None, json=body, headers=headers,
-                    timeout=httpx.Timeout(read, connect=min(remaining, self._connect_timeout)),
-                )
-            except httpx.InvalidURL as exc:  # e.g. an ID longer than any URL may be: nothing was sent
-                raise unsendable(method, exc) from None
-            except httpx.TimeoutException as exc:
-                self._trace(f"< {method} {url} timed out after {self._ms(sent)} ({type(exc).__name__})")
-                if self._clock() >= deadline:
-                    raise self._deadline_error(method, url, attempt, started) from None
-                failure: PipelinectlError = self._unreachable(exc, attempt, started)
-                if isinstance(exc, httpx.ConnectTimeout):
-                    failure = UnreachableError(failure.message, hint=failure.hint)
-                retry_after = None
-            except httpx.TransportError as exc:
-                self._trace(f"< {method} {url} failed after {self._ms(sent)}: {self._reason(exc)}")
-                failure = self._unreachable(exc, attempt, started)
-                if not self._transient(exc):
-                    raise failure from None
+                response = self._client.request(method, url, params=query or None, json=body, headers=headers,
+                                                connect=min(remaining, self._connect_timeout), read=read)
+            except TransportFailure as exc:
+                if exc.kind == "invalid-url":  # e.g. an ID longer than any URL may be: nothing was sent
+                    raise unsendable(method, exc) from None
+                if exc.kind in ("timeout", "connect-timeout"):
+                    self._trace(f"< {method} {url} timed out after {self._ms(sent)} ({exc.name})")
+                    if self._clock() >= deadline:
+                        raise self._deadline_error(method, url, attempt, started) from None
+                    failure = self._unreachable(exc, attempt, started)
+                    if exc.kind == "connect-timeout":
+                        failure = UnreachableError(failure.message, hint=failure.hint)
+                else:
+                    self._trace(f"< {method} {url} failed after {self._ms(sent)}: {self._reason(exc)}")
+                    failure = self._unreachable(exc, attempt, started)
+                    if not self._transient(exc):
+                        raise failure from None
                 retry_after = None
             else:
                 request_id = response.headers.get("X-Request-Id") or headers["X-Request-Id"]
@@ -259,14 +257,12 @@ class HttpControlPlane:
         return redact(text)[:160]
 
     @staticmethod
-    def _transient(exc: httpx.TransportError) -> bool:
-        """Worth retrying: refused, reset, closed mid-answer. Not: TLS, bad URL, DNS."""
-        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)):
-            return False
+    def _transient(exc: TransportFailure) -> bool:
+        """Worth retrying: refused, reset, closed mid-answer. Not: TLS, bad URL, DNS, a proxy's refusal."""
         lowered = str(exc).lower()
         if "certificate" in lowered or "ssl" in lowered or "name or service" in lowered or "name resolution" in lowered:
             return False
-        return isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError))
+        return exc.kind in ("connect", "network", "protocol")
 
     def _unreachable(self, exc: Exception, attempt: int, started: float) -> PipelinectlError:
         reason = self._reason(exc)
@@ -296,7 +292,7 @@ class HttpControlPlane:
         failure.message = f"{failure.message} ({extra})"
         return failure
 
-    def _api_error(self, response: httpx.Response, request_id: str) -> PipelinectlError:
+    def _api_error(self, response: Response, request_id: str) -> PipelinectlError:
         """The API's error body -> the error kind; a body that is not ours -> by HTTP status."""
         data: Any = None
         try:
@@ -323,7 +319,7 @@ class HttpControlPlane:
         return err
 
     @staticmethod
-    def _retry_after(response: httpx.Response) -> float | None:
+    def _retry_after(response: Response) -> float | None:
         value = response.headers.get("Retry-After")
         if not value:
             return None
@@ -340,7 +336,7 @@ class HttpControlPlane:
 
         return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
-    def _decode(self, response: httpx.Response, method: str, url: str) -> Any:
+    def _decode(self, response: Response, method: str, url: str) -> Any:
         if response.status_code == 204 or not response.content:
             return None
         try:

@@ -358,6 +358,21 @@ def test_version_fast_path_time(cli):
 
 
 
+def test_read_verbs_do_not_import_httpx(cli, server):
+    """The http driver's requests go through http.client: httpx (~70 ms of imports) stays unloaded."""
+    cli.set_context("demo", server.url, token=server.tokens["viewer"])
+    code = (
+        "import sys, io, contextlib\n"
+        "from pipelinectl.__main__ import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    rc = main(['status', '-o', 'json'])\n"
+        "print(rc, 'PipelineList' in out.getvalue(), sorted(m for m in sys.modules if m.split('.')[0] in ('httpx', 'httpcore')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli.env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0 True []", done.stdout + done.stderr
+
+
 # -- retries, seen through -v ----------------------------------------------------------------
 def test_transient_503_is_retried_after_retry_after_and_traced(cli, server):
     from urllib.parse import urlsplit
