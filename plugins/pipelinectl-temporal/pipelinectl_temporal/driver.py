@@ -710,7 +710,7 @@ class TemporalControlPlane(UnsupportedVerbs):
                 update["rateLimit"] = {"requestsPerSecond": rate.per_second}
             self.http.request("POST", f"/api/v1/namespaces/{seg(ns)}/task-queues/{seg(stage)}/update-config",
                               body={"namespace": ns, "taskQueue": stage, "taskQueueType": "TASK_QUEUE_TYPE_ACTIVITY",
-                                    "identity": IDENTITY, "updateQueueRateLimit": update})
+                                    "identity": self.identity, "updateQueueRateLimit": update})
         view = self._queue_stage(ns, stage, "")
         if dry_run:
             view.rate_limit = rate
