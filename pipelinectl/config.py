@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from time import time_ns
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,8 +145,6 @@ def load_config(path: str | Path | None = None, *, must_exist: bool = False) -> 
     a file the operator named (--config, PIPELINECTL_CONFIG) that is not there is a
     typo to report, not an empty config to act on.
     """
-    import yaml
-
     resolved = path if isinstance(path, Path) else config_path(path)
     config = Config(path=resolved)
     if not resolved.exists():
@@ -159,11 +158,11 @@ def load_config(path: str | Path | None = None, *, must_exist: bool = False) -> 
             config.warnings.append(
                 f"config file {resolved} is readable by other users; run 'chmod 600 {resolved}'"
             )
-        data = yaml.safe_load(resolved.read_text(encoding="utf-8"))
+        data = _parsed(resolved)
     except RecursionError:
         raise UsageError(f"config file {resolved} is nested too deeply to be a config") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+    except ConfigSyntaxError as exc:
+        mark = exc.mark
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise UsageError(f"config file {resolved} is not valid YAML{where}") from None
     except OSError as exc:
@@ -187,6 +186,81 @@ def load_config(path: str | Path | None = None, *, must_exist: bool = False) -> 
         raise UsageError(f"config file {resolved}: 'current-context' must be a string")
     config.current_context = current
     return config
+
+
+class ConfigSyntaxError(Exception):
+    """The config file is not valid YAML; `mark` is PyYAML's position of the problem, if known."""
+
+    def __init__(self, mark: Any) -> None:
+        super().__init__("invalid YAML")
+        self.mark = mark
+
+
+PARSED_FORMAT = 1
+RACY_NS = 2_000_000_000  # a file changed this recently may change again within the same mtime tick
+
+
+def parsed_cache_path(config: Path) -> Path:
+    """The parsed copy of a config file: beside it, so it is exactly as private as the file itself."""
+    return config.with_name(f".{config.name}.parsed.json")
+
+
+def _parsed(path: Path) -> Any:
+    """The config file's YAML data, from its parsed copy when that matches the file.
+
+    Parsing YAML means importing PyYAML, a sixth of a read command's time. The file changes
+    rarely, so its data is kept as JSON beside it (mode 0600, owned by this user), keyed by the
+    file's device, inode, size and mtime; any edit, or a save (which replaces the file), makes a
+    new key. Data JSON cannot hold exactly (YAML dates, integer keys) is never cached, and, as git
+    does for its index, neither is a file modified in the last two seconds. The copy is only a
+    speed-up: validation runs on its data as on the file's.
+    """
+    import json
+
+    info = os.stat(path)
+    key = [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns]
+    cache = parsed_cache_path(path)
+    try:
+        fd = os.open(cache, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, encoding="utf-8") as fh:
+            mine = os.fstat(fh.fileno())
+            if mine.st_uid == os.getuid() and not mine.st_mode & 0o077:
+                cached = json.load(fh)
+                if cached.get("format") == PARSED_FORMAT and cached.get("key") == key:
+                    return cached["data"]
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigSyntaxError(getattr(exc, "problem_mark", None)) from None
+    if time_ns() - info.st_mtime_ns >= RACY_NS:
+        _write_parsed(cache, key, data)
+    return data
+
+
+def _write_parsed(cache: Path, key: list[int], data: Any) -> None:
+    import json
+
+    try:
+        text = json.dumps({"format": PARSED_FORMAT, "key": key, "data": data})
+        if json.loads(text)["data"] != data:
+            return  # JSON would change it (integer keys, tuples): parse the YAML each time
+    except (TypeError, ValueError):
+        return  # not JSON data (dates, binary): parse the YAML each time
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, cache)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def save_config(config: Config, path: str | Path | None = None) -> Path:
