@@ -25,9 +25,9 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from time import time_ns
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import time_ns
 from typing import Any
 
 from .errors import NotFoundError, UsageError
