@@ -380,6 +380,11 @@ def _query_value(value: Any) -> str:
 
 
 MAX_URL_LENGTH = 65536  # httpx's limit: a longer URL is refused before anything is sent
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection turned out closed when used: nothing was answered on it."""
 
 
 class StdlibHttp:
@@ -389,7 +394,9 @@ class StdlibHttp:
     every command's start) buys nothing there. This client does what the http driver needs:
     one idle connection per thread's turn (a pool, so the page read ahead in a thread gets
     its own), a connection the server closed while idle is noticed before it is reused (as
-    httpcore does) and never resent to, TLS verified with the given context, no redirects
+    httpcore does) and never resent to; when the close crosses the request on the wire, a
+    request that is safe to repeat (a read, or a write with an Idempotency-Key) goes once
+    more on a fresh connection, as urllib3 does; TLS verified with the given context, no redirects
     followed, no body decompression (it asks for none). Proxies are not its business: the
     driver uses httpx when the environment names one for the URL.
     """
@@ -405,10 +412,10 @@ class StdlibHttp:
         self.headers = headers
         self._idle: list[Any] = []
 
-    def _connection(self, connect: float) -> Any:
+    def _connection(self, connect: float, *, fresh: bool = False) -> Any:
         import http.client
 
-        while self._idle:
+        while self._idle and not fresh:
             conn = self._idle.pop()
             if conn.sock is not None and not _readable(conn.sock):
                 return conn
@@ -426,7 +433,6 @@ class StdlibHttp:
 
     def request(self, method: str, url: str, *, params: dict[str, Any] | None, json: Any,
                 headers: dict[str, str], connect: float, read: float) -> Response:
-        import http.client
         from urllib.parse import urlencode, urlsplit
 
         if len(url) > MAX_URL_LENGTH:
@@ -443,6 +449,17 @@ class StdlibHttp:
             body = _json.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
             sent["Content-Type"] = "application/json"
         conn = self._connection(connect)
+        repeatable = conn.sock is not None and (method in _SAFE_METHODS or "Idempotency-Key" in sent)
+        try:
+            return self._exchange(conn, method, target, body, sent, connect, read, stale_retries=repeatable)
+        except _StaleConnection:
+            return self._exchange(self._connection(connect, fresh=True), method, target, body, sent, connect, read)
+
+    def _exchange(self, conn: Any, method: str, target: str, body: bytes | None, sent: dict[str, str],
+                  connect: float, read: float, *, stale_retries: bool = False) -> Response:
+        """One request on `conn`; `stale_retries`: a reused connection found closed raises _StaleConnection."""
+        import http.client
+
         connected = conn.sock is not None
         try:
             if not connected:
@@ -465,12 +482,16 @@ class StdlibHttp:
             raise TransportFailure("timeout" if connected else "connect-timeout", str(exc) or "timed out") from None
         except http.client.RemoteDisconnected as exc:
             conn.close()
+            if stale_retries:
+                raise _StaleConnection from None
             raise TransportFailure("protocol", f"Server disconnected without sending a response. ({exc})") from None
         except (http.client.HTTPException, UnicodeError) as exc:
             conn.close()
             raise TransportFailure("protocol", f"{type(exc).__name__}: {exc}") from None
         except OSError as exc:
             conn.close()
+            if stale_retries and isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+                raise _StaleConnection from None
             raise TransportFailure("network" if connected else "connect", str(exc) or type(exc).__name__) from None
         if answer.will_close:
             conn.close()

@@ -24,6 +24,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(1.0)
         if self.path.startswith("/close"):
             self.close_connection = True
+        served, self.served = getattr(self, "served", 0), getattr(self, "served", 0) + 1
+        if self.path.startswith("/drop") and served:  # closes a kept-alive connection as the request arrives
+            self.seen.append({"path": self.path, "port": self.client_address[1], "dropped": True})
+            self.close_connection = True
+            return
         self.seen.append({"path": self.path, "port": self.client_address[1], "body": body,
                           "headers": dict(self.headers)})
         out = json.dumps({"ok": True}).encode()
@@ -84,6 +89,32 @@ def test_a_connection_the_server_closed_is_not_reused(server):
     _get(client, url + "/after")
     assert _Handler.seen[0]["port"] != _Handler.seen[1]["port"]
     assert _get(client, url + "/again").status_code == 200
+
+
+def _requests(path: str) -> list[dict]:
+    return [r for r in _Handler.seen if r["path"] == path]
+
+
+@pytest.mark.parametrize("method, headers", [("GET", {}), ("POST", {"Idempotency-Key": "k-1"})])
+def test_a_repeatable_request_the_server_closed_under_goes_once_more_on_a_fresh_connection(server, method, headers):
+    url, _ = server
+    client = StdlibHttp(url, verify=False, headers={})
+    _get(client, url + "/first")  # leaves a kept-alive connection
+    answer = client.request(method, url + "/drop", params=None, json=None, headers=headers, connect=2, read=2)
+    assert answer.status_code == 200
+    dropped, answered = _requests("/drop")
+    assert dropped.get("dropped") and dropped["port"] == _requests("/first")[0]["port"]
+    assert "dropped" not in answered and answered["port"] != dropped["port"]
+
+
+def test_a_write_without_an_idempotency_key_is_never_sent_twice(server):
+    url, _ = server
+    client = StdlibHttp(url, verify=False, headers={})
+    _get(client, url + "/first")
+    with pytest.raises(TransportFailure) as caught:
+        client.request("POST", url + "/drop", params=None, json={"n": 1}, headers={}, connect=2, read=2)
+    assert caught.value.kind == "protocol"
+    assert len(_requests("/drop")) == 1
 
 
 def test_refused_is_a_connect_failure():
