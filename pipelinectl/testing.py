@@ -2,8 +2,8 @@
 
 Public (plugins' tests import it): `CliEnv` runs the installed `pipelinectl` executable
 in an isolated home; `ServerProcess` starts a real engine server on a free port with
-its own data dir and stops it by PID; `free_port`, `wait_for_port`; `make_test_ca` (a
-throwaway CA and a server certificate for TLS tests).
+its own data dir and stops it by PID; `free_port`, `wait_for_port`; `eventually` (poll
+until something holds); `make_test_ca` (a throwaway CA and a server certificate for TLS tests).
 
 Every CLI run gets its own HOME, XDG config/state/cache dirs and no inherited
 PIPELINECTL_* variables, so tests never read or write the developer's config
@@ -223,6 +223,22 @@ def run_pty(argv: list[str], *, env: dict[str, str], answers: list[tuple[str, st
 
 
 # -- real servers -------------------------------------------------------------------------------------------
+
+
+def eventually(probe: Any, *, timeout: float = 30.0, what: str = "condition", interval: float = 0.1,
+               detail: Any = None) -> Any:
+    """Poll `probe` until it returns something truthy (returned), or fail naming `what`.
+
+    `detail`, a callable, adds what a failure should show (a log tail, the last rows seen).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    shown = f"; {detail()}" if detail is not None else ""
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}{shown}")
 
 
 def free_port() -> int:

@@ -8,7 +8,6 @@ check the plane's state without going through the code under test.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pipelinectl.testing import eventually
 from tests.support.cli import CliEnv, Result
 from tests.support.server import RunningServer, start_server
 
@@ -51,13 +51,7 @@ class Plane:
         return self.get("/replays")["items"]
 
     def wait_for(self, what: str, probe: Callable[[], Any], timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = probe()
-            if value:
-                return value
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}")
+        return eventually(probe, timeout=timeout, what=what, interval=0.2)
 
     def validate(self, document: Any, schema: str) -> None:
         """Check a machine-output document against the server's published OpenAPI component schema."""

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from pipelinectl.model import DLQItem, Pipeline, ReplayJob, Saga, Stage
+from pipelinectl.testing import eventually
 
 pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
@@ -19,13 +20,7 @@ ERROR_KEYS = {"code", "message", "detail", "cause"}
 
 
 def until(predicate: Callable[[], Any], timeout: float = 30.0, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s")
+    return eventually(predicate, timeout=timeout, interval=every)
 
 
 def pipeline_of(client: httpx.Client) -> httpx.Response:

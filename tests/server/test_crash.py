@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from pipelinectl.testing import eventually
 from tests.support.server import start_server
 
 pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
@@ -29,12 +30,7 @@ def stages(srv):
 
 
 def wait(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("timed out")
+    eventually(predicate, timeout=timeout, interval=0.2)
 
 
 def test_sigkill_and_restart_counts_every_item_exactly_once(tmp_path):

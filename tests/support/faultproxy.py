@@ -36,6 +36,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from pipelinectl.testing import free_port  # noqa: F401  (re-exported: the fault tests take it from here)
+
 ACTIONS = ("pass", "drop", "hang", "reset", "lose_response", "status")
 
 _REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
@@ -332,10 +334,3 @@ def _close(sock: socket.socket) -> None:
         sock.close()
     except OSError:
         pass
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (for an unreachable context)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -14,21 +14,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelinectl import testing
+from pipelinectl.testing import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("viewer", "operator", "admin")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_tokens(path: Path) -> dict[str, str]:
@@ -125,10 +121,4 @@ def start_server(tmp_path: Path, *, demo: bool = True, auth: bool = True, pipeli
 
 def eventually(what: str, probe, timeout: float = 40.0):  # noqa: ANN001, ANN201
     """Poll `probe` until it returns something truthy (returned), or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return testing.eventually(probe, timeout=timeout, what=what, interval=0.2)

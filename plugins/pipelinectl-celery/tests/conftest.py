@@ -13,14 +13,13 @@ import json
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pipelinectl_celery.testing import WorkerGroup, leftover
 
-from pipelinectl.testing import ServerProcess, free_port
+from pipelinectl.testing import ServerProcess, eventually, free_port
 
 HERE = Path(__file__).parent
 REDIS = "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else shutil.which("redis-server")
@@ -78,13 +77,8 @@ class Workers(WorkerGroup):
         return [r for r in rows if action is None or r["action"] == action]
 
     def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition"):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"{what} not met in {timeout}s; log tail: {self.rows()[-5:]}")
+        return eventually(predicate, timeout=timeout, what=what, interval=0.05,
+                          detail=lambda: f"log tail: {self.rows()[-5:]}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from pipelinectl.plugin_api import DLQFilter, NotFoundError, UsageError
+from pipelinectl.testing import eventually
 
 pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
@@ -24,13 +25,7 @@ def _dlq(driver, stream: str, **kw) -> list:
 
 
 def _wait(predicate, timeout: float = 15.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met")
+    return eventually(predicate, timeout=timeout)
 
 
 def test_setup_is_idempotent_and_covers_each_stream(admin, driver_for):

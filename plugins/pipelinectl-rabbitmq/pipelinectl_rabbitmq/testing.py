@@ -174,12 +174,6 @@ class RabbitNode:
 
 def wait(predicate, timeout: float = 15.0, step: float = 0.1):
     """Poll `predicate` until it returns something true (returned), or fail after `timeout` seconds."""
-    import time
+    from pipelinectl.testing import eventually
 
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"condition not met in {timeout:g}s")
+    return eventually(predicate, timeout=timeout, interval=step)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
-from pipelinectl.testing import ServerProcess, WorkerProcess, free_port
+from pipelinectl.testing import ServerProcess, WorkerProcess, eventually, free_port
 
 REDIS_SERVER = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
 
@@ -61,10 +60,4 @@ def add_entries(admin, stream: str, n: int, rule: str = "ok", prefix: str = "e")
 
 
 def wait(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met in {timeout}s")
+    return eventually(predicate, timeout=timeout, what=what, interval=0.05)

@@ -7,12 +7,10 @@ server and in the worker's side effects.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import yaml
 
-from pipelinectl.testing import CliEnv
+from pipelinectl.testing import CliEnv, eventually
 
 pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
@@ -33,12 +31,7 @@ def cli(tmp_path, temporal, worker) -> CliEnv:
 
 
 def wait_for(check, timeout: float = 30, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    eventually(check, timeout=timeout, what=what)
 
 
 def test_list_and_inspect(cli, temporal, worker, uid):

@@ -20,6 +20,7 @@ from pipelinectl.plugin_api import (
     UnsupportedError,
     UsageError,
 )
+from pipelinectl.testing import eventually
 
 pytestmark = pytest.mark.slow  # a real server or engine, end to end: `pytest -m 'not slow'` skips it
 
@@ -37,13 +38,7 @@ def plane(temporal, worker):
 
 
 def wait_until(check, timeout: float = 30, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return eventually(check, timeout=timeout, what=what)
 
 
 def by_prefix(uid: str, **kw) -> SagaFilter:
