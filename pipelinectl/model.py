@@ -382,6 +382,7 @@ class AuditFilter:
     target: str | None = None
     verb: str | None = None
     pipeline: str | None = None
+    newest_first: bool = False  # the dashboard's order; the CLI lists oldest first
 
 
 @dataclass(kw_only=True)

@@ -163,7 +163,8 @@ class ControlPlane(Protocol):
 
     # -- audit trail ------------------------------------------------------
     def audit_list(self, selection: AuditFilter, *, page_size: int = 500) -> Iterator[AuditEntry]:
-        """The plane's own record of state changes (who did what), oldest first, page by page."""
+        """The plane's own record of state changes (who did what), oldest first (newest first when
+        `selection.newest_first`), page by page."""
         ...
 
     def close(self) -> None: ...

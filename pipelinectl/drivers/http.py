@@ -601,7 +601,7 @@ class HttpControlPlane:
     def audit_list(self, selection: AuditFilter, *, page_size: int = 500) -> Iterator[AuditEntry]:
         params = {"since": format_time(selection.since), "until": format_time(selection.until),
                   "actor": selection.actor, "target": selection.target, "verb": selection.verb,
-                  "pipeline": selection.pipeline}
+                  "pipeline": selection.pipeline, "order": "newest" if selection.newest_first else None}
         return self._pages("/v1/audit", params, page_size, AuditEntry)
 
     def saga_batch(self, action: str, selection: SagaFilter, reason: str, *, dry_run: bool = False) -> Any:

@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -153,6 +153,16 @@ class ReplayBody(DryRunBody):
 ErrorKindLit = Literal["validation", "transient", "persistent", "fatal"]
 SagaStatusLit = Literal["running", "compensating", "completed", "compensated", "failed", "stuck", "cancelled"]
 FILTERS = ("stage", "error_kind", "since", "until")
+
+
+def _not_a_number(value: Any) -> Any:
+    """A time in a query is RFC 3339, as documented; pydantic alone would read a bare number as Unix time."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", value):
+        raise ValueError("expected an RFC 3339 date-time, not a number")
+    return value
+
+
+QueryTime = Annotated[datetime | None, BeforeValidator(_not_a_number)]
 
 
 class SelectBody(DryRunBody):
@@ -680,14 +690,16 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
                             lambda: p.sagas.advance(saga_id, body.step, body.reason, body.result, dry))
 
     @app.get("/v1/audit", response_model=AuditEntryList, tags=["audit"], responses=READ)
-    async def list_audit(request: Request, since: datetime | None = None, until: datetime | None = None,
+    async def list_audit(request: Request, since: QueryTime = None, until: QueryTime = None,
                          actor: str | None = Query(None, max_length=200, description="a token's name, or system"),
                          target: str | None = Query(None, max_length=200, description="a stage, saga or job"),
                          verb: str | None = Query(None, max_length=200, description="e.g. pause, saga cancel"),
                          pipeline: str | None = Query(None, max_length=200),
+                         order: Literal["oldest", "newest"] = Query("oldest", description="newest: newest first"),
                          page_size: int = Query(100, ge=1, le=1000), page_token: str | None = page_q,
                          who: str = VIEWER) -> JSONResponse:
-        f = m.AuditFilter(since=since, until=until, actor=actor, target=target, verb=verb, pipeline=pipeline)
+        f = m.AuditFilter(since=since, until=until, actor=actor, target=target, verb=verb, pipeline=pipeline,
+                          newest_first=order == "newest")
         items, token, total = audit.listing(running().store, f, page_size, page_token)
         return respond(AuditEntryList(items=items, next_page_token=token, total=total))
 

@@ -74,11 +74,12 @@ def record(store: Store, verb: str, *, target: str, pipeline: str | None = None,
 
 def listing(store: Store, f: m.AuditFilter, page_size: int,
             page_token: str | None) -> tuple[list[m.AuditEntry], str | None, int]:
-    """One page of the trail, oldest first, as the DLQ list pages (a token is the last sequence number)."""
+    """One page of the trail, oldest first (or newest first: `f.newest_first`), as the DLQ list pages
+    (a token is the last sequence number)."""
     q = AuditQuery(since=to_ts(f.since), until=to_ts(f.until), actor=f.actor or None, verb=f.verb or None,
                    target=f.target or None, pipeline=f.pipeline or None)
     total = store.audit_total(q)
-    rows = store.audit_rows(q, after=decode_token(page_token), limit=page_size + 1)
+    rows = store.audit_rows(q, after=decode_token(page_token), limit=page_size + 1, newest_first=f.newest_first)
     more = len(rows) > page_size
     rows = rows[:page_size]
     token = encode_token(rows[-1]["seq"]) if more and rows else None

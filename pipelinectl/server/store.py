@@ -664,9 +664,13 @@ class Store:
         return self._run(f"INSERT INTO audit({','.join(row)}) VALUES ({','.join('?' * len(row))})",
                          list(row.values())).lastrowid
 
-    def audit_rows(self, q: AuditQuery, *, after: int = 0, limit: int) -> list[Row]:
-        """Matching entries, oldest first, from sequence number `after` (exclusive)."""
+    def audit_rows(self, q: AuditQuery, *, after: int = 0, limit: int, newest_first: bool = False) -> list[Row]:
+        """Matching entries, oldest first, from sequence number `after` (exclusive); newest first, below
+        `after` (0: from the newest)."""
         where, args = q.where()
+        if newest_first:
+            return self._all(f"SELECT * FROM audit WHERE {where} AND (?=0 OR seq<?) ORDER BY seq DESC LIMIT ?",
+                             [*args, after, after, limit])
         return self._all(f"SELECT * FROM audit WHERE {where} AND seq>? ORDER BY seq LIMIT ?", [*args, after, limit])
 
     def audit_total(self, q: AuditQuery) -> int:

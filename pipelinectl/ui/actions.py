@@ -1,7 +1,8 @@
-"""Page actions: pause, resume, drain, scale, DLQ redrive, saga retry and force-fail.
+"""Page actions: pause, resume, drain, scale, limit, disable, enable, DLQ redrive, saga retry,
+force-fail, cancel and advance.
 
 Each runs through the CLI verb's own flow (pipelinectl.cli.stage.change_stage,
-cli.dlq.plan_bulk/apply_bulk, cli.saga.retry_saga/force_fail_saga): the same
+cli.dlq.plan_bulk/apply_bulk, cli.saga.retry_saga/force_fail_saga/cancel_saga/advance_saga): the same
 validation, idempotency key, audit line, and the plane's own role check. An
 action has two steps, both POSTs that the app lets through only with writes on
 and a valid CSRF token:
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 
     from .planes import Plane
 
-STAGE_VERBS = ("pause", "resume", "drain", "scale")
-ACTIONS = (*STAGE_VERBS, "dlq-redrive", "saga-retry", "saga-force-fail")
+STAGE_VERBS = ("pause", "resume", "drain", "scale", "limit", "disable", "enable")
+SAGA_ACTIONS = ("saga-retry", "saga-force-fail", "saga-cancel", "saga-advance")
+ACTIONS = (*STAGE_VERBS, "dlq-redrive", *SAGA_ACTIONS)
 PLAN_SECONDS = 300.0
 SHOWN_IDS = 10
 
@@ -121,7 +123,7 @@ def plan(plane: Plane, plans: Plans, form: dict[str, Any]) -> Confirmation:
         confirmation = plane.call(lambda s: _plan_stage(s, plane, action, pipeline, form))
     elif action == "dlq-redrive":
         confirmation = plane.call(lambda s: _plan_redrive(s, plane, plans, pipeline, form))
-    elif action in ("saga-retry", "saga-force-fail"):
+    elif action in SAGA_ACTIONS:
         confirmation = plane.call(lambda s: _plan_saga(s, plane, action, pipeline, form))
     else:
         raise UsageError(f"unknown action '{action}'", hint=f"choose from {', '.join(ACTIONS)}")
@@ -129,20 +131,49 @@ def plan(plane: Plane, plans: Plans, form: dict[str, Any]) -> Confirmation:
     return confirmation
 
 
+def _knobs(verb: str, form: dict[str, Any]) -> dict[str, Any]:
+    """The options of `limit` (rate, burst, or clear) and `disable` (reason) as the page sent them;
+    change_stage checks them (the rate by pipelinectl.rates) before anything is read or sent."""
+    if verb == "limit":
+        if _text(form, "clear") is not None:
+            return {"clear": True}
+        return {"rate": _text(form, "rate"), "burst": _int(form, "burst", "burst")}
+    if verb == "disable":
+        return {"reason": _text(form, "reason")}
+    return {}
+
+
 def _plan_stage(session: Session, plane: Plane, verb: str, pipeline: str, form: dict[str, Any]) -> Confirmation:
     from pipelinectl.cli.stage import change_stage
 
     stage = _required(form, "stage")
     parallelism = _int(form, "parallelism", "parallelism") if verb == "scale" else None
-    change = change_stage(session, verb, stage, pipeline=pipeline, parallelism=parallelism, dry_run=True)
+    knobs = _knobs(verb, form)
+    change = change_stage(session, verb, stage, pipeline=pipeline, parallelism=parallelism, dry_run=True, **knobs)
     fields = {"action": verb, "p": pipeline, "stage": change.stage}
+    what = f"{verb} stage '{change.stage}'"
+    title = verb.capitalize()
     if verb == "scale":
         fields["parallelism"] = str(parallelism)
         if change.before is not None:
             fields["version"] = str(change.before.version)
-    what = f"{verb} stage '{change.stage}'" + (f" to parallelism {parallelism}" if verb == "scale" else "")
-    return Confirmation(title=verb.capitalize(), question=f"{what} {_where(plane, pipeline)}?",
-                        answer=f"The plane says it would leave it {change.summary}.", fields=fields)
+        what += f" to parallelism {parallelism}"
+    elif verb == "limit" and knobs.get("clear"):
+        fields["clear"] = "1"
+        what, title = f"clear the rate limit of stage '{change.stage}'", "Clear limit"
+    elif verb == "limit":  # the rate and burst as the plane will apply them (a default burst made explicit)
+        limit = change.after.rate_limit
+        rate, burst = (limit.rate, limit.burst) if limit is not None else (knobs["rate"], knobs["burst"])
+        fields["rate"] = str(rate)
+        if burst is not None:
+            fields["burst"] = str(burst)
+        what += f" to {rate}" + (f" (burst {burst})" if burst is not None else "")
+    elif verb == "disable":
+        fields["reason"] = knobs["reason"]
+    answer = f"The plane says it would leave it {change.summary}."
+    if verb == "disable":
+        answer += " Items then flow past it unprocessed, each recorded for 'pipelinectl replay --skipped'."
+    return Confirmation(title=title, question=f"{what} {_where(plane, pipeline)}?", answer=answer, fields=fields)
 
 
 def _plan_redrive(session: Session, plane: Plane, plans: Plans, pipeline: str, form: dict[str, Any]) -> Confirmation:
@@ -169,23 +200,42 @@ def _plan_redrive(session: Session, plane: Plane, plans: Plans, pipeline: str, f
         details=details)
 
 
-def _plan_saga(session: Session, plane: Plane, action: str, pipeline: str, form: dict[str, Any]) -> Confirmation:
-    from pipelinectl.cli.saga import describe_saga, force_fail_saga, retry_saga
+def _saga_change(session: Session, action: str, pipeline: str, form: dict[str, Any], *, dry_run: bool) -> Any:
+    """The saga verb's flow for a page action; advance's --result is JSON, checked before anything is read."""
+    from pipelinectl.cli.saga import advance_saga, cancel_saga, force_fail_saga, parse_result, retry_saga
 
     saga_id = _required(form, "id")
     reason = _text(form, "reason")
     if action == "saga-retry":
-        change = retry_saga(session, saga_id, reason, pipeline=pipeline, dry_run=True)
-        verb = "retry"
+        return retry_saga(session, saga_id, reason, pipeline=pipeline, dry_run=dry_run)
+    if action == "saga-force-fail":
+        return force_fail_saga(session, saga_id, reason, pipeline=pipeline, dry_run=dry_run, yes=True)
+    if action == "saga-cancel":
+        return cancel_saga(session, saga_id, reason, pipeline=pipeline, dry_run=dry_run, yes=True)
+    result = parse_result(_text(form, "result"))
+    return advance_saga(session, saga_id, _text(form, "step"), reason, result=result, pipeline=pipeline,
+                        dry_run=dry_run, yes=True)
+
+
+def _plan_saga(session: Session, plane: Plane, action: str, pipeline: str, form: dict[str, Any]) -> Confirmation:
+    from pipelinectl.cli.saga import _would, describe_saga
+
+    change = _saga_change(session, action, pipeline, form, dry_run=True)
+    verb = action.removeprefix("saga-")
+    fields = {"action": action, "p": pipeline, "id": change.before.id}
+    for key in ("reason", "step", "result"):
+        if _text(form, key) is not None:
+            fields[key] = str(_text(form, key))
+    question = f"{verb.capitalize()} {describe_saga(change.before)} {_where(plane, pipeline)}?"
+    if action == "saga-advance":
+        question = (f"Advance {describe_saga(change.before)} {_where(plane, pipeline)}, recording step "
+                    f"'{fields['step']}' as done by hand?")
+    if action in ("saga-retry", "saga-force-fail"):
+        answer = f"The plane says it would leave it {change.after.status}."
     else:
-        change = force_fail_saga(session, saga_id, reason, pipeline=pipeline, dry_run=True)
-        verb = "force-fail"
-    fields = {"action": action, "p": pipeline, "id": saga_id}
-    if reason:
-        fields["reason"] = reason
-    return Confirmation(title=verb.capitalize(),
-                        question=f"{verb.capitalize()} {describe_saga(change.before)} {_where(plane, pipeline)}?",
-                        answer=f"The plane says it would leave it {change.after.status}.", fields=fields)
+        answer = f"The plane says it {_would(change.before, change.after)}."
+    details = [f"result: {fields['result']}"] if "result" in fields else []
+    return Confirmation(title=verb.capitalize(), question=question, answer=answer, fields=fields, details=details)
 
 
 # -- apply ------------------------------------------------------------------------------------------------
@@ -199,7 +249,7 @@ def apply(plane: Plane, plans: Plans, form: dict[str, Any]) -> Outcome:
     if action == "dlq-redrive":
         bulk = plans.take(plane.name, _required(form, "plan"))
         return plane.call(lambda s: _confirmed(s, typed, lambda: _apply_redrive(s, plane, bulk)))
-    if action in ("saga-retry", "saga-force-fail"):
+    if action in SAGA_ACTIONS:
         return plane.call(lambda s: _confirmed(s, typed, lambda: _apply_saga(s, plane, action, pipeline, form)))
     raise UsageError(f"unknown action '{action}'", hint=f"choose from {', '.join(ACTIONS)}")
 
@@ -220,15 +270,23 @@ def _confirmed(session: Session, typed: str | None, run: Any) -> Any:
 
 
 def _apply_stage(session: Session, verb: str, pipeline: str, form: dict[str, Any]) -> Outcome:
+    from pipelinectl.cli.common import plural
     from pipelinectl.cli.stage import change_stage
 
     change = change_stage(session, verb, _required(form, "stage"), pipeline=pipeline,
                           parallelism=_int(form, "parallelism", "parallelism") if verb == "scale" else None,
-                          expected_version=_int(form, "version", "version") if verb == "scale" else None)
+                          expected_version=_int(form, "version", "version") if verb == "scale" else None,
+                          **_knobs(verb, form))
     details = []
     if verb == "drain":
         details.append(f"'{change.stage}' stays paused once drained and the stages before it back up; "
                        "resume it when done")
+    elif verb == "disable":
+        details.append(f"items now flow past '{change.stage}' unprocessed, each recorded; after enabling it, "
+                       f"process them with 'pipelinectl replay --skipped {change.stage}'")
+    elif verb == "enable" and change.after.bypassed:
+        details.append(f"{plural(change.after.bypassed, 'item')} went past '{change.stage}' unprocessed while it "
+                       f"was disabled; process them with 'pipelinectl replay --skipped {change.stage}'")
     return Outcome(f"stage {change.target}: {change.summary}", details)
 
 
@@ -246,12 +304,6 @@ def _apply_redrive(session: Session, plane: Plane, bulk: BulkPlan) -> Outcome:
 
 
 def _apply_saga(session: Session, plane: Plane, action: str, pipeline: str, form: dict[str, Any]) -> Outcome:
-    from pipelinectl.cli.saga import force_fail_saga, retry_saga
-
-    saga_id = _required(form, "id")
-    reason = _text(form, "reason")
-    if action == "saga-retry":
-        change = retry_saga(session, saga_id, reason, pipeline=pipeline)
-    else:
-        change = force_fail_saga(session, saga_id, reason, pipeline=pipeline, yes=True)
-    return Outcome(f"saga {saga_id}: {change.after.status} (was {change.before.status}; context '{plane.name}')")
+    change = _saga_change(session, action, pipeline, form, dry_run=False)
+    return Outcome(f"saga {change.before.id}: {change.after.status} (was {change.before.status}; "
+                   f"context '{plane.name}')")

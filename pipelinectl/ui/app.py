@@ -218,6 +218,14 @@ def compact(value: Any) -> str:
     return str(value)
 
 
+def _page_number(text: str | None) -> int:
+    """A listing's `page=` (0-based); anything else is the first page."""
+    try:
+        return max(0, int(text or 0))
+    except ValueError:
+        return 0
+
+
 class NotFound(Exception):
     pass
 
@@ -282,6 +290,7 @@ class Dashboard:
         return HTMLResponse(self.render("_card.html", {
             "plane": plane, "driver": driver, "url": url, "problem": problem, "pipelines": rows,
             "has_dlq": plane.can("dlq-list"), "has_sagas": plane.can("saga-list"),
+            "has_audit": not problem and plane.can("audit"),
             "ms": round((time.perf_counter() - started) * 1000),
             "stamp": time.strftime("%H:%M:%S"), "current": plane.name == self.settings.current_context}))
 
@@ -358,14 +367,10 @@ class Dashboard:
         plane, name = self._plane(request), self._pipeline(request)
         q = request.query_params
         filters = {k: (q.get(k) or "").strip() or None for k in ("stage", "error_kind", "since", "until")}
-        try:
-            number = max(0, int(q.get("page") or 0))
-        except ValueError:
-            number = 0
         page, problem = None, None
         try:
             selection = plane.call(lambda s: build_selection(s, name, **filters))
-            page = self.cursors.page(plane, selection, q.get("browse"), number)
+            page = self.cursors.page(plane, selection, q.get("browse"), _page_number(q.get("page")))
         except Exception as exc:
             problem = Problem.of(exc, plane.session)
         stages = self._stages(plane.status(name, max_age=CARD_MAX_AGE), name)
@@ -381,6 +386,25 @@ class Dashboard:
         return self.page(request, "dlq_item.html", {
             "plane": plane, "name": name, "item_id": item_id, "item": item, "problem": problem,
             "payload": text, "more": more})
+
+    # -- audit trail ----------------------------------------------------------------------------------------
+    def audit(self, request: Request) -> Response:
+        """The plane's audit trail (`pipelinectl audit`), newest first, in cursor pages as the DLQ browser pages."""
+        from pipelinectl.model import AuditFilter
+
+        plane = self._plane(request)
+        q = request.query_params
+        name = (q.get("p") or "").strip() or None  # from a pipeline's tabs: its entries only
+        filters = {k: (q.get(k) or "").strip() or None for k in ("actor", "target", "verb")}
+        page, problem = None, None
+        try:
+            selection = AuditFilter(pipeline=name, newest_first=True, **filters)
+            page = self.cursors.page(plane, selection, q.get("browse"), _page_number(q.get("page")))
+        except Exception as exc:  # a driver without a trail says so in place (UnsupportedError)
+            problem = Problem.of(exc, plane.session)
+        return self.page(request, "audit.html", {
+            "plane": plane, "name": name, "filters": filters, "page": page, "problem": problem,
+            "page_size": PAGE_SIZE})
 
     # -- sagas --------------------------------------------------------------------------------------------
     def sagas(self, request: Request) -> Response:
@@ -488,6 +512,7 @@ def create_app(planes: Planes, settings: Settings) -> Guard:
         Route("/dlq/item", dashboard.dlq_item),
         Route("/sagas", dashboard.sagas),
         Route("/saga", dashboard.saga),
+        Route("/audit", dashboard.audit),
         Route("/act/{step:str}", dashboard.act, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

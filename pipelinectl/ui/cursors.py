@@ -1,6 +1,6 @@
-"""Cursor pages for the DLQ browser, over a driver's `dlq_list` iterator.
+"""Cursor pages for the DLQ browser and the audit view, over a driver's `dlq_list` / `audit_list` iterator.
 
-The protocol's `dlq_list` follows the plane's own cursor (page tokens) inside an
+The protocol's listings follow the plane's own cursor (page tokens) inside an
 iterator. A browse keeps that iterator open between page requests, so each
 "next page" asks the plane for one more page instead of starting over; the
 items already read stay for "previous" (up to KEEP_ITEMS, then the oldest go).
@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelinectl.model import DLQFilter, DLQItem
+    from pipelinectl.model import AuditEntry, AuditFilter, DLQFilter, DLQItem
 
     from .planes import Plane
+
+    Selection = DLQFilter | AuditFilter
 
 PAGE_SIZE = 50
 KEEP_ITEMS = 5000
@@ -33,7 +35,7 @@ class Browse:
     plane: Plane
     key: tuple[Any, ...]  # the selection it lists; another selection is another browse
     iterator: Any
-    items: list[DLQItem] = field(default_factory=list)
+    items: list[DLQItem | AuditEntry] = field(default_factory=list)
     dropped: int = 0  # items read and let go (KEEP_ITEMS)
     done: bool = False
     used: float = field(default_factory=time.monotonic)
@@ -52,7 +54,7 @@ class Browse:
 class Page:
     browse: str
     number: int  # 0-based
-    items: list[DLQItem]
+    items: list[Any]  # DLQItem or AuditEntry
     has_next: bool
     restarted: bool  # the browse asked for was gone: this is the first page of a new one
 
@@ -62,9 +64,15 @@ class Cursors:
         self._browses: dict[str, Browse] = {}
         self._lock = threading.Lock()
 
-    def page(self, plane: Plane, selection: DLQFilter, browse_id: str | None, number: int) -> Page:
-        key = (plane.name, selection.pipeline, selection.stage, selection.error_kind, selection.since,
-               selection.until)
+    def page(self, plane: Plane, selection: Selection, browse_id: str | None, number: int) -> Page:
+        """Page `number` of what `selection` lists (a DLQFilter: dead letters; an AuditFilter: the trail)."""
+        from pipelinectl.model import AuditFilter
+
+        if isinstance(selection, AuditFilter):
+            key: tuple[Any, ...] = (plane.name, selection)
+        else:
+            key = (plane.name, selection.pipeline, selection.stage, selection.error_kind, selection.since,
+                   selection.until)
         self._expire()
         with self._lock:
             browse = self._browses.get(browse_id or "")
@@ -95,8 +103,13 @@ class Cursors:
             has_next = len(browse.items) > start + PAGE_SIZE
         return Page(browse=browse.id, number=number, items=items, has_next=has_next, restarted=restarted)
 
-    def _start(self, plane: Plane, selection: DLQFilter, key: tuple[Any, ...]) -> Browse:
-        iterator = plane.call(lambda s: s.plane.dlq_list(selection, page_size=PAGE_SIZE * 2))
+    def _start(self, plane: Plane, selection: Selection, key: tuple[Any, ...]) -> Browse:
+        from pipelinectl.model import AuditFilter
+
+        if isinstance(selection, AuditFilter):
+            iterator = plane.call(lambda s: s.plane.audit_list(selection, page_size=PAGE_SIZE * 2))
+        else:
+            iterator = plane.call(lambda s: s.plane.dlq_list(selection, page_size=PAGE_SIZE * 2))
         browse = Browse(id=secrets.token_urlsafe(9), plane=plane, key=key, iterator=iter(iterator))
         evicted = []
         with self._lock:

@@ -167,3 +167,30 @@ def test_audit_read_access_filters_and_pages(tmp_path: Path) -> None:
         assert bad.status_code == 400
     finally:
         srv.stop()
+
+
+def test_audit_pages_newest_first_on_request(tmp_path: Path) -> None:
+    """`order=newest` (the dashboard's audit view): the same entries, newest first, paged below each token."""
+    srv = boot(tmp_path)
+    try:
+        for _ in range(3):
+            for verb in ("pause", "resume"):
+                assert call(srv, "POST", f"/v1/pipelines/trips/stages/book/{verb}", "operator", json={}).status_code == 200
+        oldest_first = audit(srv, target="book")
+        seen, token = [], None
+        while True:
+            page = call(srv, "GET", "/v1/audit", "viewer", params={"page_size": 4, "target": "book", "order": "newest",
+                                                                   **({"page_token": token} if token else {})})
+            assert page.status_code == 200, page.text
+            body = page.json()
+            assert body["total"] == 6
+            seen += body["items"]
+            token = body["next_page_token"]
+            if not token:
+                break
+        assert [e["id"] for e in seen] == [e["id"] for e in reversed(oldest_first)]
+        assert len(seen) == 6
+        assert call(srv, "GET", "/v1/audit", "viewer", params={"order": "sideways"}).status_code == 400
+        assert call(srv, "GET", "/v1/audit", "viewer", params={"since": "12"}).status_code == 400  # RFC 3339 only
+    finally:
+        srv.stop()

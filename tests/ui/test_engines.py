@@ -201,3 +201,39 @@ def test_the_demo_pipeline_page_beside_the_engines(page, ui) -> None:
     page.locator("#errors [data-ready]").wait_for(state="attached")
     shoot(page, "demo-pipeline", full_page=False)
     assert page.js_errors == []
+
+
+def test_knobs_nats_cannot_offer_are_not_offered_or_say_so_in_one_line(page, nats, tmp_path) -> None:
+    """NATS has no rate limit in items/s, no disable and no audit trail (its capabilities say so): the
+    page offers none of them, and a request for one anyway gets the driver's one-line unsupported answer."""
+    cli = CliEnv(tmp_path / "cli")
+    cli.config_path.parent.mkdir(parents=True, exist_ok=True)
+    cli.config_path.write_text(yaml.safe_dump({"current-context": "n", "contexts": {
+        "n": {"driver": "nats", "url": nats.url, "pipeline": STREAM}}}))
+    cli.config_path.chmod(0o600)
+    process = UiProcess(cli, "--allow-writes").start()
+    try:
+        page.goto(process.url)
+        page.goto(process.page_url("/pipeline", c="n", p=STREAM))
+        row = page.locator('.control-table tr[data-stage="parse"]')
+        row.locator('button[data-action="scale"]').wait_for()  # what NATS can do is offered
+        for action in ("limit", "limit-clear", "disable", "enable"):
+            assert page.locator(f'[data-action="{action}"]').count() == 0, action
+        assert page.locator('nav.tabs a:text-is("Audit trail")').count() == 0
+        csrf = page.evaluate("JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token']")
+        with process.client() as client:
+            for form in ({"action": "limit", "stage": "parse", "rate": "20/s"},
+                         {"action": "disable", "stage": "parse", "reason": "r"}):
+                answer = client.post("/act/plan", data={"c": "n", "p": STREAM, **form}, headers={"X-CSRF-Token": csrf})
+                assert answer.status_code == 200
+                assert 'data-code="UNIMPLEMENTED"' in answer.text, answer.text
+                assert f"&#39;{form['action']}&#39; is not supported by the nats driver" in answer.text
+                assert "Traceback" not in answer.text
+        page.goto(process.page_url("/audit", c="n", p=STREAM))
+        problem = page.locator(".problem.unsupported")
+        assert problem.inner_text() == "'audit' is not supported by the nats driver"
+        assert problem.get_attribute("data-code") == "UNIMPLEMENTED"
+        shoot(page, "nats-audit-unsupported")
+    finally:
+        process.stop()
+    assert "Traceback" not in process.stderr()

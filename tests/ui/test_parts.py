@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelinectl.model import DLQFilter, DLQItem, Pipeline, Stage
+from pipelinectl.model import AuditEntry, AuditFilter, DLQFilter, DLQItem, Pipeline, Stage
 from tests.support.cli import CliEnv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,6 +144,7 @@ class _Plane:
         self.count = count
         self.listings = 0
         self.read = 0
+        self.selections: list = []
 
     def call(self, fn):
         plane = self
@@ -154,6 +155,15 @@ class _Plane:
                 for n in range(plane.count):
                     plane.read += 1
                     yield DLQItem(id=f"dlq-{n}", pipeline="p", stage="s", error_kind="validation", message="m")
+
+            def audit_list(self, selection, page_size=500):
+                from datetime import UTC, datetime
+
+                plane.listings += 1
+                plane.selections.append(selection)
+                for n in range(plane.count):
+                    plane.read += 1
+                    yield AuditEntry(id=f"audit-{n}", time=datetime.now(UTC), actor="a", verb="pause", target="s")
 
         class Session:
             plane = Driver()
@@ -181,6 +191,23 @@ def test_cursor_pages_read_one_more_page_each_and_go_back_from_memory() -> None:
     assert fresh.browse not in (first.browse, other.browse) and not fresh.restarted
     gone = cursors.page(plane, selection, "no-such-browse", 2)
     assert gone.restarted and gone.number == 0 and gone.items == first.items
+    cursors.close()
+
+
+def test_the_audit_view_pages_the_trail_as_the_dlq_browser_pages() -> None:
+    from pipelinectl.ui.cursors import PAGE_SIZE, Cursors
+
+    plane, cursors = _Plane(PAGE_SIZE + 3), Cursors()
+    mine = AuditFilter(actor="ops", newest_first=True)
+    first = cursors.page(plane, mine, None, 0)
+    assert [e.id for e in first.items] == [f"audit-{n}" for n in range(PAGE_SIZE)] and first.has_next
+    second = cursors.page(plane, mine, first.browse, 1)
+    assert len(second.items) == 3 and not second.has_next and plane.listings == 1
+    assert plane.selections == [mine]  # the filter reaches the driver as given, newest first included
+    other = cursors.page(plane, AuditFilter(actor="ops", verb="limit", newest_first=True), first.browse, 1)
+    assert other.restarted and other.browse != first.browse and plane.listings == 2
+    dlq = cursors.page(plane, DLQFilter(pipeline="p"), None, 0)
+    assert dlq.items[0].id == "dlq-0"
     cursors.close()
 
 

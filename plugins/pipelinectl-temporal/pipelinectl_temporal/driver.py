@@ -201,7 +201,7 @@ class TemporalControlPlane(UnsupportedVerbs):
             wid = execution.get("workflowId") or ""
             events = self._history(ns, wid, execution.get("runId"))
             entries += mapping.audit_entries(wid, ns, events)
-        entries.sort(key=lambda e: e.time)
+        entries.sort(key=lambda e: e.time, reverse=selection.newest_first)
         for e in entries:
             if ((selection.since is None or e.time >= selection.since)
                     and (selection.until is None or e.time < selection.until)
