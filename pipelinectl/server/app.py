@@ -104,13 +104,26 @@ class AuditEntryList(m.ResourceList):
     items: list[m.AuditEntry] = field(default_factory=list)
 
 
+def _not_a_number(value: Any) -> Any:
+    """A time is RFC 3339, as documented; pydantic alone would read a bare number as Unix time."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("expected an RFC 3339 date-time, not a number")
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", value):
+        raise ValueError("expected an RFC 3339 date-time, not a number")
+    return value
+
+
+# Every time the API reads, in a query or a body.
+Rfc3339Time = Annotated[datetime | None, BeforeValidator(_not_a_number)]
+
+
 class DryRunBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dry_run: bool = False
 
 
 class PauseBody(DryRunBody):
-    until: datetime | None = Field(None, description="resume automatically at this time (RFC 3339); "
+    until: Rfc3339Time = Field(None, description="resume automatically at this time (RFC 3339); "
                                    "must be in the future (else 422)")
 
 
@@ -146,23 +159,14 @@ class ReplayBody(DryRunBody):
     stage: str | None = Field(None, max_length=200, description="default: the pipeline's first stage")
     from_offset: int | None = Field(None, ge=0, le=MAX_OFFSET)
     to_offset: int | None = Field(None, ge=0, le=MAX_OFFSET, description="exclusive; greater than from_offset")
-    from_time: datetime | None = None
-    to_time: datetime | None = Field(None, description="exclusive; after from_time")
+    from_time: Rfc3339Time = None
+    to_time: Rfc3339Time = Field(None, description="exclusive; after from_time")
 
 
 ErrorKindLit = Literal["validation", "transient", "persistent", "fatal"]
 SagaStatusLit = Literal["running", "compensating", "completed", "compensated", "failed", "stuck", "cancelled"]
 FILTERS = ("stage", "error_kind", "since", "until")
 
-
-def _not_a_number(value: Any) -> Any:
-    """A time in a query is RFC 3339, as documented; pydantic alone would read a bare number as Unix time."""
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", value):
-        raise ValueError("expected an RFC 3339 date-time, not a number")
-    return value
-
-
-QueryTime = Annotated[datetime | None, BeforeValidator(_not_a_number)]
 
 
 class SelectBody(DryRunBody):
@@ -177,8 +181,8 @@ class SelectBody(DryRunBody):
     all: bool = False
     stage: str | None = Field(None, min_length=1, max_length=200)
     error_kind: ErrorKindLit | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Rfc3339Time = None
+    until: Rfc3339Time = None
 
 
 # One character that is not whitespace as Python's str.strip() sees it, spelled out: `\S` differs
@@ -591,8 +595,8 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
 
     @app.get("/v1/pipelines/{pipeline}/dlq", response_model=DLQItemList, tags=["dlq"], responses=READ)
     async def list_dlq(request: Request, pipeline: str, stage: str | None = Query(None, max_length=200),
-                       error_kind: ErrorKindLit | None = None, since: datetime | None = None,
-                       until: datetime | None = None, page_size: int = Query(100, ge=1, le=1000),
+                       error_kind: ErrorKindLit | None = None, since: Rfc3339Time = None,
+                       until: Rfc3339Time = None, page_size: int = Query(100, ge=1, le=1000),
                        page_token: str | None = page_q,
                        who: str = VIEWER) -> JSONResponse:
         p = running().pipeline(pipeline)
@@ -690,7 +694,7 @@ def create_app(runtime: Runtime | None, auth: Authenticator, *, stop_timeout: fl
                             lambda: p.sagas.advance(saga_id, body.step, body.reason, body.result, dry))
 
     @app.get("/v1/audit", response_model=AuditEntryList, tags=["audit"], responses=READ)
-    async def list_audit(request: Request, since: QueryTime = None, until: QueryTime = None,
+    async def list_audit(request: Request, since: Rfc3339Time = None, until: Rfc3339Time = None,
                          actor: str | None = Query(None, max_length=200, description="a token's name, or system"),
                          target: str | None = Query(None, max_length=200, description="a stage, saga or job"),
                          verb: str | None = Query(None, max_length=200, description="e.g. pause, saga cancel"),

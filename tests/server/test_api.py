@@ -104,6 +104,24 @@ def test_validation_errors_are_400_with_error_body(admin):
                  400, "INVALID_ARGUMENT")
 
 
+def test_every_time_the_api_reads_is_rfc3339_never_a_bare_number(admin):
+    """pydantic alone reads 12 or "12" as Unix time: a typo would select from 1970 on, so it is refused."""
+    before = stage(admin, "charge")
+    dlq_total = admin.get("/dlq").json()["total"]
+    for value in ("12", "1.5e9"):
+        assert_error(admin.get("/dlq", params={"since": value}), 400, "INVALID_ARGUMENT")
+        assert_error(admin.get("/dlq", params={"until": value}), 400, "INVALID_ARGUMENT")
+    for number in (12, 1.5e9):
+        assert_error(admin.post("/dlq/redrive", json={"since": number}), 400, "INVALID_ARGUMENT")
+        assert_error(admin.post("/dlq/purge", json={"until": number}), 400, "INVALID_ARGUMENT")
+        assert_error(admin.post("/replays", json={"from_time": number, "to_time": number + 60}), 400,
+                     "INVALID_ARGUMENT")
+        assert_error(admin.post("/stages/charge/pause", json={"until": number}), 400, "INVALID_ARGUMENT")
+    assert stage(admin, "charge")["version"] == before["version"]
+    assert admin.get("/dlq").json()["total"] >= dlq_total  # nothing redriven or purged
+    assert admin.get("/dlq", params={"since": "2026-01-01T00:00:00Z"}).status_code == 200
+
+
 @pytest.mark.parametrize("headers", [{"If-Match": "null"}, {"If-Match": ""}, {"If-Match": '"3'}, {"If-Match": "v3"},
                                      {"If-Match": '"1234567890123456789"'}])
 def test_if_match_must_be_a_version_as_documented(admin, headers):
