@@ -69,7 +69,7 @@ def change_stage(session: Session, verb: str, stage: str, *, pipeline: str | Non
     dry run on the plane | call -> audit. Nothing here prints: the caller shows the StageChange.
     A scale sends the stage version it reads, or `expected_version` when the caller read it
     earlier (the dashboard before its confirmation, a plan), so a change made meanwhile is a
-    conflict; the other verbs send `expected_version` only when given (a plan).
+    conflict; the other verbs send `expected_version` only when given (a plan, the dashboard).
     """
     if verb not in VERBS:
         raise UsageError(f"unknown stage verb '{verb}'", hint=f"choose from {', '.join(VERBS)}")

@@ -153,10 +153,10 @@ def _plan_stage(session: Session, plane: Plane, verb: str, pipeline: str, form: 
     fields = {"action": verb, "p": pipeline, "stage": change.stage}
     what = f"{verb} stage '{change.stage}'"
     title = verb.capitalize()
+    if change.before is not None:  # what the operator confirmed: a change made meanwhile is a conflict
+        fields["version"] = str(change.before.version)
     if verb == "scale":
         fields["parallelism"] = str(parallelism)
-        if change.before is not None:
-            fields["version"] = str(change.before.version)
         what += f" to parallelism {parallelism}"
     elif verb == "limit" and knobs.get("clear"):
         fields["clear"] = "1"
@@ -275,7 +275,7 @@ def _apply_stage(session: Session, verb: str, pipeline: str, form: dict[str, Any
 
     change = change_stage(session, verb, _required(form, "stage"), pipeline=pipeline,
                           parallelism=_int(form, "parallelism", "parallelism") if verb == "scale" else None,
-                          expected_version=_int(form, "version", "version") if verb == "scale" else None,
+                          expected_version=_int(form, "version", "version"),
                           **_knobs(verb, form))
     details = []
     if verb == "drain":
