@@ -151,7 +151,7 @@ class ControlPlane(Protocol):
     def saga_force_complete(self, pipeline: str, saga_id: str, reason: str, *,
                             dry_run: bool = False) -> Saga: ...
     def saga_cancel(self, pipeline: str, saga_id: str, reason: str, *, dry_run: bool = False) -> Saga:
-        """Graceful: no further forward steps; the completed ones are compensated in reverse; ends compensated."""
+        """Graceful: no further forward steps; the completed ones are compensated in reverse; ends cancelled."""
         ...
     def saga_advance(self, pipeline: str, saga_id: str, step: str, reason: str, *,
                      result: Any = None, dry_run: bool = False) -> Saga:

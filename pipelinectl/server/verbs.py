@@ -32,6 +32,7 @@ from .scheduler import Scheduler, StageRuntime, Work
 from .store import DLQQuery, Store, loads, now
 
 log = logging.getLogger("pipelinectl.server")
+DONE = {"redrive": "redriven", "purge": "purged"}  # a bulk DLQ verb's result, as the audit trail words it
 
 
 class PipelineRuntime:
@@ -258,21 +259,23 @@ class PipelineRuntime:
                               matched=[dlq_id(r["seq"]) for r in rows], failed=dict(failed))
         if dry_run:
             return result
-        for r in rows:
-            st = self.by_name.get(r["stage"])
-            if st is None:
-                result.failed[dlq_id(r["seq"])] = f"stage {r['stage']!r} no longer exists"
-                continue
-            first_seen = r["first_seen"]  # if it fails again, its DLQ entry keeps the original first sighting
-            # Accept into the stage and leave the DLQ in one transaction: never in both, never in neither.
-            with self.store.tx():
+        admitted: list[tuple[Any, Work]] = []
+        # Every move and the audit entry in one transaction: an item is never in both the DLQ and its stage,
+        # never in neither, and a redrive that happened is never missing from the trail.
+        with self.store.tx():
+            for r in rows:
+                st = self.by_name.get(r["stage"])
+                if st is None:
+                    result.failed[dlq_id(r["seq"])] = f"stage {r['stage']!r} no longer exists"
+                    continue
+                first_seen = r["first_seen"]  # if it fails again, its DLQ entry keeps the original first sighting
                 wid = self.store.add_work(self.name, st.name, r["key"], r["offset"], r["payload"], "redrive", first_seen)
                 self.store.drop_dead_letters([r["seq"]])
-            self.scheduler.admit(st, Work(wid, r["key"], r["offset"], loads(r["payload"]), "redrive", first_seen))
-            result.succeeded.append(dlq_id(r["seq"]))
-        # Each item moves in its own transaction; the entry follows the last of them.
-        with self.store.tx():
+                admitted.append((st, Work(wid, r["key"], r["offset"], loads(r["payload"]), "redrive", first_seen)))
+                result.succeeded.append(dlq_id(r["seq"]))
             self._audit_bulk(result, f)
+        for st, work in admitted:  # the workers see it only once it is committed
+            self.scheduler.admit(st, work)
         return result
 
     def _audit_bulk(self, result: m.BulkResult, f: m.DLQFilter) -> None:
@@ -281,7 +284,7 @@ class PipelineRuntime:
                                        ("until", m.format_time(f.until))) if v}
         audit.record(self.store, f"dlq {result.action}", pipeline=self.name, target=f.stage or "dlq",
                      arguments={**selection, "items": result.succeeded[:100]},
-                     result=f"{len(result.succeeded)} {result.action}d, {len(result.failed)} failed")
+                     result=f"{len(result.succeeded)} {DONE[result.action]}, {len(result.failed)} failed")
 
     def dlq_purge(self, f: m.DLQFilter, dry_run: bool = False) -> m.BulkResult:
         rows, failed = self._dlq_select(f)

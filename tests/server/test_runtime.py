@@ -135,6 +135,51 @@ def test_redrive_is_one_transaction_and_replay_skips_applied(tmp_path):
     assert db.execute("SELECT COUNT(*) FROM applied WHERE stage='b'").fetchone()[0] == 10
 
 
+def test_a_redrive_that_fails_midway_moves_nothing_and_audits_nothing(tmp_path):
+    """The moves and their audit entry are one transaction: a failure on the third item rolls back the first two."""
+    from pipelinectl.server import audit
+
+    async def reject(item):
+        raise ValueError("bad")
+
+    p = Pipeline("x")
+    p.add_stage(StageDef("a", reject))
+
+    async def scenario() -> None:
+        rt = Runtime([p], tmp_path / "x.db")
+        await rt.start()
+        pr = rt.pipeline("x")
+        for n in range(4):
+            await rt.submit("x", f"k{n}", n)
+        await until(lambda: pr.dlq_count() == 4)
+        drop = rt.store.drop_dead_letters
+        calls = {"n": 0}
+
+        def drop_then_fail(seqs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise sqlite3.OperationalError("disk I/O error")
+            return drop(seqs)
+
+        rt.store.drop_dead_letters = drop_then_fail
+        try:
+            pr.dlq_redrive(m.DLQFilter(pipeline="x", all=True))
+        except sqlite3.OperationalError:
+            pass
+        else:
+            raise AssertionError("the failing store did not fail the redrive")
+        rt.store.drop_dead_letters = drop
+        assert pr.dlq_count() == 4 and not pr.stage("a").queue and pr.stage("a").processed == 0
+        trail, _, _ = audit.listing(rt.store, m.AuditFilter(verb="dlq redrive"), 10, None)
+        assert trail == []
+        result = pr.dlq_redrive(m.DLQFilter(pipeline="x", all=True))  # and it still works afterwards
+        trail, _, _ = audit.listing(rt.store, m.AuditFilter(verb="dlq redrive"), 10, None)
+        assert len(result.succeeded) == 4 and [e.result for e in trail] == ["4 redriven, 0 failed"]
+        await rt.stop(5)
+
+    asyncio.run(scenario())
+
+
 def test_one_coordinator_per_saga_and_adoption_after_its_lease(tmp_path):
     from pipelinectl.server import Step
     from pipelinectl.server import sagas as saga_module
