@@ -3,7 +3,9 @@
 Public (plugins' tests import it): `CliEnv` runs the installed `pipelinectl` executable
 in an isolated home; `ServerProcess` starts a real engine server on a free port with
 its own data dir and stops it by PID; `free_port`, `wait_for_port`; `eventually` (poll
-until something holds); `make_test_ca` (a throwaway CA and a server certificate for TLS tests).
+until something holds); `read_jsonl` (the whole lines of a log being written);
+`assert_knobs_unsupported` (a driver's refusals of the verbs it does not offer);
+`make_test_ca` (a throwaway CA and a server certificate for TLS tests).
 
 Every CLI run gets its own HOME, XDG config/state/cache dirs and no inherited
 PIPELINECTL_* variables, so tests never read or write the developer's config
@@ -31,6 +33,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+
+def pytest_configure(config: Any) -> None:
+    """Ctrl-C reaches every process a test starts, as it would from an operator's terminal.
+
+    A shell without job control starts a background command with SIGINT ignored, and a child inherits
+    that (Python then never raises KeyboardInterrupt): tests of Ctrl-C would fail for how pytest was
+    started. Loaded for the whole suite by `-p pipelinectl.testing` (pyproject's addopts).
+    """
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def executable() -> str:
@@ -90,9 +105,7 @@ class CliEnv:
         return self.state_home / "pipelinectl" / "audit.jsonl"
 
     def audit_lines(self) -> list[dict[str, Any]]:
-        if not self.audit_path.exists():
-            return []
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
+        return read_jsonl(self.audit_path)
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINECTL_")}
@@ -222,6 +235,33 @@ def run_pty(argv: list[str], *, env: dict[str, str], answers: list[tuple[str, st
     return Result(rc, seen.replace("\r\n", "\n"), "", tuple(argv[1:]), time.perf_counter() - started)
 
 
+def assert_knobs_unsupported(cli: CliEnv, driver: str, stage: str, *, saga: str = "saga-1",
+                             having: frozenset[str] = frozenset()) -> None:
+    """Each knob and saga-admin verb a driver does not offer exits 7 naming the verb, in a line or two,
+    and the client's audit log has it as an error, never as done; `having` names the verbs it does offer."""
+    invocations = {
+        "limit": ("limit", stage, "--rate", "50/s"),
+        "limit --clear": ("limit", stage, "--clear"),
+        "disable": ("disable", stage, "--reason", "drill"),
+        "enable": ("enable", stage),
+        "replay --skipped": ("replay", "--skipped", stage, "--yes"),
+        "saga cancel": ("saga", "cancel", saga, "--reason", "drill", "--yes"),
+        "saga advance": ("saga", "advance", saga, "--step", "charge", "--reason", "drill", "--yes"),
+        "audit": ("audit",),
+    }
+    audited = len(cli.audit_lines())
+    for name, argv in invocations.items():
+        if name in having:
+            continue
+        result = cli.run(*argv)
+        verb = name.removesuffix(" --clear")
+        assert result.rc == 7, (name, result)
+        assert f"'{verb}' is not supported by the {driver} driver" in result.stderr, (name, result.stderr)
+        assert result.stderr.count("\n") <= 2, (name, result.stderr)
+    done = [e for e in cli.audit_lines()[audited:] if not str(e.get("result", "")).startswith("error")]
+    assert done == [], f"a refused verb was audited as done: {done}"
+
+
 # -- real servers -------------------------------------------------------------------------------------------
 
 
@@ -239,6 +279,18 @@ def eventually(probe: Any, *, timeout: float = 30.0, what: str = "condition", in
         time.sleep(interval)
     shown = f"; {detail()}" if detail is not None else ""
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}{shown}")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The whole JSON lines of a log another process is appending to.
+
+    A reader can catch a line mid-write, so a last line without its newline is left for the next read.
+    """
+    if not path.exists():
+        return []
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 def free_port() -> int:
@@ -441,10 +493,7 @@ class WorkerProcess:
             self.wait_for(lambda rows: any(r["action"] == "ready" for r in rows), timeout=ready_timeout)
 
     def rows(self, action: str | None = None) -> list[dict[str, Any]]:
-        if not self.out.exists():
-            return []
-        rows = [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
-        return [r for r in rows if action is None or r["action"] == action]
+        return [r for r in read_jsonl(self.out) if action is None or r["action"] == action]
 
     def processed_ids(self) -> list[str]:
         return [r["id"] for r in self.rows("processed")]

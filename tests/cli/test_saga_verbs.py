@@ -105,6 +105,65 @@ def test_query_batch_confirms_plans_and_follows_the_job(fake: Harness) -> None:
     assert len(fake.audit()) == 1
 
 
+def test_cancel_by_query_refuses_off_a_terminal_dry_runs_then_runs_one_batch(fake: Harness) -> None:
+    before = fake.snapshot()
+    refused = fake("saga", "cancel", "--query", "status = 'stuck'", "--reason", "called off")
+    assert refused.rc == ExitCode.USAGE and "refusing to cancel 1 saga matching" in refused.stderr, refused
+    dry = fake("saga", "cancel", "--query", "status = 'stuck'", "--reason", "called off", "--dry-run")
+    assert dry.rc == 0 and "cancel would act on 1 saga matching" in dry.stdout, dry
+    assert fake.snapshot() == before and fake.audit() == []
+    done = fake("saga", "cancel", "--query", "status = 'stuck'", "--reason", "called off", "--yes")
+    assert done.rc == 0, done
+    assert fake.plane.calls == [("saga_batch", ("cancel", "status = 'stuck'", "called off"))]
+    assert "batch job batch-1: cancel completed, 1 done, 0 failed of 1" in done.stdout
+    assert [(e["verb"], e["arguments"]["matched"]) for e in fake.audit()] == [("saga cancel", 1)]
+
+
+def _at_charge(fake: Harness, *ids: str) -> None:
+    import copy
+
+    for saga_id in ids:
+        fake.plane.sagas[saga_id] = copy.deepcopy(fake.plane.sagas["order-1"])
+        fake.plane.sagas[saga_id].id = saga_id
+
+
+def test_advance_by_query_acts_only_on_sagas_at_the_step_and_confirms_once(fake: Harness) -> None:
+    _at_charge(fake, "order-3")
+    before = fake.snapshot()
+    argv = ("saga", "advance", "--query", "WorkflowType = 'order'", "--step", "charge", "--reason", "paid by phone")
+    refused = fake(*argv)
+    assert refused.rc == ExitCode.USAGE and "refusing to advance step charge of 2 sagas" in refused.stderr, refused
+    dry = fake(*argv, "--dry-run")
+    assert dry.rc == 0 and "advance step charge of 2 sagas" in dry.stdout, dry
+    assert fake.snapshot() == before and fake.audit() == []
+    asked = fake(*argv, tty=True, stdin="y\n")
+    assert asked.rc == 0, asked
+    assert asked.stderr.count("Proceed?") == 1  # one question for the batch, not one per saga
+    assert sorted(c[1][0] for c in fake.plane.calls) == ["order-1", "order-3"]
+    assert all(c[0] == "saga_advance" and c[1][1]["step"] == "charge" for c in fake.plane.calls)
+    assert fake.plane.sagas["order-2"].status == "completed"  # not at the step: left alone
+    assert sorted(e["target"] for e in fake.audit()) == ["orders/order-1", "orders/order-3"]
+    none = fake(*argv, "--yes")
+    assert none.rc == 0 and "is at step charge; nothing was changed" in none.stdout, none
+
+
+def test_advance_by_query_goes_on_past_a_saga_that_moved_and_exits_conflict(fake: Harness) -> None:
+    _at_charge(fake, "order-3")
+    plane = fake.plane
+    advance = plane.saga_advance
+
+    def moved_meanwhile(pipeline, saga_id, step, reason, **kw):  # type: ignore[no-untyped-def]
+        if saga_id == "order-1" and not kw.get("dry_run"):
+            plane.sagas["order-1"].current_step = "ship"
+        return advance(pipeline, saga_id, step, reason, **kw)
+
+    plane.saga_advance = moved_meanwhile
+    result = fake("saga", "advance", "--query", "q", "--step", "charge", "--reason", "by hand", "--yes")
+    assert result.rc == ExitCode.CONFLICT, result
+    assert "1 saga of 2 could not be advanced" in result.stderr
+    assert [c[1][0] for c in plane.calls] == ["order-3"]
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -138,7 +197,7 @@ def test_a_driver_without_sagas_answers_exit_7(fake: Harness) -> None:
 
 
 def test_help_shows_examples(fake: Harness) -> None:
-    for sub in ("list", "inspect", "force-fail", "retry", "force-complete"):
+    for sub in ("list", "inspect", "force-fail", "retry", "force-complete", "cancel", "advance"):
         result = fake("saga", sub, "--help")
         assert result.rc == 0, result
         lines = [line.strip() for line in result.stdout.splitlines()]

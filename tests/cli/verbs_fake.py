@@ -37,6 +37,7 @@ from pipelinectl.model import (
     Stage,
 )
 from pipelinectl.plane import Capability, UnsupportedVerbs
+from pipelinectl.testing import read_jsonl
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -289,6 +290,20 @@ class FakePlane(UnsupportedVerbs):
         return self._saga_change("saga_force_complete", saga_id, "completed", ("running", "stuck", "compensating"),
                                  dry_run, reason=reason)
 
+    def saga_cancel(self, pipeline, saga_id, reason, *, dry_run=False):  # type: ignore[no-untyped-def]
+        return self._saga_change("saga_cancel", saga_id, "cancelled", ("running", "stuck"), dry_run, reason=reason)
+
+    def saga_advance(self, pipeline, saga_id, step, reason, *, result=None, dry_run=False):  # type: ignore[no-untyped-def]
+        current = self.saga_show(pipeline, saga_id).current_step
+        if current != step:
+            raise ConflictError(f"step {step!r} is not the current step of saga {saga_id!r} (it is {current!r})")
+        after = self._saga_change("saga_advance", saga_id, "running", ("running", "stuck"), dry_run,
+                                  step=step, reason=reason, result=result)
+        if not dry_run:  # on to the step after it (the fake's sagas have none: done stepping)
+            self.sagas[saga_id].completed_steps.append(step)
+            self.sagas[saga_id].current_step = after.current_step = None
+        return after
+
     def saga_batch(self, action, selection, reason, *, dry_run=False):  # type: ignore[no-untyped-def]
         matched = [s for s in self.sagas.values() if s.status == "stuck"]
         job = BatchJob(id="batch-1", action=action, query=selection.query or "", state="planned" if dry_run else "running",
@@ -359,9 +374,7 @@ class Harness:
         return run
 
     def audit(self) -> list[dict[str, Any]]:
-        if not self.audit_path.exists():
-            return []
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
+        return read_jsonl(self.audit_path)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the plane holds, to compare before/after refused input."""

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from pipelinectl_celery.testing import WorkerGroup, leftover
 
-from pipelinectl.testing import ServerProcess, eventually, free_port
+from pipelinectl.testing import ServerProcess, eventually, free_port, read_jsonl
 
 HERE = Path(__file__).parent
 REDIS = "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else shutil.which("redis-server")
@@ -71,10 +71,7 @@ class Workers(WorkerGroup):
         return super().start(name, queues, concurrency=concurrency, env={"TEST_PREFETCH": str(prefetch)}, **kw)
 
     def rows(self, action: str | None = None) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        rows = [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
-        return [r for r in rows if action is None or r["action"] == action]
+        return [r for r in read_jsonl(self.log) if action is None or r["action"] == action]
 
     def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition"):
         return eventually(predicate, timeout=timeout, what=what, interval=0.05,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from pipelinectl.testing import CliEnv, executable, free_port
+from pipelinectl.testing import CliEnv, assert_knobs_unsupported, executable, free_port
 
 try:
     from tests.support.cli import validate_output
@@ -92,6 +92,13 @@ def test_unsupported_verbs_exit_7_naming_the_verb(cli, nodes):
     assert drain.rc == 7 and "'drain' is not supported" in drain.stderr
     until = cli.run("pause", "cl.ship", "--until", "30m")
     assert until.rc == 7 and "'pause --until' is not supported" in until.stderr
+
+
+def test_knobs_and_saga_admin_exit_7_and_change_nothing(cli, nodes):
+    assert_knobs_unsupported(cli, "celery", "cl.ship")
+    status = json.loads(cli.run("status", "-o", "json").stdout)
+    [ship] = [s for s in (status["items"] if "items" in status else [status])[0]["stages"] if s["name"] == "cl.ship"]
+    assert ship["state"] == "running" and ship.get("rate_limit") is None
 
 
 def test_dlq_list_inspect_redrive_purge(cli, nodes, workers, admin):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pipelinectl_rabbitmq.testing import wait
 
-from pipelinectl.testing import CliEnv, executable
+from pipelinectl.testing import CliEnv, assert_knobs_unsupported, executable
 
 SCHEMA = Path(__file__).resolve().parents[3] / "docs" / "schema" / "output.schema.json"
 
@@ -167,6 +167,16 @@ def test_replay_dry_run_changes_nothing_and_unsupported_verbs(cli, rabbit, admin
         result = cli.run(*args)
         assert result.rc == 7 and f"'{verb}' is not supported by the rabbitmq driver" in result.stderr, result
         assert why in result.stderr and result.stderr.count("\n") <= 2
+
+
+def test_knobs_and_saga_admin_exit_7_and_change_nothing(cli, rabbit, admin):
+    q = admin.pipeline("cl6.orders")
+    _context(cli, rabbit, "cl6.")
+    assert_knobs_unsupported(cli, "rabbitmq", q)
+    doc = cli.run("status", "-o", "json").json()
+    [pipeline] = doc["items"] if "items" in doc else [doc]
+    [stage] = pipeline["stages"]
+    assert (stage["name"], stage["state"], stage.get("rate_limit")) == (q, "running", None)
 
 
 def test_wrong_credentials_exit_5_and_the_token_is_never_printed(cli, rabbit, admin):

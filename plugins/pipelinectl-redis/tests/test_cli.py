@@ -10,7 +10,7 @@ import time
 import pytest
 from pipelinectl_redis.testing import add_entries, start_redis
 
-from pipelinectl.testing import CliEnv, executable, free_port
+from pipelinectl.testing import CliEnv, assert_knobs_unsupported, executable, free_port
 from tests.support.cli import validate_output
 
 
@@ -63,6 +63,13 @@ def test_status_pause_resume_scale(cli, server, admin):
     assert saga.rc == 7 and "not supported by the redis driver" in saga.stderr
     drain = cli.run("drain", "parse")
     assert drain.rc == 7 and "drain" in drain.stderr and "pause the stage" in drain.stderr
+
+
+def test_knobs_and_saga_admin_exit_7_and_change_nothing(cli, server, admin):
+    admin.xgroup_create("cl7:in", "parse", id="0", mkstream=True)
+    _context(cli, server, "cl7")
+    assert_knobs_unsupported(cli, "redis", "parse")
+    assert admin.exists("pipelinectl:stage:{cl7:in}:parse") == 0  # no state written for a refused verb
 
 
 def test_replay_dry_run_changes_nothing_then_replays_once(cli, server, admin):

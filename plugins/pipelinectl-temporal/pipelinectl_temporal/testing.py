@@ -184,12 +184,9 @@ class SagaWorker:
 
     def records_of(self, order_id: str) -> list[dict[str, Any]]:
         """What really ran for this order, in order: {op, order, attempt} per activity run."""
-        import json
+        from pipelinectl.testing import read_jsonl
 
-        if not self.effects.exists():
-            return []
-        records = [json.loads(line) for line in self.effects.read_text().splitlines() if line.strip()]
-        return [r for r in records if r["order"] == order_id]
+        return [r for r in read_jsonl(self.effects) if r["order"] == order_id]
 
     def effects_of(self, order_id: str) -> list[str]:
         """The operations that really ran for this order, in order."""
