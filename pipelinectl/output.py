@@ -55,7 +55,7 @@ def _age(value: datetime | None) -> str:
     return f"{seconds}s"
 
 
-def _rate(value: float) -> str:
+def rate_text(value: float) -> str:
     return f"{value:.1f}/s" if value < 100 else f"{value:,.0f}/s"
 
 
@@ -81,12 +81,12 @@ def _joined(value: Any) -> Any:
     return value
 
 
-def _clip(text: Any, width: int = 60) -> str:
+def clip_text(text: Any, width: int = 60) -> str:
     text = _text(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _queue(stage: Any) -> str:
+def queue_text(stage: Any) -> str:
     return str(stage.queue_depth) if stage.queue_capacity is None else f"{stage.queue_depth}/{stage.queue_capacity}"
 
 
@@ -114,8 +114,8 @@ COLUMNS: dict[str, list[Column]] = {
         Column("PARALLELISM", lambda s: s.parallelism, drop=3,
                wide=lambda s: f"{s.parallelism} ({s.min_parallelism}-{s.max_parallelism})"),
         Column("IN-FLIGHT", lambda s: s.in_flight, drop=2),
-        Column("QUEUE", _queue, style=_queue_style),
-        Column("THROUGHPUT", lambda s: _rate(s.throughput), drop=1),
+        Column("QUEUE", queue_text, style=_queue_style),
+        Column("THROUGHPUT", lambda s: rate_text(s.throughput), drop=1),
         Column("LIMIT", lambda s: s.rate_limit.rate if s.rate_limit else "-", drop=2,
                wide=lambda s: f"{s.rate_limit.rate} burst {s.rate_limit.burst}" if s.rate_limit else "-",
                style=lambda s: "bold cyan" if s.rate_limit else ""),
@@ -320,7 +320,7 @@ class Grid:
 
     def _rows(self, layout: Layout) -> list[list[str]]:
         wrap = self.wide and not self.live
-        return [[row[i] if wrap or i not in layout.limited else _clip(row[i], layout.widths[i])
+        return [[row[i] if wrap or i not in layout.limited else clip_text(row[i], layout.widths[i])
                  for i in layout.kept] for row in self.cells]
 
     def plain(self, width: int | None) -> str:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
         DLQFilter,
         DLQItem,
         Pipeline,
-        ReplayJob,
         RateLimit,
+        ReplayJob,
         ReplayRequest,
         Saga,
         SagaFilter,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     )
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     """One verb (or verb option) a driver may support; shown by `plugin list`."""
 
     STATUS = "status"

@@ -23,7 +23,7 @@ def _group() -> None:
 
 def _register_columns() -> None:
     """Teach the shared renderer the Plugin table (kept here, next to the only command showing it)."""
-    from pipelinectl.output import COLUMNS, Column, _clip
+    from pipelinectl.output import COLUMNS, Column, clip_text
 
     COLUMNS.setdefault("Plugin", [
         Column("NAME", lambda p: p.name),
@@ -31,7 +31,7 @@ def _register_columns() -> None:
         Column("VERSION", lambda p: p.version or "-"),
         Column("FROM", lambda p: "built in" if p.builtin else p.distribution),
         Column("SUPPORTS", lambda p: _supports(p)),
-        Column("ERROR", lambda p: _clip(p.error, 60) if p.error else "-"),
+        Column("ERROR", lambda p: clip_text(p.error, 60) if p.error else "-"),
         Column("TARGET", lambda p: p.target, wide_only=True),
     ])
 

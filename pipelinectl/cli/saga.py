@@ -157,14 +157,14 @@ def _inspect(saga_id: str, pipeline: str | None) -> None:
 
 def _pending_row(p: dict[str, Any]) -> list[Any]:
     """One pending activity (Temporal's PendingActivityInfo as the driver maps it) as a table row."""
-    from pipelinectl.output import _clip
+    from pipelinectl.output import clip_text
 
     state = p.get("state") or "-"
     if p.get("paused") and state != "paused":
         state = f"{state} (paused)"
     attempt = p.get("attempt")
     return [p.get("activity_id") or "-", p.get("type") or "-", state, "-" if attempt is None else attempt,
-            _clip(p.get("last_failure"), 50), _when(p.get("next_retry"))]
+            clip_text(p.get("last_failure"), 50), _when(p.get("next_retry"))]
 
 
 def _when(value: Any) -> str:
@@ -344,7 +344,7 @@ def parse_result(text: str | None) -> Any:
                          hint='give a JSON value, e.g. --result \'{"payment": "manual-17"}\'') from None
 
 
-def _would(before: Saga, planned: Saga) -> str:
+def would_happen(before: Saga, planned: Saga) -> str:
     """What the plane's dry-run answer says would happen (docs/api.md): `details.would`, and the
     status it would leave the saga in; never the current status passed off as the outcome."""
     would = planned.details.get("would")
@@ -360,7 +360,7 @@ def _would(before: Saga, planned: Saga) -> str:
 def _report(session: Session, change: SagaChange) -> None:
     saga_id = change.before.id
     if change.dry_run:
-        dry_run_note(session, f"{change.verb} {describe_saga(change.before)} {_would(change.before, change.after)}")
+        dry_run_note(session, f"{change.verb} {describe_saga(change.before)} {would_happen(change.before, change.after)}")
     else:
         say(session, f"saga {saga_id}: {change.after.status} (was {change.before.status}; "
                      f"context '{context_label(session)}')")
@@ -407,7 +407,7 @@ def plan_saga(session: Session, verb: str, target: dict[str, Any], arguments: di
         arguments=arguments,
         preconditions=[plans.Precondition(f"saga/{before.id}",
                                           {"status": before.status, "current_step": before.current_step})],
-        summary=f"{action} {describe_saga(before)} {_would(before, change.after)}", result=change.after,
+        summary=f"{action} {describe_saga(before)} {would_happen(before, change.after)}", result=change.after,
         perform=lambda yes: _report(session, _run_flow(session, action, before.id, change.pipeline, arguments,
                                                        dry_run=False, yes=yes)))
 

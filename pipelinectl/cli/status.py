@@ -201,11 +201,11 @@ def _change_key(s: Any) -> tuple[Any, ...]:
 
 
 def _line(pipeline: str, s: Any) -> str:
-    from pipelinectl.output import _queue, _rate
+    from pipelinectl.output import queue_text, rate_text
 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return (f"{stamp} {pipeline}/{s.name} state={health(s)} parallelism={s.parallelism} in_flight={s.in_flight} "
-            f"queue={_queue(s)} throughput={_rate(s.throughput)} errors={s.error_rate * 100:.1f}% dlq={s.dlq_size}")
+            f"queue={queue_text(s)} throughput={rate_text(s.throughput)} errors={s.error_rate * 100:.1f}% dlq={s.dlq_size}")
 
 
 # -- all contexts -----------------------------------------------------------------

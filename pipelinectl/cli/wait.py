@@ -97,7 +97,7 @@ def parse_condition(text: str) -> Condition:
     return Condition(key, op, raw, f"{key}{op}{raw}")
 
 
-def _target(text: str | None, subject: str) -> str | None:
+def wait_target(text: str | None, subject: str) -> str | None:
     """`charge`, `stage/charge` or `stage=charge` (saga/ID, replayjob/ID likewise: pipelinectl.cli.targets)."""
     if text is None:
         return None
@@ -139,7 +139,7 @@ def wait(
         stage = parse_target(stage, "stage")
     limit = parse_duration(for_timeout, option="--for-timeout").total_seconds()
     subject = cond.subject
-    name = _target(target, subject)
+    name = wait_target(target, subject)
     if subject == "dlq":
         if name is not None:
             raise UsageError("dlq conditions take no TARGET; use --stage and --error-kind")

@@ -485,7 +485,7 @@ def _step(c: _Checker, raw: Any, path: tuple[Any, ...], phase: str, index: int, 
 
 def _check_wait_target(c: _Checker, spec: dict[str, Any], where: tuple[Any, ...]) -> None:
     """What `pipelinectl wait` would refuse with exit 2, refused here with the line instead."""
-    from pipelinectl.cli.wait import _target, parse_condition
+    from pipelinectl.cli.wait import parse_condition, wait_target
 
     try:
         subject = parse_condition(VAR.sub("0", str(spec.get("for", "")))).subject
@@ -501,7 +501,7 @@ def _check_wait_target(c: _Checker, spec: dict[str, Any], where: tuple[Any, ...]
         c.error(where, f"missing required field 'target' (the {subject} a {subject} condition is about)")
     elif isinstance(target, str):
         try:
-            named = _target(target, subject)
+            named = wait_target(target, subject)
         except UsageError as exc:
             c.error(where + ("target",), exc.message)
         else:

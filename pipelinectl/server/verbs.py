@@ -21,7 +21,6 @@ from typing import Any
 
 from pipelinectl import model as m
 from pipelinectl.errors import ConflictError, NotFoundError, StaleVersionError, UnprocessableError, UsageError
-
 from pipelinectl.rates import rate_limit
 
 from . import audit

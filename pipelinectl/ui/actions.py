@@ -218,7 +218,7 @@ def _saga_change(session: Session, action: str, pipeline: str, form: dict[str, A
 
 
 def _plan_saga(session: Session, plane: Plane, action: str, pipeline: str, form: dict[str, Any]) -> Confirmation:
-    from pipelinectl.cli.saga import _would, describe_saga
+    from pipelinectl.cli.saga import describe_saga, would_happen
 
     change = _saga_change(session, action, pipeline, form, dry_run=True)
     verb = action.removeprefix("saga-")
@@ -233,7 +233,7 @@ def _plan_saga(session: Session, plane: Plane, action: str, pipeline: str, form:
     if action in ("saga-retry", "saga-force-fail"):
         answer = f"The plane says it would leave it {change.after.status}."
     else:
-        answer = f"The plane says it {_would(change.before, change.after)}."
+        answer = f"The plane says it {would_happen(change.before, change.after)}."
     details = [f"result: {fields['result']}"] if "result" in fields else []
     return Confirmation(title=verb.capitalize(), question=question, answer=answer, fields=fields, details=details)
 

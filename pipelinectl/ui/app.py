@@ -39,6 +39,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from pipelinectl.errors import PipelinectlError
+from pipelinectl.output import clip_text
 
 from . import actions, graph
 from .cursors import PAGE_SIZE, Cursors
@@ -242,7 +243,7 @@ class Dashboard:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         env = self.templates.env
         env.globals.update(link=link, ui=settings)
-        env.filters.update(when=when, ago=ago, clip=graph.clip, compact=compact, duration=duration)
+        env.filters.update(when=when, ago=ago, clip=clip_text, compact=compact, duration=duration)
 
     # -- plumbing ----------------------------------------------------------------------------------------
     def _plane(self, request: Request) -> Plane:

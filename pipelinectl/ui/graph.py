@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipelinectl.output import clip_text
+
 if TYPE_CHECKING:
     from pipelinectl.model import Pipeline, Stage
 
@@ -45,10 +47,6 @@ def queue_level(stage: Stage) -> str:
     if stage.queue_depth >= stage.queue_capacity:
         return "full"
     return "busy" if stage.queue_depth >= FULL_AT * stage.queue_capacity else "ok"
-
-
-def clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 @dataclass
@@ -96,15 +94,15 @@ def shape_of(pipeline: Pipeline) -> str:
 def _stage_node(stage: Stage, x: int, y: int) -> Node:
     state = health(stage)
     shown = state if state in KNOWN_STATES else "other"
-    return Node(x=x, y=y, name=stage.name, label=clip(stage.name, 18), state=shown, stage=stage.name,
-                lines=[f"{clip(state, 10)} · ×{stage.parallelism}", f"in flight {stage.in_flight}"])
+    return Node(x=x, y=y, name=stage.name, label=clip_text(stage.name, 18), state=shown, stage=stage.name,
+                lines=[f"{clip_text(state, 10)} · ×{stage.parallelism}", f"in flight {stage.in_flight}"])
 
 
 def _input_node(pipeline: Pipeline, x: int, y: int) -> Node:
     lines = ["input"]
     if pipeline.input_offset is not None:
         lines = [f"offset {pipeline.input_offset}"]
-    return Node(x=x, y=y, name=pipeline.name, label=clip(pipeline.name, 18), state="input", lines=lines)
+    return Node(x=x, y=y, name=pipeline.name, label=clip_text(pipeline.name, 18), state="input", lines=lines)
 
 
 def _edge(a: Node, b: Node, stage: Stage) -> Edge:

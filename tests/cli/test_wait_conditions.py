@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelinectl.cli.wait import _target, parse_condition
+from pipelinectl.cli.wait import parse_condition, wait_target
 from pipelinectl.errors import UsageError
 
 
@@ -46,14 +46,14 @@ def test_malformed_conditions(text, message):
 
 
 def test_targets():
-    assert _target("stage/charge", "stage") == "charge"
-    assert _target("stage=charge", "stage") == "charge"
-    assert _target("charge", "stage") == "charge"
-    assert _target("saga/saga-order-000042", "saga") == "saga-order-000042"
-    assert _target("job/replay-1", "replay") == "replay-1"
-    assert _target(None, "dlq") is None
+    assert wait_target("stage/charge", "stage") == "charge"
+    assert wait_target("stage=charge", "stage") == "charge"
+    assert wait_target("charge", "stage") == "charge"
+    assert wait_target("saga/saga-order-000042", "saga") == "saga-order-000042"
+    assert wait_target("job/replay-1", "replay") == "replay-1"
+    assert wait_target(None, "dlq") is None
     with pytest.raises(UsageError, match="'saga/x' is a saga, not a stage"):
-        _target("saga/x", "stage")
+        wait_target("saga/x", "stage")
 
 
 def test_failing_is_a_state_to_wait_for_as_status_shows_it():

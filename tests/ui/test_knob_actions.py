@@ -46,11 +46,10 @@ def wired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[obj
         warnings.simplefilter("ignore")
         from starlette.testclient import TestClient
 
+    from pipelinectl import plugins
     from pipelinectl.cli.options import GlobalOptions
     from pipelinectl.ui.app import Settings, create_app
     from pipelinectl.ui.planes import Planes
-
-    from pipelinectl import plugins
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the plugin index, read afresh: nats installed

@@ -287,6 +287,15 @@ class StreamReader:
         self.close()
 
 
+def close_channel(channel: Any) -> None:
+    """Close a channel whatever state its connection is in; RabbitMQ requeues what it left unacknowledged."""
+    try:
+        if channel.is_open:
+            channel.close()
+    except Exception:  # a channel of a lost connection: RabbitMQ has requeued its messages already
+        pass
+
+
 def _quiet_pika() -> None:
     """pika logs every failed connection attempt at ERROR with a traceback; the error kinds say it once."""
     import logging

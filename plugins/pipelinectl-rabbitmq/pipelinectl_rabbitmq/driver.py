@@ -50,7 +50,7 @@ from pipelinectl.plugin_api import (
 )
 
 from . import control, dlq
-from .client import Amqp, Management, amqp_error, seg
+from .client import Amqp, Management, amqp_error, close_channel, seg
 from .control import CONTROL_STREAM, MAX_PREFETCH, StageState
 
 PREVIEW_CHARS = 512
@@ -458,7 +458,7 @@ class RabbitControlPlane(UnsupportedVerbs):
                 self.amqp.drop(vhost)
                 raise
             finally:
-                _close(channel)
+                close_channel(channel)
 
         # the message is the stage's whole state: sending it twice changes nothing
         retry(once, timeout=self.connection.timeout, what="stage control", trace=self.amqp.trace)
@@ -478,13 +478,13 @@ class RabbitControlPlane(UnsupportedVerbs):
         except Exception as exc:
             raise amqp_error(exc, f"checking {CONTROL_STREAM}", vhost=vhost) from None
         finally:
-            _close(probe)
+            close_channel(probe)
         channel = self.amqp.channel(vhost)
         try:
             self.amqp.call(f"declaring {CONTROL_STREAM}", lambda: channel.queue_declare(
                 CONTROL_STREAM, durable=True, arguments={"x-queue-type": "stream"}), vhost=vhost)
         finally:
-            _close(channel)
+            close_channel(channel)
 
     def _declare_ok(self, vhost: str, queue: str) -> Any:
         """The queue's own counts (queue.declare-ok), current, unlike the management API's sampled statistics."""
@@ -493,7 +493,7 @@ class RabbitControlPlane(UnsupportedVerbs):
             return self.amqp.call(f"reading {queue}", lambda: channel.queue_declare(queue, passive=True),
                                   vhost=vhost).method
         finally:
-            _close(channel)
+            close_channel(channel)
 
     def _live_consumers(self, vhost: str, queue: str) -> int:
         return int(self._declare_ok(vhost, queue).consumer_count)
@@ -767,7 +767,7 @@ class Peek:
             yield ids.assign(dlq.parse(queue, method, properties, body))
 
     def close(self) -> None:
-        _close(self.channel)
+        close_channel(self.channel)
         if self.depth is None:
             return
         expected = self.depth - self.removed
@@ -783,14 +783,6 @@ class Peek:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _close(channel: Any) -> None:
-    try:
-        if channel.is_open:
-            channel.close()
-    except Exception:  # a channel of a lost connection: RabbitMQ has requeued its messages already
-        pass
 
 
 def dlq_setup(plane: RabbitControlPlane, pipeline: str | None, queues: list[str], *, exchange: str = dlq.DEFAULT_EXCHANGE,

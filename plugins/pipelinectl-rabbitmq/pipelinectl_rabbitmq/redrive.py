@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pipelinectl.plugin_api import BulkResult, DLQFilter, PipelinectlError, UnavailableError
 
 from . import dlq
+from .client import close_channel
 
 if TYPE_CHECKING:
     from .driver import RabbitControlPlane
@@ -165,9 +166,8 @@ class Redrive:
                 if exc.reply_code == 404:
                     gone.add(target)
             finally:
-                from .driver import _close
 
-                _close(probe)
+                close_channel(probe)
         return gone
 
     def _put_back(self, queue: str, letter: dlq.Letter, props: Any, body: bytes) -> str:
@@ -180,6 +180,5 @@ class Redrive:
         except (PipelinectlError, Exception) as exc:
             return f"returned as unroutable after the commit, and putting it back failed: {exc}"
         finally:
-            from .driver import _close
 
-            _close(channel)
+            close_channel(channel)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pipelinectl.plugin_api import ReplayJob, ReplayRequest
 
 from . import dlq
+from .client import close_channel
 
 if TYPE_CHECKING:
     from .driver import RabbitControlPlane
@@ -109,9 +110,8 @@ class Replay:
                     reader.ack(method)
         finally:
             if writer is not None:
-                from .driver import _close
 
-                _close(writer)
+                close_channel(writer)
         job.state = "planned" if req.dry_run else "completed"
         if end_exists and last < end - 1 and job.total:
             job.state = "failed"
