@@ -132,7 +132,8 @@ class PipelineRuntime:
         with self.store.tx():
             if changes:
                 st.change(**changes)
-            result = f"{st.state}, parallelism {st.parallelism}, version {st.version}"
+            limit = f", limit {st.rate_limit.rate} (burst {st.rate_limit.burst})" if st.rate_limit else ""
+            result = f"{st.state}, parallelism {st.parallelism}{limit}, version {st.version}"
             audit.record(self.store, verb, pipeline=self.name, target=st.name, arguments=arguments, reason=reason,
                          result=result + ("" if changes else " (unchanged)"))
         return st.view()

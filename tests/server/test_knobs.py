@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from pipelinectl import model as m
 from pipelinectl.errors import ConflictError, UsageError
-from pipelinectl.server import Pipeline, Runtime, StageDef
+from pipelinectl.server import Pipeline, Runtime, StageDef, audit
 from tests.server.test_runtime import until
 
 pytestmark = pytest.mark.slow  # seconds of real throughput
@@ -55,6 +56,10 @@ def test_a_rate_limit_of_20_per_second_holds_and_clears_live_and_survives_a_rest
         view = rt.pipeline("rl").stage("work").view()
         assert view.rate_limit is not None and (view.rate_limit.rate, view.rate_limit.per_second,
                                                 view.rate_limit.burst) == ("3000/m", 50.0, 7)
+        trail, _, _ = audit.listing(rt.store, m.AuditFilter(verb="limit"), 10, None)
+        assert [e.result.split(", version")[0] for e in trail] == [  # each entry says what the stage was left with
+            "running, parallelism 4, limit 20/s (burst 20)", "running, parallelism 4",
+            "running, parallelism 4, limit 3000/m (burst 7)"]
         await rt.stop(5)
 
     asyncio.run(first_run())
